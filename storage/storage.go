@@ -1,0 +1,177 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	fositestorage "github.com/ory/fosite/storage"
+)
+
+// OAuth2Store is everything fosite needs: clients, authorization codes,
+// access and refresh token sessions, revocation, PKCE, OpenID Connect
+// sessions, pushed authorization requests, and transactions (fosite wraps
+// code exchange and refresh rotation in them).
+//
+// Semantics every backend honours (checked by storagetest):
+//   - Keys (signatures, codes, request URIs) are stored as HashKey(key).
+//   - GetAuthorizeCodeSession of an invalidated code returns the requester AND
+//     fosite.ErrInvalidatedAuthorizeCode.
+//   - GetRefreshTokenSession of an inactive refresh token returns the
+//     requester AND fosite.ErrInactiveToken.
+//   - RotateRefreshToken marks the old refresh token inactive (it is kept to
+//     detect reuse) and deletes the family's access tokens.
+//   - RevokeRefreshToken/RevokeAccessToken act on the whole request id.
+//   - Unknown keys return fosite.ErrNotFound; Get*Session accepts a nil
+//     session (revocation passes one).
+type OAuth2Store interface {
+	fosite.ClientManager
+	oauth2.CoreStorage
+	oauth2.TokenRevocationStorage
+	pkce.PKCERequestStorage
+	openid.OpenIDConnectRequestStorage
+	fosite.PARStorage
+	fositestorage.Transactional
+}
+
+// ClientStore manages OAuth clients as domain records.
+type ClientStore interface {
+	CreateClient(ctx context.Context, c *Client) error
+	// ClientByID returns a copy of the client; ErrNotFound if unknown.
+	ClientByID(ctx context.Context, id string) (*Client, error)
+	ListClients(ctx context.Context, opts ListOptions) ([]*Client, error)
+	// UpdateClient replaces the client if its stored Version equals
+	// expectVersion (ErrPreconditionFailed otherwise) and bumps Version.
+	UpdateClient(ctx context.Context, c *Client, expectVersion int64) error
+	// DeleteClient removes the client and every token session issued to it.
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// TokenRevoker is the incident-containment side of token storage.
+type TokenRevoker interface {
+	// RevokeTokensByClient deletes every access token and deactivates every
+	// refresh token issued to clientID; it returns how many were affected.
+	RevokeTokensByClient(ctx context.Context, clientID string) (int64, error)
+	// RevokeTokensBySubject does the same for every token of a user.
+	RevokeTokensBySubject(ctx context.Context, subject string) (int64, error)
+	// RevokeTokensBySubjectAndClient does it for one user's grant to one
+	// client (consent revocation).
+	RevokeTokensBySubjectAndClient(ctx context.Context, subject, clientID string) (int64, error)
+}
+
+// UserStore manages local users.
+type UserStore interface {
+	CreateUser(ctx context.Context, u *User) error
+	UserByID(ctx context.Context, id string) (*User, error)
+	// UserByUsername matches the username case-insensitively.
+	UserByUsername(ctx context.Context, username string) (*User, error)
+	ListUsers(ctx context.Context, opts ListOptions) ([]*User, error)
+	UpdateUser(ctx context.Context, u *User, expectVersion int64) error
+	DeleteUser(ctx context.Context, id string) error
+}
+
+// ConsentStore remembers consents per user and client.
+type ConsentStore interface {
+	// SaveConsent creates or replaces the consent of (Subject, ClientID).
+	SaveConsent(ctx context.Context, c *Consent) error
+	GetConsent(ctx context.Context, subject, clientID string) (*Consent, error)
+	ListConsents(ctx context.Context, subject string) ([]*Consent, error)
+	RevokeConsent(ctx context.Context, subject, clientID string) error
+}
+
+// LoginSessionStore keeps browser sessions server-side, so sign-out and
+// containment end them for real.
+type LoginSessionStore interface {
+	CreateLoginSession(ctx context.Context, s *LoginSession) error
+	// GetLoginSession returns ErrNotFound for unknown or expired sessions.
+	GetLoginSession(ctx context.Context, key string) (*LoginSession, error)
+	// TouchLoginSession updates LastSeen (idle timeout).
+	TouchLoginSession(ctx context.Context, key string, at time.Time) error
+	DeleteLoginSession(ctx context.Context, key string) error
+	DeleteLoginSessionsBySubject(ctx context.Context, subject string) (int64, error)
+}
+
+// SigningKeyStore persists the signing key ring.
+type SigningKeyStore interface {
+	CreateSigningKey(ctx context.Context, k *SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
+	// TransitionSigningKey moves kid from state `from` to `to`, setting the
+	// matching timestamp to at, only if it is still in `from`; otherwise
+	// ErrPreconditionFailed (another replica did it first).
+	TransitionSigningKey(ctx context.Context, kid string, from, to KeyState, at time.Time) error
+	// ResealSigningKey replaces the sealed private key bytes.
+	ResealSigningKey(ctx context.Context, kid string, sealed []byte) error
+	DeleteSigningKey(ctx context.Context, kid string) error
+}
+
+// APIKeyStore persists API keys.
+type APIKeyStore interface {
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	APIKeyByID(ctx context.Context, id string) (*APIKey, error)
+	ListAPIKeys(ctx context.Context, opts ListOptions) ([]*APIKey, error)
+	UpdateAPIKey(ctx context.Context, k *APIKey, expectVersion int64) error
+	// TouchAPIKeys records last use for many keys in one statement.
+	TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) error
+}
+
+// AuditStore is the append-only audit trail.
+type AuditStore interface {
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	// ListAudit returns matching events, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+}
+
+// BlockStore holds temporary blocks placed by anomaly detection or admins.
+type BlockStore interface {
+	PutBlock(ctx context.Context, b *Block) error
+	ListBlocks(ctx context.Context, now time.Time) ([]*Block, error)
+	DeleteBlock(ctx context.Context, kind, value string) error
+}
+
+// Locker runs scheduled work in exactly one replica.
+type Locker interface {
+	// TryLock takes the named lock if it is free and returns a release
+	// function; ok is false when another holder has it.
+	TryLock(ctx context.Context, name string) (release func(), ok bool, err error)
+}
+
+// Notifier announces changes that caches depend on (key ring, revoked API
+// keys, client updates) to every replica.
+type Notifier interface {
+	Notify(ctx context.Context, channel, payload string) error
+	// Subscribe delivers payloads published on channel until ctx ends.
+	Subscribe(ctx context.Context, channel string) (<-chan string, error)
+}
+
+// Janitor removes what has expired, in batches.
+type Janitor interface {
+	// DeleteExpired removes token sessions, codes, PKCE/OIDC/PAR rows,
+	// client assertion JTIs, login sessions and blocks that expired before
+	// `before`, at most batch rows per statement; it returns rows removed.
+	DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error)
+	// TrimAudit removes audit events older than before.
+	TrimAudit(ctx context.Context, before time.Time, batch int) (int64, error)
+}
+
+// Store is a whole backend.
+type Store interface {
+	OAuth2Store
+	ClientStore
+	TokenRevoker
+	UserStore
+	ConsentStore
+	LoginSessionStore
+	SigningKeyStore
+	APIKeyStore
+	AuditStore
+	BlockStore
+	Locker
+	Notifier
+	Janitor
+	// Ping reports whether the backend is reachable (readiness).
+	Ping(ctx context.Context) error
+	Close()
+}
