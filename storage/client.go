@@ -54,10 +54,10 @@ type Client struct {
 	JWKS *jose.JSONWebKeySet `json:"jwks,omitempty"`
 	// RequestObjectSigningAlg pins the algorithm of request objects. Empty
 	// means request objects are refused for this client.
-	RequestObjectSigningAlg string `json:"request_object_signing_alg"`
-	ApplicationType         string `json:"application_type"`
-	LogoURI                 string `json:"logo_uri,omitempty"`
-	ClientURI               string `json:"client_uri,omitempty"`
+	RequestObjectSigningAlg string   `json:"request_object_signing_alg"`
+	ApplicationType         string   `json:"application_type"`
+	LogoURI                 string   `json:"logo_uri,omitempty"`
+	ClientURI               string   `json:"client_uri,omitempty"`
 	Contacts                []string `json:"contacts,omitempty"`
 	// SkipConsent marks a first-party client whose users are not asked for
 	// consent.

@@ -5,12 +5,12 @@ import "time"
 // User is a local user account. AdminScopes is non-empty for people who may
 // sign in to the admin console; it lists the admin scopes they hold.
 type User struct {
-	ID           string    `json:"id"`
-	Username     string    `json:"username"`
-	Email        string    `json:"email"`
-	PasswordHash string    `json:"-"`
-	Disabled     bool      `json:"disabled"`
-	AdminScopes  []string  `json:"admin_scopes,omitempty"`
+	ID           string   `json:"id"`
+	Username     string   `json:"username"`
+	Email        string   `json:"email"`
+	PasswordHash string   `json:"-"`
+	Disabled     bool     `json:"disabled"`
+	AdminScopes  []string `json:"admin_scopes,omitempty"`
 	// TOTPSecretSealed is the console second factor's secret, sealed with
 	// the master secret. Empty when TOTP is not enrolled.
 	TOTPSecretSealed []byte    `json:"-"`
