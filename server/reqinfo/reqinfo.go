@@ -20,6 +20,7 @@ type Info struct {
 	mu       sync.Mutex
 	clientID string
 	subject  string
+	route    string
 }
 
 // With returns ctx carrying info.
@@ -79,4 +80,25 @@ func (i *Info) Subject() string {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.subject
+}
+
+// SetRoute records the matched route template (never the raw path, which may
+// carry ids). Nil-safe.
+func (i *Info) SetRoute(route string) {
+	if i == nil {
+		return
+	}
+	i.mu.Lock()
+	i.route = route
+	i.mu.Unlock()
+}
+
+// Route returns the matched route template, or "" when none matched.
+func (i *Info) Route() string {
+	if i == nil {
+		return ""
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.route
 }

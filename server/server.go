@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+)
+
+// Mounter is anything that adds its routes to a router: the OAuth provider,
+// the admin API, the console.
+type Mounter interface {
+	Register(r *mux.Router)
+}
+
+// MounterFunc adapts a function to Mounter.
+type MounterFunc func(r *mux.Router)
+
+// Register implements Mounter.
+func (f MounterFunc) Register(r *mux.Router) { f(r) }
+
+// Pinger reports whether the database is reachable; /readyz uses it.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config is everything the server needs, built by cmd/bulwark.
+type Config struct {
+	PublicAddr string
+	AdminAddr  string
+	// TLS, when non-nil, serves both listeners over TLS.
+	TLS    *tls.Config
+	Logger logrus.FieldLogger
+	DB     Pinger
+	// Public and Admin mount routes on each listener's router.
+	Public []Mounter
+	Admin  []Mounter
+	// PublicMiddleware and AdminMiddleware run inside the access log and
+	// panic recovery, outermost first.
+	PublicMiddleware []mux.MiddlewareFunc
+	AdminMiddleware  []mux.MiddlewareFunc
+	// Timeouts cut off slow clients. Zero values take the defaults below.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
+	Now                                                       func() time.Time
+}
+
+// Server holds the two handlers and, once Run is called, the listeners.
+type Server struct {
+	cfg    Config
+	public http.Handler
+	admin  http.Handler
+}
+
+// New validates cfg and builds both routers.
+func New(cfg Config) (*Server, error) {
+	var problems []error
+	if cfg.Logger == nil {
+		problems = append(problems, errors.New("server: Logger is required"))
+	}
+	if cfg.DB == nil {
+		problems = append(problems, errors.New("server: DB is required"))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	setDefault(&cfg.ReadHeaderTimeout, 5*time.Second)
+	setDefault(&cfg.ReadTimeout, 15*time.Second)
+	setDefault(&cfg.WriteTimeout, 30*time.Second)
+	setDefault(&cfg.IdleTimeout, 120*time.Second)
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 32 << 10
+	}
+	s := &Server{cfg: cfg}
+	s.public = s.buildRouter("public", cfg.PublicMiddleware, cfg.Public)
+	s.admin = s.buildRouter("admin", cfg.AdminMiddleware, cfg.Admin)
+	return s, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = v
+	}
+}
+
+func (s *Server) buildRouter(listener string, mw []mux.MiddlewareFunc, mounts []Mounter) http.Handler {
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	r.Use(recordRoute)
+	for _, m := range mw {
+		r.Use(m)
+	}
+	r.HandleFunc("/healthz", healthz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	for _, m := range mounts {
+		m.Register(r)
+	}
+	// mux runs middleware only for matched routes; the access log and panic
+	// recovery wrap the whole router so 404s and 405s are covered too.
+	return accessLog(s.cfg.Logger, listener, s.cfg.Now, recoverPanics(s.cfg.Logger, r))
+}
+
+// PublicHandler is the public listener's handler (for tests and embedding).
+func (s *Server) PublicHandler() http.Handler { return s.public }
+
+// AdminHandler is the admin listener's handler.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// Run serves both listeners until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, l := range []struct {
+		name, addr string
+		h          http.Handler
+	}{{"public", s.cfg.PublicAddr, s.public}, {"admin", s.cfg.AdminAddr, s.admin}} {
+		if l.addr == "" {
+			continue
+		}
+		srv := s.httpServer(l.addr, l.h)
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("server: listen %s on %s: %w", l.name, l.addr, err)
+		}
+		name := l.name
+		s.cfg.Logger.WithFields(logrus.Fields{"listener": name, "addr": ln.Addr().String(), "tls": s.cfg.TLS != nil}).Info("listening")
+		g.Go(func() error {
+			var err error
+			if s.cfg.TLS != nil {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("server: %s listener: %w", name, err)
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(shutdownCtx) //nolint:contextcheck // the serving ctx is already done
+		})
+	}
+	return g.Wait()
+}
+
+func (s *Server) httpServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		TLSConfig:         s.cfg.TLS,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          nil,
+	}
+}
