@@ -17,15 +17,15 @@ import (
 const MinSecretLen = 32
 
 const (
-	version    byte = 1
-	kidLen          = 8
-	nonceLen        = 12
-	tagLen          = 16
-	headerLen       = 1 + kidLen
-	overhead        = headerLen + nonceLen + tagLen
-	keyInfo         = "bulwark secretbox v1"
-	kidInfo         = "bulwark secretbox v1 key id"
-	derivedKeyLen   = 32
+	version       byte = 1
+	kidLen             = 8
+	nonceLen           = 12
+	tagLen             = 16
+	headerLen          = 1 + kidLen
+	overhead           = headerLen + nonceLen + tagLen
+	keyInfo            = "bulwark secretbox v1"
+	kidInfo            = "bulwark secretbox v1 key id"
+	derivedKeyLen      = 32
 )
 
 // ErrOpen is returned by Open for every failure: malformed blob, unknown
