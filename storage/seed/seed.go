@@ -1,0 +1,314 @@
+// Package seed applies a declarative file of clients and users to a store,
+// idempotently. It is how operators keep clients in Git and how tests set up
+// a server. Secrets in the file are hashed on import; only Argon2id hashes
+// reach the store.
+package seed
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+	"gopkg.in/yaml.v3"
+)
+
+// File is the seed document. Field names follow RFC 7591 for clients.
+type File struct {
+	Clients []Client `yaml:"clients" json:"clients"`
+	Users   []User   `yaml:"users" json:"users"`
+}
+
+// Client is one client declaration.
+type Client struct {
+	ClientID                    string          `yaml:"client_id" json:"client_id"`
+	ClientSecret                string          `yaml:"client_secret" json:"client_secret"`
+	ClientName                  string          `yaml:"client_name" json:"client_name"`
+	RedirectURIs                []string        `yaml:"redirect_uris" json:"redirect_uris"`
+	GrantTypes                  []string        `yaml:"grant_types" json:"grant_types"`
+	ResponseTypes               []string        `yaml:"response_types" json:"response_types"`
+	Scope                       string          `yaml:"scope" json:"scope"`
+	Audience                    []string        `yaml:"audience" json:"audience"`
+	TokenEndpointAuthMethod     string          `yaml:"token_endpoint_auth_method" json:"token_endpoint_auth_method"`
+	TokenEndpointAuthSigningAlg string          `yaml:"token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg"`
+	JWKS                        json.RawMessage `yaml:"-" json:"jwks"`
+	JWKSYAML                    map[string]any  `yaml:"jwks" json:"-"`
+	ApplicationType             string          `yaml:"application_type" json:"application_type"`
+	LogoURI                     string          `yaml:"logo_uri" json:"logo_uri"`
+	ClientURI                   string          `yaml:"client_uri" json:"client_uri"`
+	SkipConsent                 bool            `yaml:"skip_consent" json:"skip_consent"`
+	PKCEOptional                bool            `yaml:"pkce_optional" json:"pkce_optional"`
+	AccessTokenLifespan         Duration        `yaml:"access_token_lifespan" json:"access_token_lifespan"`
+	RefreshTokenLifespan        Duration        `yaml:"refresh_token_lifespan" json:"refresh_token_lifespan"`
+	IDTokenLifespan             Duration        `yaml:"id_token_lifespan" json:"id_token_lifespan"`
+}
+
+// User is one local user declaration.
+type User struct {
+	Username    string   `yaml:"username" json:"username"`
+	Password    string   `yaml:"password" json:"password"`
+	Email       string   `yaml:"email" json:"email"`
+	AdminScopes []string `yaml:"admin_scopes" json:"admin_scopes"`
+}
+
+// Duration accepts Go duration strings ("15m", "720h") in YAML and JSON.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use Go syntax such as 15m or 720h", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Parse reads a seed document in YAML or JSON (JSON is detected by a leading
+// '{'). Unknown fields are errors, so a typo is never silently ignored.
+func Parse(r io.Reader) (*File, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("seed: read: %w", err)
+	}
+	var f File
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) > 0 && trimmed[0] == '{' {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			return nil, fmt.Errorf("seed: parse JSON: %w", err)
+		}
+		return &f, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("seed: parse YAML: %w", err)
+	}
+	for i := range f.Clients {
+		if f.Clients[i].JWKSYAML != nil {
+			b, err := json.Marshal(f.Clients[i].JWKSYAML)
+			if err != nil {
+				return nil, fmt.Errorf("seed: clients[%d].jwks: %w", i, err)
+			}
+			f.Clients[i].JWKS = b
+		}
+	}
+	return &f, nil
+}
+
+// Store is what Apply needs of a backend.
+type Store interface {
+	storage.ClientStore
+	storage.UserStore
+}
+
+// Applier applies seed files.
+type Applier struct {
+	Store         Store
+	Hasher        fosite.Hasher
+	AllowedScopes []string
+	Now           func() time.Time
+}
+
+// Result counts what Apply changed.
+type Result struct {
+	ClientsCreated, ClientsUpdated, UsersCreated, UsersUpdated int
+}
+
+// Apply creates or updates every client and user in f. It validates the
+// whole file first and changes nothing if any entry is invalid.
+func (a *Applier) Apply(ctx context.Context, f *File) (Result, error) {
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	clients := make([]*storage.Client, len(f.Clients))
+	var problems []error
+	for i, sc := range f.Clients {
+		c, err := sc.toClient()
+		if err == nil {
+			err = c.Validate(a.AllowedScopes)
+		}
+		if err == nil && c.TokenEndpointAuthMethod != storage.AuthMethodNone && c.TokenEndpointAuthMethod != storage.AuthMethodPrivateKeyJWT && sc.ClientSecret == "" {
+			err = errors.New("client_secret is required for this token_endpoint_auth_method")
+		}
+		if err == nil && c.TokenEndpointAuthMethod == storage.AuthMethodNone && sc.ClientSecret != "" {
+			err = errors.New("a public client (token_endpoint_auth_method none) must not have a client_secret")
+		}
+		if err != nil {
+			problems = append(problems, fmt.Errorf("clients[%d] (%s): %w", i, sc.ClientID, err))
+		}
+		clients[i] = c
+	}
+	for i, u := range f.Users {
+		if strings.TrimSpace(u.Username) == "" || u.Password == "" {
+			problems = append(problems, fmt.Errorf("users[%d]: username and password are required", i))
+		}
+	}
+	if len(problems) > 0 {
+		return Result{}, fmt.Errorf("seed: %w", errors.Join(problems...))
+	}
+	var res Result
+	for i, c := range clients {
+		created, err := a.applyClient(ctx, c, f.Clients[i].ClientSecret, now())
+		if err != nil {
+			return res, err
+		}
+		if created {
+			res.ClientsCreated++
+		} else {
+			res.ClientsUpdated++
+		}
+	}
+	for _, u := range f.Users {
+		created, err := a.applyUser(ctx, u, now())
+		if err != nil {
+			return res, err
+		}
+		if created {
+			res.UsersCreated++
+		} else {
+			res.UsersUpdated++
+		}
+	}
+	return res, nil
+}
+
+func (sc Client) toClient() (*storage.Client, error) {
+	c := &storage.Client{
+		ID:                          sc.ClientID,
+		Name:                        sc.ClientName,
+		RedirectURIs:                sc.RedirectURIs,
+		GrantTypes:                  sc.GrantTypes,
+		ResponseTypes:               sc.ResponseTypes,
+		Scopes:                      strings.Fields(sc.Scope),
+		Audience:                    sc.Audience,
+		TokenEndpointAuthMethod:     sc.TokenEndpointAuthMethod,
+		TokenEndpointAuthSigningAlg: sc.TokenEndpointAuthSigningAlg,
+		ApplicationType:             sc.ApplicationType,
+		LogoURI:                     sc.LogoURI,
+		ClientURI:                   sc.ClientURI,
+		SkipConsent:                 sc.SkipConsent,
+		PKCEOptional:                sc.PKCEOptional,
+		AccessTokenLifespan:         time.Duration(sc.AccessTokenLifespan),
+		RefreshTokenLifespan:        time.Duration(sc.RefreshTokenLifespan),
+		IDTokenLifespan:             time.Duration(sc.IDTokenLifespan),
+	}
+	if c.TokenEndpointAuthMethod == "" {
+		c.TokenEndpointAuthMethod = storage.AuthMethodSecretBasic
+	}
+	if c.ApplicationType == "" {
+		c.ApplicationType = storage.AppTypeWeb
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{"authorization_code", "refresh_token"}
+	}
+	if len(c.ResponseTypes) == 0 && slices.Contains(c.GrantTypes, "authorization_code") {
+		c.ResponseTypes = []string{"code"}
+	}
+	if len(sc.JWKS) > 0 {
+		var ks jose.JSONWebKeySet
+		if err := json.Unmarshal(sc.JWKS, &ks); err != nil {
+			return nil, fmt.Errorf("jwks: %w", err)
+		}
+		for _, k := range ks.Keys {
+			if !k.IsPublic() {
+				return nil, errors.New("jwks: must contain public keys only")
+			}
+		}
+		c.JWKS = &ks
+	}
+	return c, nil
+}
+
+func (a *Applier) applyClient(ctx context.Context, c *storage.Client, secret string, now time.Time) (bool, error) {
+	existing, err := a.Store.ClientByID(ctx, c.ID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if secret != "" {
+			h, err := a.Hasher.Hash(ctx, []byte(secret))
+			if err != nil {
+				return false, fmt.Errorf("seed: hash secret of %s: %w", c.ID, err)
+			}
+			c.SecretHash = string(h)
+		}
+		c.CreatedAt, c.UpdatedAt = now, now
+		if err := a.Store.CreateClient(ctx, c); err != nil {
+			return false, fmt.Errorf("seed: create client %s: %w", c.ID, err)
+		}
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("seed: look up client %s: %w", c.ID, err)
+	}
+	// Keep the stored hash when the declared secret still matches it, so
+	// re-applying the same file does not pay Argon2id for every client.
+	c.SecretHash = existing.SecretHash
+	if secret == "" {
+		c.SecretHash = ""
+	} else if existing.SecretHash == "" || a.Hasher.Compare(ctx, []byte(existing.SecretHash), []byte(secret)) != nil {
+		h, err := a.Hasher.Hash(ctx, []byte(secret))
+		if err != nil {
+			return false, fmt.Errorf("seed: hash secret of %s: %w", c.ID, err)
+		}
+		c.SecretHash = string(h)
+	}
+	c.RotatedSecrets = existing.RotatedSecrets
+	c.Owner = existing.Owner
+	c.Disabled = existing.Disabled
+	c.CreatedAt, c.UpdatedAt = existing.CreatedAt, now
+	if err := a.Store.UpdateClient(ctx, c, existing.Version); err != nil {
+		return false, fmt.Errorf("seed: update client %s: %w", c.ID, err)
+	}
+	return false, nil
+}
+
+func (a *Applier) applyUser(ctx context.Context, su User, now time.Time) (bool, error) {
+	existing, err := a.Store.UserByUsername(ctx, su.Username)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		h, err := a.Hasher.Hash(ctx, []byte(su.Password))
+		if err != nil {
+			return false, fmt.Errorf("seed: hash password of %s: %w", su.Username, err)
+		}
+		u := &storage.User{ID: NewID(), Username: su.Username, Email: su.Email, PasswordHash: string(h), AdminScopes: su.AdminScopes, CreatedAt: now, UpdatedAt: now}
+		if err := a.Store.CreateUser(ctx, u); err != nil {
+			return false, fmt.Errorf("seed: create user %s: %w", su.Username, err)
+		}
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("seed: look up user %s: %w", su.Username, err)
+	}
+	u := *existing
+	u.Email = su.Email
+	u.AdminScopes = su.AdminScopes
+	u.UpdatedAt = now
+	if a.Hasher.Compare(ctx, []byte(existing.PasswordHash), []byte(su.Password)) != nil {
+		h, err := a.Hasher.Hash(ctx, []byte(su.Password))
+		if err != nil {
+			return false, fmt.Errorf("seed: hash password of %s: %w", su.Username, err)
+		}
+		u.PasswordHash = string(h)
+	}
+	if err := a.Store.UpdateUser(ctx, &u, existing.Version); err != nil {
+		return false, fmt.Errorf("seed: update user %s: %w", su.Username, err)
+	}
+	return false, nil
+}
+
+// NewID returns a random 128-bit identifier in hex.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

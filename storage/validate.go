@@ -1,0 +1,171 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Grant and response types Bulwark implements. Implicit, hybrid and the
+// password grant are deliberately absent (RFC 9700 §2.1.2, §2.4).
+var (
+	SupportedGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials"}
+	SupportedResponseTypes = []string{"code"}
+	SupportedAuthMethods   = []string{AuthMethodSecretBasic, AuthMethodSecretPost, AuthMethodPrivateKeyJWT, AuthMethodNone}
+)
+
+// ValidationError lists every problem found in a record, each naming its
+// field, so an operator fixes them in one pass.
+type ValidationError struct {
+	Problems []FieldProblem
+}
+
+// FieldProblem is one invalid field.
+type FieldProblem struct {
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Field + ": " + p.Problem
+	}
+	return "invalid: " + strings.Join(parts, "; ")
+}
+
+func (e *ValidationError) add(field, format string, args ...any) {
+	e.Problems = append(e.Problems, FieldProblem{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+// IsLoopbackHost reports whether host (without port) is a loopback address
+// or "localhost".
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// ValidateRedirectURI checks one redirect URI: absolute, no fragment, no
+// user info; https, or http only toward loopback; private-use schemes only
+// for native clients (RFC 8252 §7.1). URIs are parsed, never prefix-matched.
+func ValidateRedirectURI(raw string, native bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a valid URI")
+	}
+	switch {
+	case !u.IsAbs():
+		return errors.New("must be an absolute URI")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return errors.New("must not contain a fragment")
+	case u.User != nil:
+		return errors.New("must not contain user information")
+	}
+	switch u.Scheme {
+	case "https":
+		if u.Host == "" {
+			return errors.New("https URI needs a host")
+		}
+	case "http":
+		if !IsLoopbackHost(u.Hostname()) {
+			return errors.New("http is only allowed for loopback redirect URIs; use https")
+		}
+	default:
+		if !native {
+			return fmt.Errorf("scheme %q is only allowed for native clients", u.Scheme)
+		}
+		if !strings.Contains(u.Scheme, ".") {
+			return errors.New("a private-use scheme must be a reverse domain name (RFC 8252 §7.1)")
+		}
+	}
+	return nil
+}
+
+// Validate checks a client's metadata for consistency. allowedScopes, when
+// non-empty, is the set of scopes the server knows. It reports every
+// problem at once as a *ValidationError.
+func (c *Client) Validate(allowedScopes []string) error {
+	v := &ValidationError{}
+	if strings.TrimSpace(c.ID) == "" {
+		v.add("client_id", "is required")
+	} else if len(c.ID) > 128 || strings.ContainsAny(c.ID, " \t\r\n:") {
+		v.add("client_id", "must be at most 128 characters without spaces or colons")
+	}
+	if len(c.Name) > 200 {
+		v.add("client_name", "must be at most 200 characters")
+	}
+	if !slices.Contains(SupportedAuthMethods, c.TokenEndpointAuthMethod) {
+		v.add("token_endpoint_auth_method", "must be one of %s", strings.Join(SupportedAuthMethods, ", "))
+	}
+	if c.ApplicationType != "" && c.ApplicationType != AppTypeWeb && c.ApplicationType != AppTypeNative {
+		v.add("application_type", "must be web or native")
+	}
+	if len(c.GrantTypes) == 0 {
+		v.add("grant_types", "at least one grant type is required")
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(SupportedGrantTypes, g) {
+			v.add("grant_types", "unsupported grant type %q (supported: %s)", g, strings.Join(SupportedGrantTypes, ", "))
+		}
+	}
+	for _, rt := range c.ResponseTypes {
+		if !slices.Contains(SupportedResponseTypes, rt) {
+			v.add("response_types", "unsupported response type %q (only \"code\")", rt)
+		}
+	}
+	usesCode := slices.Contains(c.GrantTypes, "authorization_code")
+	if usesCode && !slices.Contains(c.ResponseTypes, "code") {
+		v.add("response_types", "must include \"code\" for the authorization_code grant")
+	}
+	if !usesCode && len(c.ResponseTypes) > 0 {
+		v.add("response_types", "must be empty unless the authorization_code grant is allowed")
+	}
+	if usesCode && len(c.RedirectURIs) == 0 {
+		v.add("redirect_uris", "at least one redirect URI is required for the authorization_code grant")
+	}
+	for i, r := range c.RedirectURIs {
+		if err := ValidateRedirectURI(r, c.IsNative()); err != nil {
+			v.add(fmt.Sprintf("redirect_uris[%d]", i), "%s", err.Error())
+		}
+	}
+	if c.TokenEndpointAuthMethod == AuthMethodNone {
+		if slices.Contains(c.GrantTypes, "client_credentials") {
+			v.add("grant_types", "a public client (token_endpoint_auth_method none) cannot use client_credentials")
+		}
+		if c.PKCEOptional {
+			v.add("pkce_optional", "public clients must use PKCE")
+		}
+	}
+	if c.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
+		v.add("jwks", "private_key_jwt needs the client's public keys in jwks")
+	}
+	if len(allowedScopes) > 0 {
+		for _, s := range c.Scopes {
+			if !slices.Contains(allowedScopes, s) {
+				v.add("scope", "unknown scope %q", s)
+			}
+		}
+	}
+	for field, raw := range map[string]string{"logo_uri": c.LogoURI, "client_uri": c.ClientURI} {
+		if raw == "" {
+			continue
+		}
+		if u, err := url.Parse(raw); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.add(field, "must be an absolute https URI")
+		}
+	}
+	if c.AccessTokenLifespan < 0 || c.RefreshTokenLifespan < 0 || c.IDTokenLifespan < 0 {
+		v.add("lifespans", "must not be negative")
+	}
+	if len(v.Problems) > 0 {
+		slices.SortStableFunc(v.Problems, func(a, b FieldProblem) int { return strings.Compare(a.Field, b.Field) })
+		return v
+	}
+	return nil
+}
