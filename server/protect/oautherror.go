@@ -1,0 +1,51 @@
+package protect
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// oauthError is the RFC 6749 §5.2 error body. Every refusal from this
+// package uses it so OAuth clients can parse what they get back.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// writeError writes an OAuth-style JSON error. The description is fixed
+// text chosen here or a parameter name, never a parameter value.
+func writeError(w http.ResponseWriter, status int, code, description string) {
+	body, _ := json.Marshal(oauthError{Error: code, Description: description})
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// retryAfterSeconds renders a wait as whole seconds rounded up, at least 1,
+// as RFC 9110 §10.2.3 wants a non-negative integer.
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}
+
+// Chain composes middleware into one, outermost first, so a route can be
+// given its own stack: r.Handle("/oauth2/token", protect.Chain(a, b)(h)).
+func Chain(mws ...mux.MiddlewareFunc) mux.MiddlewareFunc {
+	return func(h http.Handler) http.Handler {
+		for i := len(mws) - 1; i >= 0; i-- {
+			h = mws[i](h)
+		}
+		return h
+	}
+}

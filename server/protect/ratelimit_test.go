@@ -1,0 +1,201 @@
+package protect
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// echoBody answers 200 with the request body it received, proving the body
+// survived the middleware.
+var echoBody = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	_, _ = w.Write(b)
+})
+
+func postForm(t *testing.T, srv *httptest.Server, user string, form url.Values) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(user, "secret")
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestLimiterPerIP(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	var mu sync.Mutex
+	var blockedKeys []string
+	l := NewLimiter(RateConfig{
+		PerIP: map[string]Limit{ClassToken: {Rate: 0.5, Burst: 2}},
+		Now:   clk.Now,
+		OnBlock: func(_ *http.Request, key string) {
+			mu.Lock()
+			blockedKeys = append(blockedKeys, key)
+			mu.Unlock()
+		},
+	})
+	srv := httptest.NewServer(l.Middleware(ClassToken, ClientIDFromRequest)(echoBody))
+	defer srv.Close()
+
+	for i := 0; i < 2; i++ {
+		if resp := postForm(t, srv, "", url.Values{"a": {"1"}}); resp.StatusCode != 200 {
+			t.Fatalf("request %d within burst: status %d", i, resp.StatusCode)
+		}
+	}
+	resp := postForm(t, srv, "", url.Values{"a": {"1"}})
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("over burst: status %d, want 429", resp.StatusCode)
+	}
+	// One token needs 2 s at 0.5/s.
+	if ra := resp.Header.Get("Retry-After"); ra != "2" {
+		t.Fatalf("Retry-After = %q, want 2", ra)
+	}
+	if e := decodeOAuthError(t, resp); e.Error != "rate_limited" || e.Description == "" {
+		t.Fatalf("body = %+v", e)
+	}
+	if len(blockedKeys) != 1 || blockedKeys[0] != "ip:127.0.0.1" {
+		t.Fatalf("OnBlock keys = %v", blockedKeys)
+	}
+
+	clk.Advance(1500 * time.Millisecond) // 0.75 token: still empty, Retry-After rounds 0.5 s up to 1
+	resp = postForm(t, srv, "", nil)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("after 1.5s: status %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	clk.Advance(2 * time.Second) // refilled one token (the refused call took none)
+	if resp := postForm(t, srv, "", nil); resp.StatusCode != 200 {
+		t.Fatalf("after refill: status %d", resp.StatusCode)
+	}
+	if resp := postForm(t, srv, "", nil); resp.StatusCode != 429 {
+		t.Fatalf("second after refill: status %d, want 429", resp.StatusCode)
+	}
+	// Another class is not limited by this configuration.
+	other := httptest.NewServer(l.Middleware(ClassIntrospect, nil)(echoBody))
+	defer other.Close()
+	if resp := postForm(t, other, "", nil); resp.StatusCode != 200 {
+		t.Fatalf("unconfigured class: status %d", resp.StatusCode)
+	}
+}
+
+func TestLimiterPerClientAndOverride(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	l := NewLimiter(RateConfig{
+		PerClient:       map[string]Limit{ClassToken: {Rate: 1, Burst: 1}},
+		ClientOverrides: map[string]Limit{"big": {Rate: 1, Burst: 5}},
+		Now:             clk.Now,
+	})
+	srv := httptest.NewServer(l.Middleware(ClassToken, ClientIDFromRequest)(echoBody))
+	defer srv.Close()
+
+	cases := []struct {
+		name    string
+		user    string
+		form    url.Values
+		allowed int
+	}{
+		{"case=basic-auth-client", "small", nil, 1},
+		{"case=form-client-id", "", url.Values{"client_id": {"formclient"}, "grant_type": {"client_credentials"}}, 1},
+		{"case=override", "big", nil, 5},
+		{"case=basic-auth-encoded", "sp%20ace", nil, 1},
+	}
+	for _, tc := range cases {
+		for i := 0; i < tc.allowed; i++ {
+			resp := postForm(t, srv, tc.user, tc.form)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: request %d: status %d", tc.name, i, resp.StatusCode)
+			}
+			if b, _ := io.ReadAll(resp.Body); string(b) != tc.form.Encode() {
+				t.Fatalf("%s: handler saw body %q, want %q", tc.name, b, tc.form.Encode())
+			}
+		}
+		if resp := postForm(t, srv, tc.user, tc.form); resp.StatusCode != 429 {
+			t.Fatalf("%s: request %d: status %d, want 429", tc.name, tc.allowed, resp.StatusCode)
+		}
+	}
+	// Anonymous requests have no client bucket.
+	for i := 0; i < 3; i++ {
+		if resp := postForm(t, srv, "", nil); resp.StatusCode != 200 {
+			t.Fatalf("anonymous: status %d", resp.StatusCode)
+		}
+	}
+}
+
+func TestClientIDFromRequest(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", maxClientIDBody+10)
+	cases := []struct {
+		name, method, ctype, body, user, query, want string
+	}{
+		{name: "case=basic", method: "POST", user: "c1", ctype: formType, body: "client_id=other", want: "c1"},
+		{name: "case=form", method: "POST", ctype: formType, body: "grant_type=x&client_id=c2", want: "c2"},
+		{name: "case=form-charset", method: "POST", ctype: formType + "; charset=UTF-8", body: "client_id=c3", want: "c3"},
+		{name: "case=json-ignored", method: "POST", ctype: "application/json", body: `{"client_id":"c4"}`, want: ""},
+		{name: "case=get-query", method: "GET", query: "client_id=c5", want: "c5"},
+		{name: "case=post-query-ignored", method: "POST", ctype: formType, query: "client_id=q", body: "a=b", want: ""},
+		// Only the first 64 KiB are parsed, but all of it is restored.
+		{name: "case=huge-body", method: "POST", ctype: formType, body: "client_id=c6&pad=" + long, want: "c6"},
+		{name: "case=huge-body-id-late", method: "POST", ctype: formType, body: "pad=" + long + "&client_id=c7", want: ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "/?"+tc.query, strings.NewReader(tc.body))
+			if tc.ctype != "" {
+				r.Header.Set("Content-Type", tc.ctype)
+			}
+			if tc.user != "" {
+				r.SetBasicAuth(tc.user, "pw")
+			}
+			if got := ClientIDFromRequest(r); got != tc.want {
+				t.Fatalf("client id = %q, want %q", got, tc.want)
+			}
+			rest, err := io.ReadAll(r.Body)
+			if err != nil || string(rest) != tc.body {
+				t.Fatalf("body not restored: %d bytes, err %v", len(rest), err)
+			}
+		})
+	}
+}
+
+func TestLimiterMemoryBounded(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	l := NewLimiter(RateConfig{PerIP: map[string]Limit{ClassLogin: {Rate: 1, Burst: 1}}, MaxBuckets: 100, Now: clk.Now})
+	h := l.Middleware(ClassLogin, nil)(echoBody)
+	for i := 0; i < 1000; i++ {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "192.0.2." + strconv.Itoa(i%250) + ":1"
+		if i >= 250 {
+			r.RemoteAddr = "[2001:db8::" + strconv.Itoa(i) + "]:1"
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if n := l.Len(); n > 100 {
+		t.Fatalf("buckets = %d, want <= 100", n)
+	}
+	// Idle buckets that refilled are dropped on the next sweep.
+	clk.Advance(time.Minute)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "198.51.100.1:1"
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if n := l.Len(); n != 1 {
+		t.Fatalf("buckets after idle sweep = %d, want 1", n)
+	}
+}
