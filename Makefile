@@ -1,0 +1,49 @@
+# Bulwark — build, lint and test. `make test` is THE test command: README and
+# .ci/run both use it.
+GO            ?= go
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOSEC         := github.com/securego/gosec/v2/cmd/gosec@v2.30.0
+GOBIN         := $(shell $(GO) env GOPATH)/bin
+FUZZTIME      ?= 10s
+PKGS          := ./...
+
+.PHONY: build test lint fmt-check vet staticcheck gosec unit fuzz tools run bench
+
+build:
+	$(GO) build -o bin/bulwark ./cmd/bulwark
+
+run: build
+	./bin/bulwark serve --dev
+
+tools:
+	@test -x $(GOBIN)/staticcheck || GOFLAGS= $(GO) install $(STATICCHECK)
+	@test -x $(GOBIN)/gosec || GOFLAGS= $(GO) install $(GOSEC)
+
+## test: every check CI runs — formatting, vet, staticcheck, gosec, the whole
+## test suite (Postgres tests included), and bounded fuzzing.
+test: lint unit fuzz
+
+lint: tools fmt-check vet staticcheck gosec
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+staticcheck:
+	$(GOBIN)/staticcheck $(PKGS)
+
+gosec:
+	$(GOBIN)/gosec -quiet -exclude-generated -exclude-dir=.ci $(PKGS)
+
+unit:
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+# Bounded fuzzing of the parsers that face the network.
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
