@@ -1,0 +1,402 @@
+package oauth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// authorizeMode says how far the authorization endpoint may go.
+type authorizeMode int
+
+const (
+	// modeAuthorize is a plain request to /oauth2/auth: ask for login or
+	// consent if needed, else issue a code.
+	modeAuthorize authorizeMode = iota
+	// modeRender shows the consent page instead of redirecting to it.
+	modeRender
+	// modeApprove and modeDeny carry the user's answer on the consent page.
+	modeApprove
+	modeDeny
+)
+
+// handleAuthorize is the authorization endpoint (RFC 6749 §3.1, OpenID
+// Connect Core §3.1.2).
+func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	p.authorize(w, r, modeAuthorize)
+}
+
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, mode authorizeMode) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		p.writePageError(w, r, fosite.ErrInvalidRequest.WithHint("The request could not be parsed.").WithWrap(err))
+		return
+	}
+	form := r.Form
+	isPAR := strings.HasPrefix(form.Get("request_uri"), parURIPrefix)
+
+	// Unknown clients and unregistered redirect URIs get a page, never a
+	// redirect (RFC 6749 §4.1.2.1). This runs before fosite because fosite
+	// grants RFC 8252 loopback port flexibility to every client; Bulwark
+	// grants it to native clients only.
+	client, err := p.client(ctx, form.Get("client_id"))
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	if !isPAR && !redirectAllowed(client, form.Get("redirect_uri")) {
+		p.writePageError(w, r, fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the OAuth 2.0 Client's pre-registered redirect urls."))
+		return
+	}
+	reqinfo.From(ctx).SetClientID(client.ID)
+
+	// Request objects are refused outright (OpenID Connect Core §6): fosite
+	// would accept unsigned ones and fetch request_uri values. Only the
+	// request_uri references Bulwark itself issued at the PAR endpoint pass.
+	var refused error
+	if form.Get("request") != "" {
+		refused = fosite.ErrRequestNotSupported.WithHint("Request objects are not supported.")
+		form.Del("request")
+	}
+	if form.Get("request_uri") != "" && !isPAR {
+		refused = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from the pushed authorization request endpoint are supported.")
+		form.Del("request_uri")
+	}
+
+	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
+	if err == nil && refused != nil {
+		err = refused
+	}
+	if err != nil {
+		p.writeAuthorizeError(w, r, ar, err)
+		return
+	}
+
+	login, user, err := p.currentLogin(ctx, r)
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	prompt := fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("prompt"), " "))
+	if user == nil {
+		if fosite.Arguments(prompt).Has("none") {
+			p.writeAuthorizeError(w, r, ar, fosite.ErrLoginRequired)
+			return
+		}
+		if mode == modeApprove || mode == modeDeny {
+			// The login session ended while the consent page was open.
+			p.writePageError(w, r, fosite.ErrLoginRequired.WithHint("Your session has ended; sign in again."))
+			return
+		}
+		returnTo, err := p.resumable(ctx, r, ar)
+		if err != nil {
+			p.writeAuthorizeError(w, r, ar, err)
+			return
+		}
+		http.Redirect(w, r, pathLogin+"?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+		return
+	}
+	reqinfo.From(ctx).SetSubject(user.ID)
+
+	if mode == modeDeny {
+		p.audit(ctx, storage.AuditEvent{Event: EventConsentDenied, Subject: user.ID, ClientID: client.ID, Outcome: OutcomeSuccess})
+		p.writeAuthorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The resource owner denied the request."))
+		return
+	}
+
+	scopes := ar.GetRequestedScopes()
+	if mode != modeApprove {
+		consented, err := p.hasConsent(ctx, client, user.ID, scopes)
+		if err != nil {
+			p.writeAuthorizeError(w, r, ar, err)
+			return
+		}
+		if fosite.Arguments(prompt).Has("consent") {
+			consented = false
+		}
+		if !consented {
+			if fosite.Arguments(prompt).Has("none") {
+				p.writeAuthorizeError(w, r, ar, fosite.ErrConsentRequired)
+				return
+			}
+			returnTo, err := p.resumable(ctx, r, ar)
+			if err != nil {
+				p.writeAuthorizeError(w, r, ar, err)
+				return
+			}
+			if mode == modeRender {
+				p.renderConsent(w, r, client, user, scopes, returnTo)
+				return
+			}
+			http.Redirect(w, r, pathConsent+"?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+			return
+		}
+	} else {
+		if err := p.saveConsent(ctx, client, user.ID, scopes); err != nil {
+			p.writeAuthorizeError(w, r, ar, err)
+			return
+		}
+	}
+
+	p.issueCode(w, r, ar, client, user, login)
+}
+
+// issueCode finishes a validated, consented authorization request.
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *storage.Client, user *storage.User, login *storage.LoginSession) {
+	ctx := r.Context()
+	for _, s := range ar.GetRequestedScopes() {
+		ar.GrantScope(s)
+	}
+	for _, a := range ar.GetRequestedAudience() {
+		ar.GrantAudience(a)
+	}
+	sess := storage.NewSession(user.ID)
+	sess.ClientID = client.ID
+	sess.Username = user.Username
+	claims := sess.IDTokenClaims()
+	claims.Issuer = p.cfg.Issuer
+	claims.AuthTime = login.AuthTime.UTC()
+	claims.RequestedAt = ar.GetRequestedAt()
+	claims.Extra["azp"] = client.ID
+	granted := ar.GetGrantedScopes()
+	if granted.Has("profile") {
+		claims.Extra["preferred_username"] = user.Username
+	}
+	if granted.Has("email") && user.Email != "" {
+		claims.Extra["email"] = user.Email
+	}
+
+	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		p.writeAuthorizeError(w, r, ar, err)
+		return
+	}
+	// RFC 9207 §2: the issuer identifies us to the client, defeating mix-up
+	// attacks.
+	resp.AddParameter("iss", p.cfg.Issuer)
+	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// client loads the client for the authorization endpoint; unknown and
+// disabled clients are invalid_client.
+func (p *Provider) client(ctx context.Context, id string) (*storage.Client, error) {
+	if id == "" {
+		return nil, fosite.ErrInvalidRequest.WithHint("The 'client_id' parameter is missing.")
+	}
+	c, err := p.cfg.Store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fosite.ErrInvalidClient.WithHint("The requested OAuth 2.0 Client does not exist.")
+	} else if err != nil {
+		return nil, fmt.Errorf("oauth: load client: %w", err)
+	}
+	bc, ok := c.(*storage.Client)
+	if !ok || bc.Disabled {
+		return nil, fosite.ErrInvalidClient.WithHint("The requested OAuth 2.0 Client does not exist.")
+	}
+	return bc, nil
+}
+
+// redirectAllowed decides whether raw may receive the response: an exact
+// match with a registered URI, or, for native clients only, a loopback URI
+// that differs from a registered one in its port alone (RFC 8252 §7.3).
+// An empty raw is left to fosite (allowed when exactly one URI is
+// registered and the request is not OpenID Connect).
+func redirectAllowed(c *storage.Client, raw string) bool {
+	if raw == "" {
+		return true
+	}
+	for _, reg := range c.RedirectURIs {
+		if reg == raw {
+			return true
+		}
+	}
+	if !c.IsNative() {
+		return false
+	}
+	req, err := url.Parse(raw)
+	if err != nil || req.Scheme != "http" || !isLoopbackIP(req.Hostname()) {
+		return false
+	}
+	for _, reg := range c.RedirectURIs {
+		u, err := url.Parse(reg)
+		if err != nil {
+			continue
+		}
+		if u.Scheme == "http" && u.Hostname() == req.Hostname() && u.Path == req.Path &&
+			u.RawQuery == req.RawQuery && u.User == nil && req.User == nil && req.Fragment == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopbackIP accepts IP literals only; RFC 8252 §8.3 advises against
+// "localhost".
+func isLoopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hasConsent reports whether the user already granted every requested scope
+// to the client, or the client is first-party.
+func (p *Provider) hasConsent(ctx context.Context, c *storage.Client, subject string, scopes fosite.Arguments) (bool, error) {
+	if c.SkipConsent {
+		return true, nil
+	}
+	con, err := p.cfg.Store.GetConsent(ctx, subject, c.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("oauth: load consent: %w", err)
+	}
+	if !con.ExpiresAt.IsZero() && !p.cfg.Now().Before(con.ExpiresAt) {
+		return false, nil
+	}
+	for _, s := range scopes {
+		if !fosite.Arguments(con.Scopes).Has(s) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// saveConsent remembers the granted scopes, merged with earlier grants.
+func (p *Provider) saveConsent(ctx context.Context, c *storage.Client, subject string, scopes fosite.Arguments) error {
+	merged := append([]string(nil), scopes...)
+	prev, err := p.cfg.Store.GetConsent(ctx, subject, c.ID)
+	switch {
+	case err == nil:
+		for _, s := range prev.Scopes {
+			if !fosite.Arguments(merged).Has(s) {
+				merged = append(merged, s)
+			}
+		}
+	case !errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("oauth: load consent: %w", err)
+	}
+	if err := p.cfg.Store.SaveConsent(ctx, &storage.Consent{
+		Subject:   subject,
+		ClientID:  c.ID,
+		Scopes:    merged,
+		GrantedAt: p.cfg.Now().UTC(),
+	}); err != nil {
+		return fmt.Errorf("oauth: save consent: %w", err)
+	}
+	p.audit(ctx, storage.AuditEvent{
+		Event:    EventConsentGranted,
+		Subject:  subject,
+		ClientID: c.ID,
+		Outcome:  OutcomeSuccess,
+		Details:  map[string]string{"scope": strings.Join(scopes, " ")},
+	})
+	return nil
+}
+
+// resumable returns a relative URL that repeats this authorization request
+// after login or consent. A pushed request was consumed when fosite loaded
+// it, so it is pushed again under a fresh request_uri.
+func (p *Provider) resumable(ctx context.Context, r *http.Request, ar fosite.AuthorizeRequester) (string, error) {
+	if !strings.HasPrefix(r.Form.Get("request_uri"), parURIPrefix) {
+		return pathAuthorize + "?" + r.Form.Encode(), nil
+	}
+	tok, err := randomToken()
+	if err != nil {
+		return "", err
+	}
+	uri := parURIPrefix + tok
+	if err := p.cfg.Store.CreatePARSession(ctx, uri, ar); err != nil {
+		return "", fmt.Errorf("oauth: store pushed request: %w", err)
+	}
+	return pathAuthorize + "?" + url.Values{"client_id": {ar.GetClient().GetID()}, "request_uri": {uri}}.Encode(), nil
+}
+
+func (p *Provider) renderConsent(w http.ResponseWriter, r *http.Request, c *storage.Client, u *storage.User, scopes fosite.Arguments, returnTo string) {
+	token, err := p.csrfToken(w, r)
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	views := make([]scopeView, 0, len(scopes))
+	for _, s := range scopes {
+		views = append(views, scopeView{Name: s, Description: scopeDescriptions[s]})
+	}
+	p.render(w, r, http.StatusOK, "consent", pageData{
+		Title:      "Allow access?",
+		CSRF:       token,
+		ReturnTo:   returnTo,
+		Username:   u.Username,
+		ClientName: name,
+		Scopes:     views,
+	})
+}
+
+// writeAuthorizeError redirects the error to the client when the redirect
+// URI is trustworthy, adding iss (RFC 9207 §2), and shows the error page
+// otherwise.
+func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	if unavailable(err) || ar == nil || !ar.IsRedirectURIValid() {
+		p.writePageError(w, r, err)
+		return
+	}
+	p.logError(r, "authorization request failed", err)
+	rec := &bufferedResponse{header: http.Header{}}
+	p.oauth.WriteAuthorizeError(r.Context(), rec, ar, err)
+	if loc := rec.header.Get("Location"); loc != "" {
+		if u, perr := url.Parse(loc); perr == nil {
+			if u.Fragment != "" {
+				v, _ := url.ParseQuery(u.Fragment)
+				v.Set("iss", p.cfg.Issuer)
+				u.Fragment = v.Encode()
+			} else {
+				q := u.Query()
+				q.Set("iss", p.cfg.Issuer)
+				u.RawQuery = q.Encode()
+			}
+			rec.header.Set("Location", u.String())
+		}
+	}
+	for k, v := range rec.header {
+		w.Header()[k] = v
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	w.WriteHeader(rec.status)
+	_, _ = w.Write(rec.body.Bytes())
+}
+
+// bufferedResponse captures what a fosite writer produces so a header can
+// be amended before it reaches the client.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) WriteHeader(s int) {
+	if b.status == 0 {
+		b.status = s
+	}
+}
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}

@@ -1,0 +1,255 @@
+package oauth
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
+	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/bulwark-auth/bulwark/web"
+)
+
+// pageData is what every public template receives.
+type pageData struct {
+	Title      string
+	Message    string
+	Error      string
+	Code       string
+	RequestID  string
+	CSRF       string
+	ReturnTo   string
+	Username   string
+	ClientName string
+	Scopes     []scopeView
+}
+
+type scopeView struct{ Name, Description string }
+
+// render executes a page into a buffer first, so a template failure becomes
+// a clean 500 instead of half a page.
+func (p *Provider) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
+	var buf bytes.Buffer
+	if err := p.pages.ExecuteTemplate(&buf, name, data); err != nil {
+		p.log.WithError(err).WithField("template", name).Error("render page")
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	// No script at all, styles only from us, and never framed (clickjacking
+	// on the consent page). form-action is left out: after a form POST the
+	// browser follows redirects to the client's redirect URI.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (p *Provider) renderForbidden(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusForbidden, "error", pageData{
+		Title:     "Request refused",
+		Message:   "The form was missing its security token or it has expired. Go back, reload the page and try again.",
+		Code:      "csrf",
+		RequestID: reqinfo.RequestID(r.Context()),
+	})
+}
+
+func staticHandler() http.Handler {
+	sub, err := fs.Sub(web.FS, "static")
+	if err != nil {
+		// web.FS embeds static/ at build time; a missing directory is a
+		// build defect, not a runtime condition.
+		panic("web: static assets missing: " + err.Error())
+	}
+	files := http.StripPrefix(pathStatic, http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// safeReturnTo accepts only a relative URL pointing at our own
+// authorization endpoint, so the login and consent pages cannot be turned
+// into open redirectors.
+func safeReturnTo(raw string) string {
+	if raw == "" || len(raw) > 8192 || strings.ContainsAny(raw, "\\\r\n") || strings.HasPrefix(raw, "//") {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Path != pathAuthorize || u.Fragment != "" {
+		return ""
+	}
+	return u.RequestURI()
+}
+
+// handleLoginPage shows the sign-in form.
+func (p *Provider) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	token, err := p.csrfToken(w, r)
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	p.render(w, r, http.StatusOK, "login", pageData{
+		Title:    "Sign in",
+		CSRF:     token,
+		ReturnTo: safeReturnTo(r.URL.Query().Get("return_to")),
+	})
+}
+
+// handleLoginSubmit checks the password with the Argon2id hasher. An unknown
+// or disabled user costs one hash comparison too, so timing does not reveal
+// which usernames exist.
+func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
+		p.renderForbidden(w, r)
+		return
+	}
+	username := strings.TrimSpace(r.PostForm.Get("username"))
+	password := r.PostForm.Get("password")
+	returnTo := safeReturnTo(r.PostForm.Get("return_to"))
+
+	var user *storage.User
+	hash := p.dummy
+	if username != "" {
+		u, err := p.cfg.Store.UserByUsername(ctx, username)
+		switch {
+		case err == nil:
+			user, hash = u, u.PasswordHash
+		case !errors.Is(err, storage.ErrNotFound):
+			p.writePageError(w, r, err)
+			return
+		}
+	}
+	match := p.cfg.Hasher.Compare(ctx, []byte(hash), []byte(password)) == nil
+	if user == nil || user.Disabled || password == "" || !match {
+		p.audit(ctx, storage.AuditEvent{
+			Event:   EventLogin,
+			Actor:   username,
+			Outcome: OutcomeFailure,
+		})
+		token, err := p.csrfToken(w, r)
+		if err != nil {
+			p.writePageError(w, r, err)
+			return
+		}
+		p.render(w, r, http.StatusUnauthorized, "login", pageData{
+			Title:    "Sign in",
+			Error:    "Incorrect username or password.",
+			CSRF:     token,
+			ReturnTo: returnTo,
+			Username: username,
+		})
+		return
+	}
+	if _, err := p.startLogin(ctx, w, r, user); err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	reqinfo.From(ctx).SetSubject(user.ID)
+	p.audit(ctx, storage.AuditEvent{Event: EventLogin, Subject: user.ID, Outcome: OutcomeSuccess})
+	if returnTo != "" {
+		http.Redirect(w, r, returnTo, http.StatusSeeOther)
+		return
+	}
+	p.render(w, r, http.StatusOK, "message", pageData{Title: "Signed in", Message: "You are signed in as " + user.Username + "."})
+}
+
+// handleConsentPage shows what the client asks for. It re-validates the
+// authorization request, so nothing on the page comes from unchecked input.
+func (p *Provider) handleConsentPage(w http.ResponseWriter, r *http.Request) {
+	p.resumeAuthorize(w, r, r.URL.Query().Get("return_to"), modeRender)
+}
+
+// handleConsentSubmit records the user's decision and finishes the
+// authorization request it belongs to.
+func (p *Provider) handleConsentSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
+		p.renderForbidden(w, r)
+		return
+	}
+	mode := modeDeny
+	if r.PostForm.Get("decision") == "approve" {
+		mode = modeApprove
+	}
+	p.resumeAuthorize(w, r, r.PostForm.Get("return_to"), mode)
+}
+
+// resumeAuthorize replays the authorization request named by returnTo as a
+// GET on the authorization endpoint, in the given mode.
+func (p *Provider) resumeAuthorize(w http.ResponseWriter, r *http.Request, returnTo string, mode authorizeMode) {
+	target := safeReturnTo(returnTo)
+	if target == "" {
+		p.render(w, r, http.StatusBadRequest, "error", pageData{
+			Title:   "Invalid request",
+			Message: "This page can only be reached from an application's sign-in request.",
+			Code:    "invalid_request",
+		})
+		return
+	}
+	u, _ := url.Parse(target) // safeReturnTo parsed it already
+	replay := r.Clone(r.Context())
+	replay.Method = http.MethodGet
+	replay.URL = u
+	replay.RequestURI = target
+	replay.Form, replay.PostForm, replay.MultipartForm = nil, nil, nil
+	replay.Body = http.NoBody
+	replay.ContentLength = 0
+	replay.Header.Del("Content-Type")
+	p.authorize(w, replay, mode)
+}
+
+// handleLogoutPage asks for confirmation, so a cross-site link cannot sign
+// the user out.
+func (p *Provider) handleLogoutPage(w http.ResponseWriter, r *http.Request) {
+	_, user, err := p.currentLogin(r.Context(), r)
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	token, err := p.csrfToken(w, r)
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	data := pageData{Title: "Sign out", CSRF: token}
+	if user != nil {
+		data.Username = user.Username
+	}
+	p.render(w, r, http.StatusOK, "logout", data)
+}
+
+// handleLogoutSubmit ends the login session server-side.
+func (p *Provider) handleLogoutSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
+		p.renderForbidden(w, r)
+		return
+	}
+	subject, err := p.endLogin(r.Context(), w, r)
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	if subject != "" {
+		p.audit(r.Context(), storage.AuditEvent{Event: EventLogout, Subject: subject, Outcome: OutcomeSuccess})
+	}
+	p.render(w, r, http.StatusOK, "message", pageData{Title: "Signed out", Message: "You have been signed out."})
+}

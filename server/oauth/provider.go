@@ -1,0 +1,391 @@
+package oauth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/par"
+	"github.com/ory/fosite/handler/pkce"
+	"github.com/ory/fosite/token/jwt"
+	"github.com/sirupsen/logrus"
+
+	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/bulwark-auth/bulwark/web"
+)
+
+// Store is what the provider needs from storage: everything fosite needs,
+// plus users (login, userinfo), remembered consents and login sessions.
+type Store interface {
+	storage.OAuth2Store
+	UserByID(ctx context.Context, id string) (*storage.User, error)
+	UserByUsername(ctx context.Context, username string) (*storage.User, error)
+	SaveConsent(ctx context.Context, c *storage.Consent) error
+	GetConsent(ctx context.Context, subject, clientID string) (*storage.Consent, error)
+	CreateLoginSession(ctx context.Context, s *storage.LoginSession) error
+	GetLoginSession(ctx context.Context, key string) (*storage.LoginSession, error)
+	TouchLoginSession(ctx context.Context, key string, at time.Time) error
+	DeleteLoginSession(ctx context.Context, key string) error
+}
+
+// Config is everything the provider depends on.
+type Config struct {
+	// Issuer is the https URL identifying this server, without a trailing
+	// slash; every endpoint URL is derived from it.
+	Issuer string
+	Store  Store
+	// AccessTokenSigner signs RFC 9068 access tokens; IDTokenSigner signs
+	// ID tokens. Both are normally the key ring's signer for the algorithm.
+	AccessTokenSigner jwt.Signer
+	IDTokenSigner     jwt.Signer
+	// AccessTokenAlg and IDTokenAlg are advertised in discovery.
+	AccessTokenAlg, IDTokenAlg string
+	// JWKS returns the current public key set and its ETag.
+	JWKS       func() (body []byte, etag string)
+	JWKSMaxAge time.Duration
+	// Hasher verifies client secrets (fosite's ClientSecretsHasher) and
+	// user passwords.
+	Hasher fosite.Hasher
+	// GlobalSecret (at least 32 bytes) keys the HMAC of opaque codes and
+	// refresh tokens and the CSRF tokens of the pages.
+	GlobalSecret []byte
+	// Lifespans; zero means the default (access 10m, refresh 30 days, ID
+	// token 1h, authorization code 10m, login session 12h).
+	AccessTokenLifespan  time.Duration
+	RefreshTokenLifespan time.Duration
+	IDTokenLifespan      time.Duration
+	AuthCodeLifespan     time.Duration
+	LoginSessionLifespan time.Duration
+	// SecureCookies is true unless running in development over plain http.
+	SecureCookies bool
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger logrus.FieldLogger
+	// Audit receives security events; nil discards them.
+	Audit func(ctx context.Context, e storage.AuditEvent)
+}
+
+// Defaults applied by New.
+const (
+	DefaultAccessTokenLifespan  = 10 * time.Minute
+	DefaultRefreshTokenLifespan = 30 * 24 * time.Hour
+	DefaultIDTokenLifespan      = time.Hour
+	DefaultAuthCodeLifespan     = 10 * time.Minute
+	DefaultLoginSessionLifespan = 12 * time.Hour
+	maxAuthCodeLifespan         = 10 * time.Minute
+)
+
+// Provider serves the public OAuth 2.0 / OpenID Connect endpoints.
+type Provider struct {
+	cfg    Config
+	oauth  fosite.OAuth2Provider
+	fc     *fosite.Config
+	log    logrus.FieldLogger
+	pages  *template.Template
+	csrf   []byte
+	dummy  string
+	static http.Handler
+
+	oidcDiscovery  []byte
+	oauthDiscovery []byte
+}
+
+// validate reports every configuration problem at once.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("issuer is required"))
+	} else if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		strings.HasSuffix(c.Issuer, "/") || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, errors.New("issuer must be an absolute http(s) URL without trailing slash, query or fragment"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("store is required"))
+	}
+	if c.AccessTokenSigner == nil {
+		errs = append(errs, errors.New("access token signer is required"))
+	}
+	if c.IDTokenSigner == nil {
+		errs = append(errs, errors.New("ID token signer is required"))
+	}
+	if c.AccessTokenAlg == "" || c.IDTokenAlg == "" {
+		errs = append(errs, errors.New("access token and ID token algorithms are required"))
+	}
+	if c.JWKS == nil {
+		errs = append(errs, errors.New("JWKS source is required"))
+	}
+	if c.Hasher == nil {
+		errs = append(errs, errors.New("hasher is required"))
+	}
+	if len(c.GlobalSecret) < 32 {
+		errs = append(errs, errors.New("global secret must be at least 32 bytes"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"access token lifespan", c.AccessTokenLifespan},
+		{"refresh token lifespan", c.RefreshTokenLifespan},
+		{"ID token lifespan", c.IDTokenLifespan},
+		{"authorization code lifespan", c.AuthCodeLifespan},
+		{"login session lifespan", c.LoginSessionLifespan},
+		{"JWKS max age", c.JWKSMaxAge},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
+		}
+	}
+	if c.AuthCodeLifespan > maxAuthCodeLifespan {
+		errs = append(errs, fmt.Errorf("authorization code lifespan must be at most %s", maxAuthCodeLifespan))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("oauth: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.AccessTokenLifespan == 0 {
+		c.AccessTokenLifespan = DefaultAccessTokenLifespan
+	}
+	if c.RefreshTokenLifespan == 0 {
+		c.RefreshTokenLifespan = DefaultRefreshTokenLifespan
+	}
+	if c.IDTokenLifespan == 0 {
+		c.IDTokenLifespan = DefaultIDTokenLifespan
+	}
+	if c.AuthCodeLifespan == 0 {
+		c.AuthCodeLifespan = DefaultAuthCodeLifespan
+	}
+	if c.LoginSessionLifespan == 0 {
+		c.LoginSessionLifespan = DefaultLoginSessionLifespan
+	}
+	if c.JWKSMaxAge == 0 {
+		c.JWKSMaxAge = 5 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		c.Logger = l
+	}
+}
+
+// New validates cfg, composes fosite and parses the page templates.
+func New(cfg Config) (*Provider, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.applyDefaults()
+
+	fc := &fosite.Config{
+		AccessTokenLifespan:   cfg.AccessTokenLifespan,
+		RefreshTokenLifespan:  cfg.RefreshTokenLifespan,
+		AuthorizeCodeLifespan: cfg.AuthCodeLifespan,
+		IDTokenLifespan:       cfg.IDTokenLifespan,
+		IDTokenIssuer:         cfg.Issuer,
+		AccessTokenIssuer:     cfg.Issuer,
+		// Secrets and internal details never reach clients; they go to the log.
+		SendDebugMessagesToClients: false,
+		ScopeStrategy:              fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:   fosite.DefaultAudienceMatchingStrategy,
+		// PKCE is mandatory; pkceConfig relaxes it per request for
+		// confidential clients registered with PKCEOptional.
+		EnforcePKCE:                    true,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		// prompt=login and select_account need re-authentication tracking
+		// that Bulwark does not implement; refusing them beats ignoring them.
+		AllowedPromptValues: []string{"none", "consent"},
+		// private_key_jwt assertions must name the token endpoint (RFC 7523 §3).
+		TokenURL:            cfg.Issuer + pathToken,
+		JWKSFetcherStrategy: noFetchJWKS{},
+		TokenEntropy:        32,
+		// https, http on loopback (RFC 8252 §7.3), or a private-use scheme
+		// of a native app (RFC 8252 §7.1).
+		RedirectSecureChecker: func(ctx context.Context, u *url.URL) bool {
+			return fosite.IsRedirectURISecureStrict(ctx, u) || (u.Scheme != "http" && u.Scheme != "https")
+		},
+		MinParameterEntropy:             fosite.MinParameterEntropy,
+		JWTScopeClaimKey:                jwt.JWTScopeFieldString,
+		ClientSecretsHasher:             cfg.Hasher,
+		GlobalSecret:                    cfg.GlobalSecret,
+		HMACHasher:                      sha256.New,
+		PushedAuthorizeRequestURIPrefix: parURIPrefix,
+		PushedAuthorizeContextLifespan:  parLifespan,
+	}
+	p := &Provider{cfg: cfg, fc: fc, log: cfg.Logger}
+	// fosite reads its handler lists from fc per request; they are appended
+	// one by one in composeHandlers.
+	p.oauth = fosite.NewOAuth2Provider(cfg.Store, fc)
+	p.composeHandlers()
+
+	pages, err := web.ParsePublic()
+	if err != nil {
+		return nil, fmt.Errorf("oauth: parse templates: %w", err)
+	}
+	p.pages = pages
+	p.static = staticHandler()
+
+	mac := hmac.New(sha256.New, cfg.GlobalSecret)
+	mac.Write([]byte("bulwark/oauth/csrf/v1"))
+	p.csrf = mac.Sum(nil)
+
+	// Unknown users are checked against a real hash so that a failed login
+	// costs the same whether or not the username exists.
+	dummy := make([]byte, 32)
+	if _, err := rand.Read(dummy); err != nil {
+		return nil, fmt.Errorf("oauth: random: %w", err)
+	}
+	h, err := cfg.Hasher.Hash(context.Background(), dummy)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: dummy hash: %w", err)
+	}
+	p.dummy = string(h)
+
+	if err := p.renderDiscovery(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// composeHandlers wires fosite's handlers one by one. Order matters: the
+// authorization code handler comes first, OpenID Connect and PKCE after it.
+func (p *Provider) composeHandlers() {
+	fc, st := p.fc, p.cfg.Store
+	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
+	access := &accessTokenStrategy{
+		DefaultJWTStrategy: &oauth2.DefaultJWTStrategy{Signer: p.cfg.AccessTokenSigner, HMACSHAStrategy: hmacStrategy, Config: fc},
+		issuer:             p.cfg.Issuer,
+	}
+	idTokens := &idTokenStrategy{inner: &openid.DefaultStrategy{Signer: p.cfg.IDTokenSigner, Config: fc}}
+	validator := openid.NewOpenIDConnectRequestValidator(p.cfg.IDTokenSigner, fc)
+
+	authCode := &oauth2.AuthorizeExplicitGrantHandler{
+		AccessTokenStrategy:    access,
+		RefreshTokenStrategy:   access,
+		AuthorizeCodeStrategy:  access,
+		CoreStorage:            st,
+		TokenRevocationStorage: st,
+		Config:                 fc,
+	}
+	oidcExplicit := &openid.OpenIDConnectExplicitHandler{
+		OpenIDConnectRequestStorage:   st,
+		IDTokenHandleHelper:           &openid.IDTokenHandleHelper{IDTokenStrategy: idTokens},
+		OpenIDConnectRequestValidator: validator,
+		Config:                        fc,
+	}
+	pkceHandler := &pkcePolicy{inner: &pkce.Handler{
+		AuthorizeCodeStrategy: access,
+		Storage:               st,
+		Config:                pkceConfig{fc},
+	}}
+	clientCredentials := &oauth2.ClientCredentialsGrantHandler{
+		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: access, AccessTokenStorage: st, Config: fc},
+		Config:       fc,
+	}
+	refresh := &refreshAudit{
+		RefreshTokenGrantHandler: &oauth2.RefreshTokenGrantHandler{
+			AccessTokenStrategy:    access,
+			RefreshTokenStrategy:   access,
+			TokenRevocationStorage: st,
+			Config:                 fc,
+		},
+		p: p,
+	}
+	oidcRefresh := &openid.OpenIDConnectRefreshHandler{
+		IDTokenHandleHelper: &openid.IDTokenHandleHelper{IDTokenStrategy: idTokens},
+		Config:              fc,
+	}
+	// Stateful introspection: every token is looked up in the store, so a
+	// revoked JWT is reported inactive.
+	introspect := &oauth2.CoreValidator{CoreStrategy: access, CoreStorage: st, Config: fc}
+	revoke := &oauth2.TokenRevocationHandler{
+		TokenRevocationStorage: st,
+		AccessTokenStrategy:    access,
+		RefreshTokenStrategy:   access,
+	}
+	pushed := &par.PushedAuthorizeHandler{Storage: st, Config: fc}
+
+	fc.AuthorizeEndpointHandlers.Append(authCode)
+	fc.AuthorizeEndpointHandlers.Append(oidcExplicit)
+	fc.AuthorizeEndpointHandlers.Append(pkceHandler)
+
+	fc.TokenEndpointHandlers.Append(authCode)
+	fc.TokenEndpointHandlers.Append(oidcExplicit)
+	fc.TokenEndpointHandlers.Append(pkceHandler)
+	fc.TokenEndpointHandlers.Append(clientCredentials)
+	fc.TokenEndpointHandlers.Append(refresh)
+	fc.TokenEndpointHandlers.Append(oidcRefresh)
+
+	fc.TokenIntrospectionHandlers.Append(introspect)
+	fc.RevocationHandlers.Append(revoke)
+	fc.PushedAuthorizeEndpointHandlers.Append(pushed)
+}
+
+// Register mounts the public routes on r.
+func (p *Provider) Register(r *mux.Router) {
+	r.HandleFunc(pathOIDCDiscovery, p.handleOIDCDiscovery).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(pathOAuthDiscovery, p.handleOAuthDiscovery).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(pathJWKS, p.handleJWKS).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(pathAuthorize, p.handleAuthorize).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc(pathToken, p.handleToken).Methods(http.MethodPost)
+	r.HandleFunc(pathIntrospect, p.handleIntrospect).Methods(http.MethodPost)
+	r.HandleFunc(pathRevoke, p.handleRevoke).Methods(http.MethodPost)
+	r.HandleFunc(pathPAR, p.handlePAR).Methods(http.MethodPost)
+	r.HandleFunc(pathUserinfo, p.handleUserinfo).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc(pathLogin, p.handleLoginPage).Methods(http.MethodGet)
+	r.HandleFunc(pathLogin, p.handleLoginSubmit).Methods(http.MethodPost)
+	r.HandleFunc(pathConsent, p.handleConsentPage).Methods(http.MethodGet)
+	r.HandleFunc(pathConsent, p.handleConsentSubmit).Methods(http.MethodPost)
+	r.HandleFunc(pathLogout, p.handleLogoutPage).Methods(http.MethodGet)
+	r.HandleFunc(pathLogout, p.handleLogoutSubmit).Methods(http.MethodPost)
+	r.PathPrefix(pathStatic).Handler(p.static)
+}
+
+// Public paths.
+const (
+	pathOIDCDiscovery  = "/.well-known/openid-configuration"
+	pathOAuthDiscovery = "/.well-known/oauth-authorization-server"
+	pathJWKS           = "/.well-known/jwks.json"
+	pathAuthorize      = "/oauth2/auth"
+	pathToken          = "/oauth2/token"
+	pathIntrospect     = "/oauth2/introspect"
+	pathRevoke         = "/oauth2/revoke"
+	pathPAR            = "/oauth2/par"
+	pathUserinfo       = "/userinfo"
+	pathLogin          = "/login"
+	pathConsent        = "/consent"
+	pathLogout         = "/logout"
+	pathStatic         = "/static/"
+)
+
+const (
+	parURIPrefix = "urn:ietf:params:oauth:request_uri:"
+	parLifespan  = 90 * time.Second
+)
+
+// noFetchJWKS refuses to fetch client key sets: storage.Client never has a
+// JWKS URI, and Bulwark makes no outbound requests on a client's behalf.
+type noFetchJWKS struct{}
+
+func (noFetchJWKS) Resolve(context.Context, string, bool) (*jose.JSONWebKeySet, error) {
+	return nil, fosite.ErrInvalidClient.WithHint("Client key sets are not fetched from URLs.")
+}

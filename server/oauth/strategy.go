@@ -1,0 +1,164 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// accessTokenStrategy issues RFC 9068 JWT access tokens and keeps codes and
+// refresh tokens opaque (the embedded strategy delegates those to HMAC).
+//
+// fosite copies the stored session when it refreshes a token, so without
+// this wrapper a refreshed access token would repeat the previous token's
+// jti and iat. Every token gets fresh ones here, plus the claims fosite does
+// not set: iss, sub, client_id and a default audience.
+type accessTokenStrategy struct {
+	*oauth2.DefaultJWTStrategy
+	issuer string
+}
+
+// GenerateAccessToken implements oauth2.AccessTokenStrategy (RFC 9068 §2.2).
+func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
+	sess, ok := r.GetSession().(*storage.Session)
+	if !ok {
+		return "", "", fosite.ErrServerError.WithDebug("unexpected session type")
+	}
+	clientID := r.GetClient().GetID()
+	// aud: the audience granted for the request; when none was requested
+	// the token is meant for the client's own API, so aud is the client id
+	// (RFC 9068 §2.2 requires aud).
+	if len(r.GetGrantedAudience()) == 0 {
+		r.GrantAudience(clientID)
+	}
+	if sess.AccessClaims == nil {
+		sess.AccessClaims = &jwt.JWTClaims{}
+	}
+	if sess.AccessClaims.Extra == nil {
+		sess.AccessClaims.Extra = map[string]interface{}{}
+	}
+	c := sess.AccessClaims
+	c.Issuer = s.issuer
+	c.Subject = sess.GetSubject()
+	c.JTI = uuid.NewString()
+	c.IssuedAt = time.Time{} // fosite fills it with the current time
+	c.NotBefore = time.Time{}
+	c.Extra["client_id"] = clientID
+	sess.ClientID = clientID
+	return s.DefaultJWTStrategy.GenerateAccessToken(ctx, r)
+}
+
+// idTokenStrategy clears the expiry a refreshed session carries over from
+// the previous ID token, so each ID token lives for the configured lifespan
+// from its own issue time instead of failing once the first one expired.
+type idTokenStrategy struct {
+	inner openid.OpenIDConnectTokenStrategy
+}
+
+// GenerateIDToken implements openid.OpenIDConnectTokenStrategy.
+func (s *idTokenStrategy) GenerateIDToken(ctx context.Context, lifespan time.Duration, r fosite.Requester) (string, error) {
+	if sess, ok := r.GetSession().(openid.Session); ok && sess.IDTokenClaims() != nil {
+		sess.IDTokenClaims().ExpiresAt = time.Time{}
+	}
+	return s.inner.GenerateIDToken(ctx, lifespan, r)
+}
+
+type pkceOptionalKey struct{}
+
+// pkceConfig makes PKCE mandatory except for requests that pkcePolicy marked
+// as coming from a confidential client registered with PKCEOptional.
+type pkceConfig struct{ *fosite.Config }
+
+// GetEnforcePKCE implements fosite.EnforcePKCEProvider.
+func (c pkceConfig) GetEnforcePKCE(ctx context.Context) bool {
+	optional, _ := ctx.Value(pkceOptionalKey{}).(bool)
+	return !optional
+}
+
+// GetEnforcePKCEForPublicClients implements
+// fosite.EnforcePKCEForPublicClientsProvider. Public clients never skip PKCE.
+func (c pkceConfig) GetEnforcePKCEForPublicClients(context.Context) bool { return true }
+
+// GetEnablePKCEPlainChallengeMethod implements
+// fosite.EnablePKCEPlainChallengeMethodProvider: S256 only (RFC 9700 §2.1.1).
+func (c pkceConfig) GetEnablePKCEPlainChallengeMethod(context.Context) bool { return false }
+
+// pkcePolicy wraps fosite's PKCE handler and tells pkceConfig, through the
+// context, whether the request's client may skip PKCE. fosite's config
+// hooks see only the context, not the client, hence the wrapper.
+type pkcePolicy struct {
+	inner *pkce.Handler
+}
+
+var (
+	_ fosite.AuthorizeEndpointHandler = (*pkcePolicy)(nil)
+	_ fosite.TokenEndpointHandler     = (*pkcePolicy)(nil)
+)
+
+func withPKCEPolicy(ctx context.Context, c fosite.Client) context.Context {
+	bc, ok := c.(*storage.Client)
+	optional := ok && bc.PKCEOptional && !bc.IsPublic()
+	return context.WithValue(ctx, pkceOptionalKey{}, optional)
+}
+
+// HandleAuthorizeEndpointRequest implements fosite.AuthorizeEndpointHandler.
+func (h *pkcePolicy) HandleAuthorizeEndpointRequest(ctx context.Context, ar fosite.AuthorizeRequester, resp fosite.AuthorizeResponder) error {
+	return h.inner.HandleAuthorizeEndpointRequest(withPKCEPolicy(ctx, ar.GetClient()), ar, resp)
+}
+
+// HandleTokenEndpointRequest implements fosite.TokenEndpointHandler. The
+// authorization code handler, which runs first, has already checked that
+// the authenticated client is the one the code was issued to.
+func (h *pkcePolicy) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	return h.inner.HandleTokenEndpointRequest(withPKCEPolicy(ctx, r.GetClient()), r)
+}
+
+// PopulateTokenEndpointResponse implements fosite.TokenEndpointHandler.
+func (h *pkcePolicy) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	return h.inner.PopulateTokenEndpointResponse(ctx, r, resp)
+}
+
+// CanSkipClientAuth implements fosite.TokenEndpointHandler.
+func (h *pkcePolicy) CanSkipClientAuth(ctx context.Context, r fosite.AccessRequester) bool {
+	return h.inner.CanSkipClientAuth(ctx, r)
+}
+
+// CanHandleTokenEndpointRequest implements fosite.TokenEndpointHandler.
+func (h *pkcePolicy) CanHandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) bool {
+	return h.inner.CanHandleTokenEndpointRequest(ctx, r)
+}
+
+// refreshAudit records refresh token reuse. fosite detects it (the store
+// returns fosite.ErrInactiveToken for a rotated token) and revokes the whole
+// family; the wrapper only adds the audit event.
+type refreshAudit struct {
+	*oauth2.RefreshTokenGrantHandler
+	p *Provider
+}
+
+// HandleTokenEndpointRequest implements fosite.TokenEndpointHandler.
+func (h *refreshAudit) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	err := h.RefreshTokenGrantHandler.HandleTokenEndpointRequest(ctx, r)
+	if err != nil && errors.Is(err, fosite.ErrInactiveToken) {
+		clientID := ""
+		if r.GetClient() != nil {
+			clientID = r.GetClient().GetID()
+		}
+		h.p.audit(ctx, storage.AuditEvent{
+			Event:    EventRefreshReuse,
+			ClientID: clientID,
+			Outcome:  OutcomeFailure,
+			Details:  map[string]string{"action": "token family revoked"},
+		})
+	}
+	return err
+}

@@ -1,0 +1,282 @@
+package oauth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+var supportedGrants = fosite.Arguments{"authorization_code", "refresh_token", "client_credentials"}
+
+// handleToken is the token endpoint (RFC 6749 §3.2).
+func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err == nil {
+		// fosite answers invalid_request for grants it has no handler
+		// for; RFC 6749 §5.2 asks for unsupported_grant_type.
+		if gt := r.PostForm.Get("grant_type"); gt != "" && !supportedGrants.Has(gt) {
+			p.writeAccessError(w, r, nil, fosite.ErrUnsupportedGrantType)
+			return
+		}
+	}
+	sess := storage.NewSession("")
+	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		p.writeAccessError(w, r, ar, err)
+		return
+	}
+	clientID := ar.GetClient().GetID()
+	reqinfo.From(ctx).SetClientID(clientID)
+
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// fosite validated the requested scope and audience against the
+		// client's registration but grants nothing by itself.
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		for _, a := range ar.GetRequestedAudience() {
+			ar.GrantAudience(a)
+		}
+		// The client acts on its own behalf: sub is its id (RFC 9068 §2.2).
+		sess.Subject = clientID
+		sess.IDTokenClaims().Subject = clientID
+		sess.ClientID = clientID
+	}
+
+	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	if err != nil {
+		p.writeAccessError(w, r, ar, err)
+		return
+	}
+	subject := ar.GetSession().GetSubject()
+	reqinfo.From(ctx).SetSubject(subject)
+	p.audit(ctx, storage.AuditEvent{
+		Event:    EventTokenIssued,
+		ClientID: clientID,
+		Subject:  subject,
+		Outcome:  OutcomeSuccess,
+		Details: map[string]string{
+			"grant_type": strings.Join(ar.GetGrantTypes(), " "),
+			"scope":      strings.Join(ar.GetGrantedScopes(), " "),
+		},
+	})
+	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// writeAccessError writes a token endpoint error (RFC 6749 §5.2) with
+// fosite's writer, adding WWW-Authenticate for failed HTTP Basic client
+// authentication, which RFC 6749 §5.2 requires and fosite omits.
+func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
+	if unavailable(err) {
+		p.writeJSONError(w, r, err)
+		return
+	}
+	p.logError(r, "token request failed", err)
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField == http.StatusUnauthorized && rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		w.Header().Set("WWW-Authenticate", `Basic realm="bulwark"`)
+	}
+	p.oauth.WriteAccessError(r.Context(), w, ar, err)
+}
+
+// handleIntrospect is the introspection endpoint (RFC 7662). Callers must
+// authenticate as a client with HTTP Basic; a bearer token is not accepted
+// as caller authentication. Anything that is not an active token answers
+// exactly {"active":false}.
+func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if _, _, ok := r.BasicAuth(); !ok {
+		p.writeJSONError(w, r, fosite.ErrInvalidClient.WithHint("Client authentication with HTTP Basic is required."))
+		return
+	}
+	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, storage.NewSession(""))
+	switch {
+	case err == nil:
+	case unavailable(err):
+		p.writeJSONError(w, r, err)
+		return
+	case errors.Is(err, fosite.ErrRequestUnauthorized):
+		p.writeJSONError(w, r, fosite.ErrInvalidClient.WithWrap(err))
+		return
+	case errors.Is(err, fosite.ErrInvalidRequest):
+		p.writeJSONError(w, r, err)
+		return
+	default:
+		p.logError(r, "introspection: inactive token", err)
+		writeIntrospection(w, map[string]any{"active": false})
+		return
+	}
+	if !ir.IsActive() {
+		writeIntrospection(w, map[string]any{"active": false})
+		return
+	}
+	ar := ir.GetAccessRequester()
+	sess := ar.GetSession()
+	out := map[string]any{
+		"active":    true,
+		"client_id": ar.GetClient().GetID(),
+		"iss":       p.cfg.Issuer,
+	}
+	// token_type: "Bearer" for access tokens (RFC 7662 §2.2 uses the
+	// RFC 6749 §7.1 token type), "refresh_token" for refresh tokens, which
+	// have no RFC 6749 token type.
+	exp := sess.GetExpiresAt(fosite.AccessToken)
+	if ir.GetTokenUse() == fosite.RefreshToken {
+		out["token_type"] = "refresh_token"
+		exp = sess.GetExpiresAt(fosite.RefreshToken)
+	} else {
+		out["token_type"] = "Bearer"
+	}
+	if !exp.IsZero() {
+		out["exp"] = exp.Unix()
+	}
+	if t := ar.GetRequestedAt(); !t.IsZero() {
+		out["iat"] = t.Unix()
+	}
+	if s := ar.GetGrantedScopes(); len(s) > 0 {
+		out["scope"] = strings.Join(s, " ")
+	}
+	if sub := sess.GetSubject(); sub != "" {
+		out["sub"] = sub
+	}
+	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
+		out["aud"] = aud
+	}
+	writeIntrospection(w, out)
+}
+
+func writeIntrospection(w http.ResponseWriter, body map[string]any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// handleRevoke is the revocation endpoint (RFC 7009). Revoking a refresh
+// token revokes its whole family; unknown tokens answer 200.
+func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	err := p.oauth.NewRevocationRequest(ctx, r)
+	if err != nil {
+		if unavailable(err) {
+			p.writeJSONError(w, r, err)
+			return
+		}
+		p.logError(r, "revocation failed", err)
+		rfc := fosite.ErrorToRFC6749Error(err)
+		if rfc.CodeField == http.StatusUnauthorized && rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+			w.Header().Set("WWW-Authenticate", `Basic realm="bulwark"`)
+		}
+	} else {
+		p.audit(ctx, storage.AuditEvent{Event: EventTokenRevoked, ClientID: reqinfo.From(ctx).ClientID(), Outcome: OutcomeSuccess,
+			Details: map[string]string{"token_type_hint": r.PostForm.Get("token_type_hint")}})
+	}
+	p.oauth.WriteRevocationResponse(ctx, w, err)
+}
+
+// handlePAR is the pushed authorization request endpoint (RFC 9126).
+func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed.").WithWrap(err))
+		return
+	}
+	if r.PostForm.Get("request") != "" {
+		p.writeJSONError(w, r, fosite.ErrRequestNotSupported.WithHint("Request objects are not supported."))
+		return
+	}
+	if id := r.PostForm.Get("client_id"); id != "" {
+		c, err := p.client(ctx, id)
+		if err != nil {
+			p.writeJSONError(w, r, err)
+			return
+		}
+		if !redirectAllowed(c, r.PostForm.Get("redirect_uri")) {
+			p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the OAuth 2.0 Client's pre-registered redirect urls."))
+			return
+		}
+	}
+	ar, err := p.oauth.NewPushedAuthorizeRequest(ctx, r)
+	if err != nil {
+		p.writePARError(w, r, ar, err)
+		return
+	}
+	resp, err := p.oauth.NewPushedAuthorizeResponse(ctx, ar, storage.NewSession(""))
+	if err != nil {
+		p.writePARError(w, r, ar, err)
+		return
+	}
+	p.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
+
+func (p *Provider) writePARError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	if unavailable(err) {
+		p.writeJSONError(w, r, err)
+		return
+	}
+	p.logError(r, "pushed authorization request failed", err)
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField == http.StatusUnauthorized && rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		w.Header().Set("WWW-Authenticate", `Basic realm="bulwark"`)
+	}
+	p.oauth.WritePushedAuthorizeError(r.Context(), w, ar, err)
+}
+
+// handleUserinfo is the OpenID Connect UserInfo endpoint (Core §5.3).
+func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	token := fosite.AccessTokenFromRequest(r)
+	if token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	sess := storage.NewSession("")
+	use, ar, err := p.oauth.IntrospectToken(ctx, token, fosite.AccessToken, sess)
+	if err != nil && unavailable(err) {
+		p.writeJSONError(w, r, err)
+		return
+	}
+	if err != nil || use != fosite.AccessToken {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	granted := ar.GetGrantedScopes()
+	if !granted.Has("openid") {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="insufficient_scope", scope="openid"`)
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	user, err := p.cfg.Store.UserByID(ctx, sess.GetSubject())
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		p.writeJSONError(w, r, err)
+		return
+	}
+	if err != nil || user.Disabled {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	out := map[string]any{"sub": user.ID}
+	if granted.Has("profile") {
+		out["preferred_username"] = user.Username
+	}
+	if granted.Has("email") && user.Email != "" {
+		out["email"] = user.Email
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
+}
