@@ -1,0 +1,133 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// GetClient implements fosite.ClientManager; the result is a *storage.Client.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.ClientByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ClientAssertionJWTValid implements fosite.ClientManager: a JTI seen before
+// and not yet expired is fosite.ErrJTIKnown (RFC 7523 §3 replay protection).
+func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	unlock := s.read(ctx)
+	defer unlock()
+	if exp, ok := s.jtis[storage.HashKey(jti)]; ok && exp.After(s.now()) {
+		return fosite.ErrJTIKnown
+	}
+	return nil
+}
+
+// SetClientAssertionJWT implements fosite.ClientManager. An expired entry
+// for the same JTI is replaced: the assertion can no longer be replayed.
+func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	k := storage.HashKey(jti)
+	if old, ok := s.jtis[k]; ok && old.After(s.now()) {
+		return fosite.ErrJTIKnown
+	}
+	put(tx, s.jtis, k, exp)
+	return nil
+}
+
+// CreateClient implements storage.ClientStore. The stored and the caller's
+// Version become 1.
+func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	if _, ok := s.clients[c.ID]; ok {
+		return fmt.Errorf("memory: client: %w", storage.ErrConflict)
+	}
+	c.Version = 1
+	put(tx, s.clients, c.ID, c.Clone())
+	return nil
+}
+
+// ClientByID implements storage.ClientStore.
+func (s *Store) ClientByID(ctx context.Context, id string) (*storage.Client, error) {
+	unlock := s.read(ctx)
+	defer unlock()
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return c.Clone(), nil
+}
+
+// ListClients implements storage.ClientStore.
+func (s *Store) ListClients(ctx context.Context, opts storage.ListOptions) ([]*storage.Client, error) {
+	unlock := s.read(ctx)
+	defer unlock()
+	out := []*storage.Client{}
+	for _, id := range page(s.clients, opts, func(c *storage.Client) string { return c.Name }) {
+		out = append(out, s.clients[id].Clone())
+	}
+	return out, nil
+}
+
+// UpdateClient implements storage.ClientStore; on success c.Version holds
+// the new version.
+func (s *Store) UpdateClient(ctx context.Context, c *storage.Client, expectVersion int64) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	old, ok := s.clients[c.ID]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	if old.Version != expectVersion {
+		return fmt.Errorf("memory: client version %d: %w", expectVersion, storage.ErrPreconditionFailed)
+	}
+	c.Version = expectVersion + 1
+	put(tx, s.clients, c.ID, c.Clone())
+	return nil
+}
+
+// DeleteClient implements storage.ClientStore, taking every token session
+// of the client with it.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	if _, ok := s.clients[id]; !ok {
+		return storage.ErrNotFound
+	}
+	del(tx, s.clients, id)
+	for _, k := range allKinds {
+		s.deleteWhere(tx, k, func(r *tokenRow) bool { return r.rec.ClientID == id })
+	}
+	return nil
+}
+
+// page returns the ids of m selected by opts, in id order.
+func page[V any](m map[string]V, opts storage.ListOptions, name func(V) string) []string {
+	needle := strings.ToLower(opts.NameContains)
+	ids := make([]string, 0, len(m))
+	for id, v := range m {
+		if id <= opts.After && opts.After != "" {
+			continue
+		}
+		if needle != "" && !strings.Contains(strings.ToLower(name(v)), needle) {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	if opts.Limit > 0 && len(ids) > opts.Limit {
+		ids = ids[:opts.Limit]
+	}
+	return ids
+}

@@ -1,0 +1,319 @@
+package memory
+
+import (
+	"context"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// tokenKind names one of the fosite session tables.
+type tokenKind int
+
+const (
+	kindCode tokenKind = iota
+	kindAccess
+	kindRefresh
+	kindPKCE
+	kindOIDC
+	kindPAR
+)
+
+var allKinds = []tokenKind{kindCode, kindAccess, kindRefresh, kindPKCE, kindOIDC, kindPAR}
+
+// Row lifetimes used when a session carries no expiry for the token type,
+// so the janitor can still reclaim the row.
+const (
+	codeFallback    = time.Hour
+	accessFallback  = 24 * time.Hour
+	refreshFallback = 90 * 24 * time.Hour
+)
+
+// tokenRow is an immutable stored session; updates replace the row.
+type tokenRow struct {
+	rec storage.TokenRecord
+	// accessKey links a refresh token to the access token issued with it.
+	accessKey string
+}
+
+func (s *Store) createToken(ctx context.Context, kind tokenKind, key string, r fosite.Requester, tt fosite.TokenType, fallback time.Duration, accessSig string) error {
+	rec, err := storage.EncodeRequest(key, r, tt, fallback)
+	if err != nil {
+		return err
+	}
+	row := &tokenRow{rec: *rec}
+	if accessSig != "" {
+		row.accessKey = storage.HashKey(accessSig)
+	}
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	put(tx, s.tokens[kind], rec.Key, row)
+	return nil
+}
+
+// getToken returns the stored row and a copy of its client. A row whose
+// client no longer exists is reported as not found.
+func (s *Store) getToken(ctx context.Context, kind tokenKind, key string) (*tokenRow, *storage.Client, error) {
+	unlock := s.read(ctx)
+	defer unlock()
+	row, ok := s.tokens[kind][storage.HashKey(key)]
+	if !ok {
+		return nil, nil, fosite.ErrNotFound
+	}
+	c, ok := s.clients[row.rec.ClientID]
+	if !ok {
+		return nil, nil, fosite.ErrNotFound
+	}
+	return row, c.Clone(), nil
+}
+
+func (s *Store) decodeToken(ctx context.Context, kind tokenKind, key string, session fosite.Session) (fosite.Requester, bool, error) {
+	row, c, err := s.getToken(ctx, kind, key)
+	if err != nil {
+		return nil, false, err
+	}
+	req, err := storage.DecodeRequest(&row.rec, c, session)
+	if err != nil {
+		return nil, false, err
+	}
+	return req, row.rec.Active, nil
+}
+
+// deleteToken is idempotent: fosite may delete a row another request
+// already removed (concurrent refresh token reuse).
+func (s *Store) deleteToken(ctx context.Context, kind tokenKind, key string) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	del(tx, s.tokens[kind], storage.HashKey(key))
+	return nil
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.createToken(ctx, kindCode, code, r, fosite.AuthorizeCode, codeFallback, "")
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. An
+// invalidated code returns the requester and fosite.ErrInvalidatedAuthorizeCode
+// so fosite can revoke the tokens issued with it (RFC 6749 §4.1.2).
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
+	req, active, err := s.decodeToken(ctx, kindCode, code, session)
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return req, nil
+}
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
+	return s.deactivate(ctx, kindCode, code)
+}
+
+func (s *Store) deactivate(ctx context.Context, kind tokenKind, key string) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	k := storage.HashKey(key)
+	row, ok := s.tokens[kind][k]
+	if !ok {
+		return fosite.ErrNotFound
+	}
+	if row.rec.Active {
+		n := *row
+		n.rec.Active = false
+		put(tx, s.tokens[kind], k, &n)
+	}
+	return nil
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createToken(ctx, kindAccess, signature, r, fosite.AccessToken, accessFallback, "")
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.decodeToken(ctx, kindAccess, signature, session)
+	return req, err
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.deleteToken(ctx, kindAccess, signature)
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
+	return s.createToken(ctx, kindRefresh, signature, r, fosite.RefreshToken, refreshFallback, accessSignature)
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. An inactive
+// (rotated or revoked) token returns the requester and fosite.ErrInactiveToken
+// so fosite detects reuse and revokes the family.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, active, err := s.decodeToken(ctx, kindRefresh, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return s.deleteToken(ctx, kindRefresh, signature)
+}
+
+// RotateRefreshToken implements oauth2.RefreshTokenStorage: the old refresh
+// token is kept but inactive, so its reuse is detected, and the family's
+// access tokens are removed.
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignature string) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	k := storage.HashKey(refreshSignature)
+	if row, ok := s.tokens[kindRefresh][k]; ok && row.rec.Active {
+		n := *row
+		n.rec.Active = false
+		put(tx, s.tokens[kindRefresh], k, &n)
+	}
+	s.deleteWhere(tx, kindAccess, func(r *tokenRow) bool { return r.rec.RequestID == requestID })
+	return nil
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh
+// token of the request id becomes inactive.
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	s.deactivateWhere(tx, func(r *tokenRow) bool { return r.rec.RequestID == requestID })
+	return nil
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
+// token of the request id is removed.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	s.deleteWhere(tx, kindAccess, func(r *tokenRow) bool { return r.rec.RequestID == requestID })
+	return nil
+}
+
+// deleteWhere removes the rows of kind matching f; callers hold the write lock.
+func (s *Store) deleteWhere(tx *txn, kind tokenKind, f func(*tokenRow) bool) int64 {
+	var n int64
+	for k, r := range s.tokens[kind] {
+		if f(r) {
+			del(tx, s.tokens[kind], k)
+			n++
+		}
+	}
+	return n
+}
+
+// deactivateWhere marks active refresh tokens matching f inactive; callers
+// hold the write lock.
+func (s *Store) deactivateWhere(tx *txn, f func(*tokenRow) bool) int64 {
+	var n int64
+	for k, r := range s.tokens[kindRefresh] {
+		if r.rec.Active && f(r) {
+			c := *r
+			c.rec.Active = false
+			put(tx, s.tokens[kindRefresh], k, &c)
+			n++
+		}
+	}
+	return n
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createToken(ctx, kindPKCE, signature, r, fosite.AuthorizeCode, codeFallback, "")
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.decodeToken(ctx, kindPKCE, signature, session)
+	return req, err
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return s.deleteToken(ctx, kindPKCE, signature)
+}
+
+// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+// fosite passes the raw authorization code; it is hashed like every key.
+func (s *Store) CreateOpenIDConnectSession(ctx context.Context, authorizeCode string, r fosite.Requester) error {
+	return s.createToken(ctx, kindOIDC, authorizeCode, r, fosite.AuthorizeCode, codeFallback, "")
+}
+
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage. The
+// stored session is decoded into the requester's session when there is one.
+func (s *Store) GetOpenIDConnectSession(ctx context.Context, authorizeCode string, r fosite.Requester) (fosite.Requester, error) {
+	var sess fosite.Session
+	if r != nil {
+		sess = r.GetSession()
+	}
+	req, _, err := s.decodeToken(ctx, kindOIDC, authorizeCode, sess)
+	return req, err
+}
+
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode string) error {
+	return s.deleteToken(ctx, kindOIDC, authorizeCode)
+}
+
+// CreatePARSession implements fosite.PARStorage.
+func (s *Store) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
+	return s.createToken(ctx, kindPAR, requestURI, r, fosite.PushedAuthorizeRequestContext, codeFallback, "")
+}
+
+// GetPARSession implements fosite.PARStorage.
+func (s *Store) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
+	req, _, err := s.decodeToken(ctx, kindPAR, requestURI, nil)
+	if err != nil {
+		return nil, err
+	}
+	ar, ok := req.(fosite.AuthorizeRequester)
+	if !ok {
+		return nil, fosite.ErrNotFound
+	}
+	return ar, nil
+}
+
+// DeletePARSession implements fosite.PARStorage.
+func (s *Store) DeletePARSession(ctx context.Context, requestURI string) error {
+	return s.deleteToken(ctx, kindPAR, requestURI)
+}
+
+// RevokeTokensByClient implements storage.TokenRevoker.
+func (s *Store) RevokeTokensByClient(ctx context.Context, clientID string) (int64, error) {
+	return s.revokeWhere(ctx, func(r *tokenRow) bool { return r.rec.ClientID == clientID })
+}
+
+// RevokeTokensBySubject implements storage.TokenRevoker.
+func (s *Store) RevokeTokensBySubject(ctx context.Context, subject string) (int64, error) {
+	return s.revokeWhere(ctx, func(r *tokenRow) bool { return r.rec.Subject == subject })
+}
+
+// RevokeTokensBySubjectAndClient implements storage.TokenRevoker.
+func (s *Store) RevokeTokensBySubjectAndClient(ctx context.Context, subject, clientID string) (int64, error) {
+	return s.revokeWhere(ctx, func(r *tokenRow) bool { return r.rec.Subject == subject && r.rec.ClientID == clientID })
+}
+
+// revokeWhere deletes matching access tokens and deactivates matching
+// refresh tokens; the count is both together (already inactive refresh
+// tokens are not counted).
+func (s *Store) revokeWhere(ctx context.Context, f func(*tokenRow) bool) (int64, error) {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	n := s.deleteWhere(tx, kindAccess, f)
+	n += s.deactivateWhere(tx, f)
+	return n, nil
+}

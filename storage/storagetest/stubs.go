@@ -1,0 +1,8 @@
+package storagetest
+
+var (
+	txTests      []test
+	revokerTests []test
+	domainTests  []test
+	opsTests     []test
+)
