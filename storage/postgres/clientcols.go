@@ -1,0 +1,162 @@
+package postgres
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// clientColumn is one column of the clients table and the value that stands
+// in for it when a LEFT JOIN finds no client.
+type clientColumn struct{ name, zero string }
+
+var clientColumns = []clientColumn{
+	{"id", "''"},
+	{"secret_hash", "''"},
+	{"rotated_secrets", "'[]'::jsonb"},
+	{"name", "''"},
+	{"redirect_uris", "'{}'::text[]"},
+	{"grant_types", "'{}'::text[]"},
+	{"response_types", "'{}'::text[]"},
+	{"scopes", "'{}'::text[]"},
+	{"audience", "'{}'::text[]"},
+	{"token_endpoint_auth_method", "''"},
+	{"token_endpoint_auth_signing_alg", "''"},
+	{"jwks", "NULL"},
+	{"request_object_signing_alg", "''"},
+	{"application_type", "''"},
+	{"logo_uri", "''"},
+	{"client_uri", "''"},
+	{"contacts", "'{}'::text[]"},
+	{"skip_consent", "false"},
+	{"pkce_optional", "false"},
+	{"access_token_lifespan_ns", "0"},
+	{"refresh_token_lifespan_ns", "0"},
+	{"id_token_lifespan_ns", "0"},
+	{"owner", "''"},
+	{"disabled", "false"},
+	{"created_at", "'epoch'::timestamptz"},
+	{"updated_at", "'epoch'::timestamptz"},
+	{"version", "0"},
+}
+
+// clientSelect lists the client columns for a plain SELECT FROM clients;
+// clientJoinSelect lists them for "LEFT JOIN clients c", with NULLs replaced
+// so one scan function serves both.
+var (
+	clientSelect     string
+	clientJoinSelect string
+	clientInsertCols string
+	clientInsertArgs string
+	clientUpdateSet  string
+)
+
+func init() {
+	var sel, join, args, set []string
+	for i, c := range clientColumns {
+		sel = append(sel, c.name)
+		join = append(join, fmt.Sprintf("COALESCE(c.%s, %s)", c.name, c.zero))
+		args = append(args, fmt.Sprintf("$%d", i+1))
+		switch c.name {
+		case "id", "created_at", "version":
+			// Identity, creation time and version are never replaced by
+			// an update (version is bumped separately).
+		default:
+			set = append(set, fmt.Sprintf("%s = $%d", c.name, i+1))
+		}
+	}
+	clientSelect = strings.Join(sel, ", ")
+	clientJoinSelect = strings.Join(join, ", ")
+	clientInsertCols = clientSelect
+	clientInsertArgs = strings.Join(args, ", ")
+	clientUpdateSet = strings.Join(set, ", ")
+}
+
+// clientArgs returns the values of c in clientColumns order.
+func clientArgs(c *storage.Client) ([]any, error) {
+	rotated := c.RotatedSecrets
+	if rotated == nil {
+		rotated = []storage.RotatedSecret{}
+	}
+	rot, err := json.Marshal(rotated)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: encode rotated secrets: %w", err)
+	}
+	var jwks []byte
+	if c.JWKS != nil {
+		if jwks, err = json.Marshal(c.JWKS); err != nil {
+			return nil, fmt.Errorf("postgres: encode client jwks: %w", err)
+		}
+	}
+	return []any{
+		c.ID, c.SecretHash, rot, c.Name,
+		nonNil(c.RedirectURIs), nonNil(c.GrantTypes), nonNil(c.ResponseTypes), nonNil(c.Scopes), nonNil(c.Audience),
+		c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg, jwks, c.RequestObjectSigningAlg,
+		c.ApplicationType, c.LogoURI, c.ClientURI, nonNil(c.Contacts),
+		c.SkipConsent, c.PKCEOptional,
+		int64(c.AccessTokenLifespan), int64(c.RefreshTokenLifespan), int64(c.IDTokenLifespan),
+		c.Owner, c.Disabled, c.CreatedAt, c.UpdatedAt, c.Version,
+	}, nil
+}
+
+// clientScan holds scan destinations for one client row.
+type clientScan struct {
+	c                  storage.Client
+	rotated, jwks      []byte
+	atl, rtl, idtl     int64
+	createdAt, updated time.Time
+}
+
+func (cs *clientScan) dest() []any {
+	c := &cs.c
+	return []any{
+		&c.ID, &c.SecretHash, &cs.rotated, &c.Name,
+		&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience,
+		&c.TokenEndpointAuthMethod, &c.TokenEndpointAuthSigningAlg, &cs.jwks, &c.RequestObjectSigningAlg,
+		&c.ApplicationType, &c.LogoURI, &c.ClientURI, &c.Contacts,
+		&c.SkipConsent, &c.PKCEOptional,
+		&cs.atl, &cs.rtl, &cs.idtl,
+		&c.Owner, &c.Disabled, &cs.createdAt, &cs.updated, &c.Version,
+	}
+}
+
+func (cs *clientScan) client() (*storage.Client, error) {
+	c := cs.c
+	c.AccessTokenLifespan = time.Duration(cs.atl)
+	c.RefreshTokenLifespan = time.Duration(cs.rtl)
+	c.IDTokenLifespan = time.Duration(cs.idtl)
+	c.CreatedAt, c.UpdatedAt = cs.createdAt, cs.updated
+	// Empty arrays come back as nil, as Client.Clone returns them.
+	c.RedirectURIs, c.GrantTypes, c.ResponseTypes = nilIfEmpty(c.RedirectURIs), nilIfEmpty(c.GrantTypes), nilIfEmpty(c.ResponseTypes)
+	c.Scopes, c.Audience, c.Contacts = nilIfEmpty(c.Scopes), nilIfEmpty(c.Audience), nilIfEmpty(c.Contacts)
+	if len(cs.rotated) > 0 {
+		if err := json.Unmarshal(cs.rotated, &c.RotatedSecrets); err != nil {
+			return nil, fmt.Errorf("postgres: decode rotated secrets: %w", err)
+		}
+		if len(c.RotatedSecrets) == 0 {
+			c.RotatedSecrets = nil
+		}
+	}
+	if len(cs.jwks) > 0 {
+		var ks jose.JSONWebKeySet
+		if err := json.Unmarshal(cs.jwks, &ks); err != nil {
+			return nil, fmt.Errorf("postgres: decode client jwks: %w", err)
+		}
+		c.JWKS = &ks
+	}
+	return &c, nil
+}
+
+func scanClient(row pgx.Row) (*storage.Client, error) {
+	var cs clientScan
+	if err := row.Scan(cs.dest()...); err != nil {
+		return nil, err
+	}
+	return cs.client()
+}

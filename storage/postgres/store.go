@@ -1,0 +1,268 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ory/fosite"
+	"github.com/sirupsen/logrus"
+
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Config configures Open.
+type Config struct {
+	// DSN is a libpq connection string or postgres:// URL.
+	DSN string
+	// MaxConns caps the pool; zero keeps pgxpool's default.
+	MaxConns int32
+	// Now is the clock used for expiry checks and default timestamps;
+	// time.Now when nil.
+	Now func() time.Time
+	// Logger receives operational warnings (lost LISTEN connections); a
+	// discarding logger when nil.
+	Logger logrus.FieldLogger
+}
+
+// Store implements storage.Store on a pgx connection pool.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+	log  logrus.FieldLogger
+}
+
+// Open connects to the database and checks that it answers. It does not
+// migrate: run MigrateUp (bulwark migrate) first, and use Pending to refuse
+// to serve an unmigrated schema.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		// The parse error may quote the DSN, password included.
+		return nil, errors.New("postgres: invalid DSN")
+	}
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = cfg.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, classify("postgres: open", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, classify("postgres: open", err)
+	}
+	s := &Store{pool: pool, now: cfg.Now, log: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		s.log = l
+	}
+	return s, nil
+}
+
+// Pool returns the underlying pool, for the migrate command and health
+// metrics.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping implements storage.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	return classify("postgres: ping", s.pool.Ping(ctx))
+}
+
+// Close implements storage.Store.
+func (s *Store) Close() { s.pool.Close() }
+
+// querier is what pgx.Tx and *pgxpool.Pool have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type txKey struct{}
+
+// q returns the transaction carried by ctx, or the pool.
+func (s *Store) q(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return tx
+	}
+	return s.pool
+}
+
+// BeginTX implements fosite's storage.Transactional. A transaction already
+// in ctx is nested as a savepoint.
+func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	var (
+		tx  pgx.Tx
+		err error
+	)
+	if outer, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		tx, err = outer.Begin(ctx)
+	} else {
+		tx, err = s.pool.Begin(ctx)
+	}
+	if err != nil {
+		return ctx, classify("postgres: begin", err)
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+// Commit implements fosite's storage.Transactional.
+func (s *Store) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(pgx.Tx)
+	if !ok {
+		return errors.New("postgres: commit without transaction")
+	}
+	return classify("postgres: commit", tx.Commit(ctx))
+}
+
+// Rollback implements fosite's storage.Transactional.
+func (s *Store) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(pgx.Tx)
+	if !ok {
+		return errors.New("postgres: rollback without transaction")
+	}
+	// fosite may roll back after a failed commit; the rollback itself must
+	// then not run on a dead context.
+	err := tx.Rollback(context.WithoutCancel(ctx))
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return nil
+	}
+	return classify("postgres: rollback", err)
+}
+
+// inTx runs fn in the caller's transaction if ctx carries one, otherwise in
+// a new transaction of its own, so multi-statement operations are atomic
+// either way.
+func (s *Store) inTx(ctx context.Context, fn func(q querier) error) error {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return fn(tx)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return classify("postgres: begin", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	return classify("postgres: commit", tx.Commit(ctx))
+}
+
+// SQLSTATE codes the store reacts to.
+const (
+	codeUniqueViolation      = "23505"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+	codeTooManyConnections   = "53300"
+	codeAdminShutdown        = "57P01"
+	codeCrashShutdown        = "57P02"
+	codeCannotConnectNow     = "57P03"
+)
+
+// classify maps a pgx error onto the storage sentinels, keeping the original
+// error in the chain for the log. op names the operation; it never contains
+// a value.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == codeUniqueViolation:
+			return fmt.Errorf("%s: %w", op, storage.ErrConflict)
+		case pgErr.Code == codeSerializationFailure, pgErr.Code == codeDeadlockDetected:
+			return fmt.Errorf("%s: %w: %w", op, fosite.ErrSerializationFailure, err)
+		case pgErr.Code == codeTooManyConnections, pgErr.Code == codeAdminShutdown,
+			pgErr.Code == codeCrashShutdown, pgErr.Code == codeCannotConnectNow,
+			len(pgErr.Code) == 5 && pgErr.Code[:2] == "08": // connection exception class
+			return fmt.Errorf("%s: %w: %w", op, storage.ErrUnavailable, err)
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if isConnectionFailure(err) {
+		return fmt.Errorf("%s: %w: %w", op, storage.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isConnectionFailure reports errors that mean the database could not be
+// reached or the connection broke, as opposed to a rejected statement.
+func isConnectionFailure(err error) bool {
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	// Acquiring a connection from the pool is the connect step: a deadline
+	// hit there means the database did not answer in time.
+	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// nullTime maps the zero time to NULL.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// fromNull maps NULL back to the zero time.
+func fromNull(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// limitArg maps a non-positive limit to NULL, which Postgres reads as "no
+// limit".
+func limitArg(n int) *int {
+	if n <= 0 {
+		return nil
+	}
+	return &n
+}
+
+// nonNil keeps text[] columns NOT NULL.
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
+
+// nilIfEmpty returns nil for an empty slice.
+func nilIfEmpty(v []string) []string {
+	if len(v) == 0 {
+		return nil
+	}
+	return v
+}
+
+func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
