@@ -1,8 +1,0 @@
-package storagetest
-
-var (
-	txTests      []test
-	revokerTests []test
-	domainTests  []test
-	opsTests     []test
-)
