@@ -34,12 +34,6 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 		return "", "", fosite.ErrServerError.WithDebug("unexpected session type")
 	}
 	clientID := r.GetClient().GetID()
-	// aud: the audience granted for the request; when none was requested
-	// the token is meant for the client's own API, so aud is the client id
-	// (RFC 9068 §2.2 requires aud).
-	if len(r.GetGrantedAudience()) == 0 {
-		r.GrantAudience(clientID)
-	}
 	if sess.AccessClaims == nil {
 		sess.AccessClaims = &jwt.JWTClaims{}
 	}
@@ -50,11 +44,26 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 	c.Issuer = s.issuer
 	c.Subject = sess.GetSubject()
 	c.JTI = uuid.NewString()
-	c.IssuedAt = time.Time{} // fosite fills it with the current time
+	c.IssuedAt = time.Now().UTC()
 	c.NotBefore = time.Time{}
 	c.Extra["client_id"] = clientID
 	sess.ClientID = clientID
-	return s.DefaultJWTStrategy.GenerateAccessToken(ctx, r)
+
+	// Same steps as fosite's DefaultJWTStrategy, plus the audience default.
+	claims, ok := sess.GetJWTClaims().
+		With(sess.GetExpiresAt(fosite.AccessToken), r.GetGrantedScopes(), r.GetGrantedAudience()).
+		WithScopeField(s.Config.GetJWTScopeField(ctx)).(*jwt.JWTClaims)
+	if !ok {
+		return "", "", fosite.ErrServerError.WithDebug("unexpected claims type")
+	}
+	// aud: the audience granted for the request; when none was granted the
+	// token is meant for the client's own API, so aud is the client id
+	// (RFC 9068 §2.2 requires aud). It is set on the token only, not granted,
+	// so a refresh does not see an audience the client never registered.
+	if len(claims.Audience) == 0 {
+		claims.Audience = []string{clientID}
+	}
+	return s.Signer.Generate(ctx, claims.ToMapClaims(), sess.GetJWTHeader())
 }
 
 // idTokenStrategy clears the expiry a refreshed session carries over from

@@ -98,20 +98,23 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, storage.NewSession(""))
-	switch {
-	case err == nil:
-	case unavailable(err):
-		p.writeJSONError(w, r, err)
-		return
-	case errors.Is(err, fosite.ErrRequestUnauthorized):
-		p.writeJSONError(w, r, fosite.ErrInvalidClient.WithWrap(err))
-		return
-	case errors.Is(err, fosite.ErrInvalidRequest):
-		p.writeJSONError(w, r, err)
-		return
-	default:
-		p.logError(r, "introspection: inactive token", err)
-		writeIntrospection(w, map[string]any{"active": false})
+	if err != nil {
+		if unavailable(err) {
+			p.writeJSONError(w, r, err)
+			return
+		}
+		// Only the outermost error says what failed: an inactive token
+		// wraps the request_unauthorized of the token lookup, which must
+		// not be mistaken for failed caller authentication.
+		switch fosite.ErrorToRFC6749Error(err).ErrorField {
+		case fosite.ErrRequestUnauthorized.ErrorField:
+			p.writeJSONError(w, r, fosite.ErrInvalidClient.WithWrap(err))
+		case fosite.ErrInvalidRequest.ErrorField:
+			p.writeJSONError(w, r, err)
+		default:
+			p.logError(r, "introspection: inactive token", err)
+			writeIntrospection(w, map[string]any{"active": false})
+		}
 		return
 	}
 	if !ir.IsActive() {
