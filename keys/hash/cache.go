@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	gohash "hash"
 	"sync"
 	"time"
 
@@ -50,6 +51,9 @@ type Cached struct {
 	// inflight coalesces concurrent misses for the same (hash, secret), so
 	// a burst of identical requests after a restart costs one Argon2id run.
 	inflight singleflight.Group
+	// macs pools keyed HMAC states: re-keying per call would cost more than
+	// the rest of a cache hit.
+	macs sync.Pool
 
 	mu       sync.Mutex
 	entries  map[cacheKey]*list.Element // of *cacheEntry
@@ -99,6 +103,7 @@ func NewCached(h *Hasher, cfg CacheConfig) *Cached {
 		c.now = time.Now
 	}
 	_, _ = rand.Read(c.pepper[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	c.macs.New = func() any { return hmac.New(sha256.New, c.pepper[:]) }
 	return c
 }
 
@@ -236,7 +241,8 @@ func (c *Cached) removeLocked(el *list.Element) {
 // length prefix keeps (hash, data) pairs from colliding by shifting bytes
 // between the two.
 func (c *Cached) entryKey(hash, data []byte) cacheKey {
-	m := hmac.New(sha256.New, c.pepper[:])
+	m := c.macs.Get().(gohash.Hash)
+	defer c.putMAC(m)
 	var hdr [9]byte
 	hdr[0] = tagEntry
 	binary.BigEndian.PutUint64(hdr[1:], uint64(len(hash)))
@@ -251,10 +257,16 @@ func (c *Cached) entryKey(hash, data []byte) cacheKey {
 // storedKey is HMAC-SHA256(pepper, 2 || hash): the secondary index, so that
 // Evict finds every entry of one stored hash.
 func (c *Cached) storedKey(hash []byte) cacheKey {
-	m := hmac.New(sha256.New, c.pepper[:])
+	m := c.macs.Get().(gohash.Hash)
+	defer c.putMAC(m)
 	m.Write([]byte{tagStored})
 	m.Write(hash)
 	var k cacheKey
 	m.Sum(k[:0])
 	return k
+}
+
+func (c *Cached) putMAC(m gohash.Hash) {
+	m.Reset()
+	c.macs.Put(m)
 }
