@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"sort"
 	"sync"
 	"time"
 )
@@ -112,15 +111,12 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, _ int) (int
 func (s *Store) TrimAudit(ctx context.Context, before time.Time, _ int) (int64, error) {
 	tx, unlock := s.write(ctx)
 	defer unlock()
-	ids := []int64{}
+	var n int64
 	for id, e := range s.audit {
 		if e.Time.Before(before) {
-			ids = append(ids, id)
+			del(tx, s.audit, id)
+			n++
 		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		del(tx, s.audit, id)
-	}
-	return int64(len(ids)), nil
+	return n, nil
 }
