@@ -63,12 +63,9 @@ func init() {
 		sel = append(sel, c.name)
 		join = append(join, fmt.Sprintf("COALESCE(c.%s, %s)", c.name, c.zero))
 		args = append(args, fmt.Sprintf("$%d", i+1))
-		switch c.name {
-		case "id", "created_at", "version":
-			// Identity, creation time and version are never replaced by
-			// an update (version is bumped separately).
-		default:
-			set = append(set, fmt.Sprintf("%s = $%d", c.name, i+1))
+		if updatable(c.name) {
+			// $1 is the id; updatable columns follow in order.
+			set = append(set, fmt.Sprintf("%s = $%d", c.name, len(set)+2))
 		}
 	}
 	clientSelect = strings.Join(sel, ", ")
@@ -76,6 +73,28 @@ func init() {
 	clientInsertCols = clientSelect
 	clientInsertArgs = strings.Join(args, ", ")
 	clientUpdateSet = strings.Join(set, ", ")
+}
+
+// updatable reports whether UpdateClient replaces the column: identity,
+// creation time and version (bumped separately) are never replaced.
+func updatable(col string) bool {
+	return col != "id" && col != "created_at" && col != "version"
+}
+
+// clientUpdateArgs returns the id followed by the updatable values of c, in
+// the order clientUpdateSet numbers them.
+func clientUpdateArgs(c *storage.Client) ([]any, error) {
+	all, err := clientArgs(c)
+	if err != nil {
+		return nil, err
+	}
+	out := []any{c.ID}
+	for i, col := range clientColumns {
+		if updatable(col.name) {
+			out = append(out, all[i])
+		}
+	}
+	return out, nil
 }
 
 // clientArgs returns the values of c in clientColumns order.

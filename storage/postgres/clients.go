@@ -60,7 +60,7 @@ func (s *Store) ListClients(ctx context.Context, opts storage.ListOptions) ([]*s
 // c.UpdatedAt are set to the stored values.
 func (s *Store) UpdateClient(ctx context.Context, c *storage.Client, expectVersion int64) error {
 	c.UpdatedAt = s.now()
-	args, err := clientArgs(c)
+	args, err := clientUpdateArgs(c)
 	if err != nil {
 		return err
 	}
