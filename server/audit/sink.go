@@ -1,0 +1,144 @@
+package audit
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
+	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/sirupsen/logrus"
+)
+
+// DefaultTimeout bounds the store write made on the request path: a slow
+// database delays a request by at most this much, and the event is still
+// logged.
+const DefaultTimeout = 2 * time.Second
+
+// Sink records audit events. It is safe for concurrent use.
+type Sink struct {
+	store   storage.AuditStore
+	log     logrus.FieldLogger
+	now     func() time.Time
+	timeout time.Duration
+}
+
+// NewSink returns a sink writing to store and log. A nil store logs only
+// (useful for tools without a database); a nil now means time.Now.
+func NewSink(store storage.AuditStore, log logrus.FieldLogger, now func() time.Time) *Sink {
+	if now == nil {
+		now = time.Now
+	}
+	return &Sink{store: store, log: log, now: now, timeout: DefaultTimeout}
+}
+
+// Record writes e. It fills Time (when zero) and RequestID from ctx, and
+// SourceIP, UserAgent, ClientID and Subject from the request's reqinfo when
+// the caller left them empty; it scrubs secret-looking values. It never
+// panics and never fails the caller: a store failure is logged (the log
+// line is written either way). The write survives cancellation of ctx (a
+// client hanging up must not erase the trace of what it did) but is bounded
+// by DefaultTimeout.
+func (s *Sink) Record(ctx context.Context, e storage.AuditEvent) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.WithField("event", e.Event).Error("audit: recording panicked")
+		}
+	}()
+	if e.Time.IsZero() {
+		e.Time = s.now().UTC()
+	}
+	if info := reqinfo.From(ctx); info != nil {
+		e.RequestID = info.ID
+		fill(&e.SourceIP, info.RemoteIP)
+		fill(&e.UserAgent, info.UserAgent)
+		fill(&e.ClientID, info.ClientID())
+		fill(&e.Subject, info.Subject())
+	}
+	Scrub(&e)
+
+	fields := logrus.Fields{
+		"audit":      true,
+		"event":      e.Event,
+		"time":       e.Time.Format(time.RFC3339Nano),
+		"actor":      e.Actor,
+		"source_ip":  e.SourceIP,
+		"client_id":  e.ClientID,
+		"subject":    e.Subject,
+		"outcome":    e.Outcome,
+		"request_id": e.RequestID,
+	}
+	if len(e.Details) > 0 {
+		fields["details"] = e.Details
+	}
+	entry := s.log.WithFields(fields)
+	if s.store != nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+		defer cancel()
+		if err := s.store.AppendAudit(wctx, &e); err != nil {
+			entry.WithError(err).Error("audit: storing event failed")
+			return
+		}
+	}
+	entry.Info("audit")
+}
+
+func fill(dst *string, v string) {
+	if *dst == "" {
+		*dst = v
+	}
+}
+
+// Redacted replaces values Scrub refuses.
+const Redacted = "[redacted]"
+
+// Scrub replaces every free-text field and detail value of e that looks
+// like a credential with Redacted. It is a safety net, not a licence:
+// callers must not put secrets in events in the first place.
+func Scrub(e *storage.AuditEvent) {
+	for _, p := range []*string{&e.Actor, &e.Subject, &e.ClientID, &e.UserAgent, &e.Outcome, &e.Event} {
+		if LooksSecret(*p) {
+			*p = Redacted
+		}
+	}
+	for k, v := range e.Details {
+		if LooksSecret(v) || LooksSecret(k) {
+			// Copy on first write: the caller's map may be shared.
+			d := make(map[string]string, len(e.Details))
+			for k2, v2 := range e.Details {
+				if LooksSecret(k2) {
+					k2 = Redacted
+				}
+				if LooksSecret(v2) {
+					v2 = Redacted
+				}
+				d[k2] = v2
+			}
+			e.Details = d
+			return
+		}
+	}
+}
+
+// redactedIDLen is keys/apikey.IDLen: the public id in "bwk_<id>_…".
+const redactedIDLen = 12
+
+// LooksSecret reports whether v looks like an API key ("bwk_…", other than
+// the redacted "bwk_<id>_…" form keys/apikey produces for logs), a JWT or
+// other JOSE object ("eyJ…", the base64 of `{"`), or an Argon2id hash,
+// possibly after an "Authorization" scheme.
+func LooksSecret(v string) bool {
+	t := strings.TrimSpace(v)
+	for _, scheme := range []string{"Bearer ", "bearer ", "Basic ", "basic "} {
+		t = strings.TrimPrefix(t, scheme)
+	}
+	switch {
+	case strings.HasPrefix(t, "bwk_"):
+		return !(strings.HasSuffix(t, "_…") && len(t) == len("bwk_")+redactedIDLen+len("_…"))
+	case strings.HasPrefix(t, "eyJ"):
+		return true
+	case strings.Contains(t, "$argon2id$"):
+		return true
+	}
+	return false
+}
