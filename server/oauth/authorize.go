@@ -78,6 +78,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, mode author
 	if err == nil && refused != nil {
 		err = refused
 	}
+	if err == nil {
+		err = checkPKCE(client, ar)
+	}
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
 		return
@@ -186,6 +189,23 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	// attacks.
 	resp.AddParameter("iss", p.cfg.Issuer)
 	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// checkPKCE refuses a request without an S256 code challenge before the
+// user is sent through login and consent; fosite's PKCE handler enforces the
+// same rule again when the code is issued (RFC 7636 §4.4.1).
+func checkPKCE(c *storage.Client, ar fosite.AuthorizeRequester) error {
+	form := ar.GetRequestForm()
+	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method == "" && c.PKCEOptional && !c.IsPublic():
+		return nil
+	case challenge == "":
+		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge when performing the authorize code flow, but it is missing.")
+	case method != "S256":
+		return fosite.ErrInvalidRequest.WithHint("Clients must use code_challenge_method=S256.")
+	}
+	return nil
 }
 
 // client loads the client for the authorization endpoint; unknown and
