@@ -1,0 +1,278 @@
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds Bulwark's collectors. Its methods are safe for concurrent
+// use and cheap (one map lookup and an atomic add).
+type Metrics struct {
+	gatherer prometheus.Gatherer
+
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	tokensIssued *prometheus.CounterVec
+	oauthErrors  *prometheus.CounterVec
+	rateLimited  *prometheus.CounterVec
+	blocked      *prometheus.CounterVec
+	gauges       *funcCollector
+}
+
+// DBStats is the database pool snapshot exported as gauges; cmd/bulwark
+// maps pgxpool.Stat onto it so this package does not depend on pgx.
+type DBStats struct {
+	TotalConns, IdleConns, AcquiredConns, MaxConns int32
+	// AcquireCount and EmptyAcquireCount are cumulative; EmptyAcquireCount
+	// counts acquires that had to wait for a connection.
+	AcquireCount, EmptyAcquireCount int64
+	AcquireDuration                 time.Duration
+}
+
+// New creates the collectors and registers them with reg (MustRegister:
+// registering twice is a programming error caught at start-up). Handler
+// serves reg when it is also a Gatherer (a *prometheus.Registry), else the
+// default gatherer. Go runtime and process collectors are not added here;
+// register collectors.NewGoCollector() and NewProcessCollector() on a
+// fresh registry if wanted.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_http_requests_total",
+			Help: "HTTP requests by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bulwark_http_request_duration_seconds",
+			Help:    "HTTP request latency by route template and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_tokens_issued_total",
+			Help: "Access tokens issued, by grant type.",
+		}, []string{"grant"}),
+		oauthErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_oauth_errors_total",
+			Help: "OAuth error responses, by RFC 6749 error code.",
+		}, []string{"error"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_rate_limited_total",
+			Help: "Requests refused by rate limiting, by endpoint class.",
+		}, []string{"class"}),
+		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_blocked_requests_total",
+			Help: "Requests refused because their source is blocked, by block kind.",
+		}, []string{"kind"}),
+		gauges: newFuncCollector(),
+	}
+	reg.MustRegister(m.requests, m.latency, m.tokensIssued, m.oauthErrors, m.rateLimited, m.blocked, m.gauges)
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		m.gatherer = g
+	} else {
+		m.gatherer = prometheus.DefaultGatherer
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format. Mount it
+// on the admin listener only.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{})
+}
+
+// RouteTemplate returns the gorilla/mux path template of the matched route
+// ("/admin/api/clients/{id}"), or "unmatched". It is the default for
+// Instrument's route function.
+func RouteTemplate(r *http.Request) string {
+	if rt := mux.CurrentRoute(r); rt != nil {
+		if tpl, err := rt.GetPathTemplate(); err == nil {
+			return tpl
+		}
+	}
+	return "unmatched"
+}
+
+// Instrument counts requests and observes latency by route, method and
+// status. route must return a template, never the raw path (which carries
+// ids); nil means RouteTemplate. Used as router middleware it sees only
+// matched routes; wrap the whole router to count 404s as "unmatched".
+func (m *Metrics) Instrument(route func(*http.Request) string) mux.MiddlewareFunc {
+	if route == nil {
+		route = RouteTemplate
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			next.ServeHTTP(sw, r)
+			rt, method := route(r), normMethod(r.Method)
+			m.requests.WithLabelValues(rt, method, strconv.Itoa(sw.status)).Inc()
+			m.latency.WithLabelValues(rt, method).Observe(time.Since(start).Seconds())
+		})
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and friends.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func normMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// Label value sets. Anything else is counted as "other" so a buggy or
+// hostile caller cannot create unbounded series.
+var (
+	grants = set("authorization_code", "client_credentials", "refresh_token",
+		"urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:device_code",
+		"urn:ietf:params:oauth:grant-type:token-exchange", "implicit", "password")
+	oauthErrs = set("invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+		"unsupported_grant_type", "invalid_scope", "access_denied", "unsupported_response_type",
+		"server_error", "temporarily_unavailable", "invalid_token", "insufficient_scope",
+		"invalid_request_uri", "invalid_request_object", "login_required", "consent_required",
+		"interaction_required", "request_unauthorized", "request_forbidden", "rate_limited",
+		"invalid_dpop_proof", "unsupported_token_type", "invalid_target", "not_found", "method_not_allowed")
+	classes = set("token", "introspect", "revoke", "par", "login", "admin")
+	kinds   = set("ip", "client")
+)
+
+func set(vs ...string) map[string]bool {
+	m := make(map[string]bool, len(vs))
+	for _, v := range vs {
+		m[v] = true
+	}
+	return m
+}
+
+func bounded(allowed map[string]bool, v string) string {
+	if allowed[v] {
+		return v
+	}
+	return "other"
+}
+
+// TokensIssued counts one access token issued with grant type grant.
+func (m *Metrics) TokensIssued(grant string) {
+	m.tokensIssued.WithLabelValues(bounded(grants, grant)).Inc()
+}
+
+// OAuthError counts one OAuth error response with error code errType.
+func (m *Metrics) OAuthError(errType string) {
+	m.oauthErrors.WithLabelValues(bounded(oauthErrs, errType)).Inc()
+}
+
+// RateLimited counts one request refused by the limiter for class (wire it
+// into protect.RateConfig.OnBlock).
+func (m *Metrics) RateLimited(class string) {
+	m.rateLimited.WithLabelValues(bounded(classes, class)).Inc()
+}
+
+// Blocked counts one request refused because its source is blocked (wire
+// it into protect.DetectorConfig.OnBlock).
+func (m *Metrics) Blocked(kind string) {
+	m.blocked.WithLabelValues(bounded(kinds, kind)).Inc()
+}
+
+// SetDBStats installs the function read at every scrape for the pool
+// gauges (pass a closure over pgxpool.Pool.Stat). nil removes it.
+func (m *Metrics) SetDBStats(f func() DBStats) {
+	m.gauges.mu.Lock()
+	m.gauges.db = f
+	m.gauges.mu.Unlock()
+}
+
+// SetKeyAges installs the function read at every scrape for the age of the
+// active signing key per algorithm (map alg → age). nil removes it.
+func (m *Metrics) SetKeyAges(f func() map[string]time.Duration) {
+	m.gauges.mu.Lock()
+	m.gauges.keyAges = f
+	m.gauges.mu.Unlock()
+}
+
+// funcCollector reads pool and key state at scrape time, so nothing has to
+// push updates and a scrape always sees the present.
+type funcCollector struct {
+	mu      sync.Mutex
+	db      func() DBStats
+	keyAges func() map[string]time.Duration
+
+	total, idle, acquired, maxConns     *prometheus.Desc
+	acquires, emptyAcquires, acquireDur *prometheus.Desc
+	keyAge                              *prometheus.Desc
+}
+
+func newFuncCollector() *funcCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &funcCollector{
+		total:         d("bulwark_db_pool_total_conns", "Connections in the pool."),
+		idle:          d("bulwark_db_pool_idle_conns", "Idle connections in the pool."),
+		acquired:      d("bulwark_db_pool_acquired_conns", "Connections currently in use."),
+		maxConns:      d("bulwark_db_pool_max_conns", "Maximum pool size."),
+		acquires:      d("bulwark_db_pool_acquires_total", "Connections acquired from the pool."),
+		emptyAcquires: d("bulwark_db_pool_empty_acquires_total", "Acquires that waited because the pool was empty."),
+		acquireDur:    d("bulwark_db_pool_acquire_seconds_total", "Total time spent acquiring connections."),
+		keyAge:        d("bulwark_signing_key_age_seconds", "Age of the active signing key, by algorithm.", "alg"),
+	}
+}
+
+func (c *funcCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.total, c.idle, c.acquired, c.maxConns, c.acquires, c.emptyAcquires, c.acquireDur, c.keyAge} {
+		ch <- d
+	}
+}
+
+func (c *funcCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	db, keyAges := c.db, c.keyAges
+	c.mu.Unlock()
+	if db != nil {
+		s := db()
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+		}
+		counter := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+		}
+		gauge(c.total, float64(s.TotalConns))
+		gauge(c.idle, float64(s.IdleConns))
+		gauge(c.acquired, float64(s.AcquiredConns))
+		gauge(c.maxConns, float64(s.MaxConns))
+		counter(c.acquires, float64(s.AcquireCount))
+		counter(c.emptyAcquires, float64(s.EmptyAcquireCount))
+		counter(c.acquireDur, s.AcquireDuration.Seconds())
+	}
+	if keyAges != nil {
+		for alg, age := range keyAges() {
+			ch <- prometheus.MustNewConstMetric(c.keyAge, prometheus.GaugeValue, age.Seconds(), alg)
+		}
+	}
+}
