@@ -75,7 +75,7 @@ func (s *Store) listen(ctx context.Context, channel string) (*pgx.Conn, error) {
 		return nil, classify("postgres: listen", err)
 	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		_ = conn.Close(context.Background())
+		closeConn(ctx, conn)
 		return nil, classify("postgres: listen", err)
 	}
 	return conn, nil
@@ -110,7 +110,7 @@ func (s *Store) deliver(ctx context.Context, channel string, conn *pgx.Conn, out
 		}
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			_ = conn.Close(context.Background())
+			closeConn(ctx, conn)
 			conn = nil
 			if ctx.Err() != nil {
 				return
@@ -121,7 +121,7 @@ func (s *Store) deliver(ctx context.Context, channel string, conn *pgx.Conn, out
 		select {
 		case out <- n.Payload:
 		case <-ctx.Done():
-			_ = conn.Close(context.Background())
+			closeConn(ctx, conn)
 			return
 		}
 	}
@@ -177,4 +177,12 @@ func (s *Store) deleteBatched(ctx context.Context, table, column string, before 
 			return total, err
 		}
 	}
+}
+
+// closeConn closes a LISTEN connection even after ctx ended, but never
+// waits long on a dead network.
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
 }

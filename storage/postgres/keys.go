@@ -94,6 +94,7 @@ func (s *Store) DeleteSigningKey(ctx context.Context, kid string) error {
 	return nil
 }
 
+// #nosec G101 -- a column list; the secret columns hold Argon2id hashes and sealed bytes.
 const apiKeySelect = `id, name, owner_type, owner_id, scopes, hash, status, created_by, created_at,
 	expires_at, last_used_at, revoked_at, rotation_period_ns, grace_period_ns, rotate_at,
 	replaces_id, replaced_by_id, sealed_successor_secret, version`

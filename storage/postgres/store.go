@@ -60,10 +60,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, classify("postgres: open", err)
 	}
-	s := &Store{pool: pool, now: cfg.Now, log: cfg.Logger}
-	if s.now == nil {
-		s.now = time.Now
+	clock := cfg.Now
+	if clock == nil {
+		clock = time.Now
 	}
+	// Postgres keeps microseconds: timestamps the store assigns and writes
+	// back to the caller's struct must equal what a later read returns.
+	s := &Store{pool: pool, now: func() time.Time { return clock().Truncate(time.Microsecond) }, log: cfg.Logger}
 	if s.log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)

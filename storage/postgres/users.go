@@ -149,19 +149,21 @@ func scanConsent(row pgx.Row) (*storage.Consent, error) {
 }
 
 // GetConsent implements storage.ConsentStore. An expired consent is
-// returned as stored; the caller decides what expiry means.
+// ErrNotFound: the user is asked again.
 func (s *Store) GetConsent(ctx context.Context, subject, clientID string) (*storage.Consent, error) {
 	c, err := scanConsent(s.q(ctx).QueryRow(ctx, `SELECT `+consentSelect+` FROM consents
-		WHERE subject = $1 AND client_id = $2`, subject, clientID))
+		WHERE subject = $1 AND client_id = $2 AND (expires_at IS NULL OR expires_at > $3)`, subject, clientID, s.now()))
 	if err != nil {
 		return nil, classify("postgres: get consent", err)
 	}
 	return c, nil
 }
 
-// ListConsents implements storage.ConsentStore, ordered by client id.
+// ListConsents implements storage.ConsentStore: the subject's unexpired
+// consents, ordered by client id.
 func (s *Store) ListConsents(ctx context.Context, subject string) ([]*storage.Consent, error) {
-	rows, err := s.q(ctx).Query(ctx, `SELECT `+consentSelect+` FROM consents WHERE subject = $1 ORDER BY client_id`, subject)
+	rows, err := s.q(ctx).Query(ctx, `SELECT `+consentSelect+` FROM consents
+		WHERE subject = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY client_id`, subject, s.now())
 	if err != nil {
 		return nil, classify("postgres: list consents", err)
 	}
