@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// config is the serve command's configuration. Every field can come from a
+// flag or a BULWARK_* environment variable (flags win); secrets may also
+// come from files (BULWARK_SECRET_FILE).
+type config struct {
+	Dev         bool
+	PublicAddr  string
+	AdminAddr   string
+	Issuer      string
+	DatabaseURL string
+	Secrets     [][]byte
+	SeedFile    string
+	Migrate     bool
+	LogFormat   string
+	LogLevel    string
+	TLSCert     string
+	TLSKey      string
+
+	AccessTokenLifespan  time.Duration
+	RefreshTokenLifespan time.Duration
+	IDTokenLifespan      time.Duration
+	AuthCodeLifespan     time.Duration
+	LoginLifespan        time.Duration
+
+	SigningAlgs    []string
+	IDTokenAlg     string
+	AccessTokenAlg string
+	KeyRotation    time.Duration
+	KeyLeadTime    time.Duration
+	KeyRetention   time.Duration
+	JWKSMaxAge     time.Duration
+
+	Scopes []string
+}
+
+// envOr returns the environment variable's value, or def.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+// configFlags registers the serve flags on fs, with environment defaults.
+func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *string, algs *string, scopes *string) {
+	fs.BoolVar(&c.Dev, "dev", envBool("BULWARK_DEV", false), "development mode: in-process store, loopback issuer, generated secrets; nothing persists")
+	fs.StringVar(&c.PublicAddr, "public-addr", envOr("BULWARK_PUBLIC_ADDR", ":4444"), "public listener address (OAuth endpoints, login pages)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", envOr("BULWARK_ADMIN_ADDR", "127.0.0.1:4445"), "admin listener address (admin API, console, metrics)")
+	fs.StringVar(&c.Issuer, "issuer", envOr("BULWARK_ISSUER", ""), "issuer URL, e.g. https://auth.example.com")
+	fs.StringVar(&c.DatabaseURL, "database-url", envOr("DATABASE_URL", ""), "Postgres connection URL")
+	fs.StringVar(&c.SeedFile, "seed", envOr("BULWARK_SEED", ""), "seed file (YAML or JSON) of clients and users to create or update at start")
+	fs.BoolVar(&c.Migrate, "migrate", envBool("BULWARK_MIGRATE", false), "apply pending database migrations before serving")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("BULWARK_LOG_FORMAT", "json"), "log format: json or text")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("BULWARK_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	fs.StringVar(&c.TLSCert, "tls-cert", envOr("BULWARK_TLS_CERT", ""), "TLS certificate file (PEM); enables TLS on both listeners")
+	fs.StringVar(&c.TLSKey, "tls-key", envOr("BULWARK_TLS_KEY", ""), "TLS private key file (PEM)")
+	fs.DurationVar(&c.AccessTokenLifespan, "access-token-lifespan", envDuration("BULWARK_ACCESS_TOKEN_LIFESPAN", 10*time.Minute), "access token lifetime")
+	fs.DurationVar(&c.RefreshTokenLifespan, "refresh-token-lifespan", envDuration("BULWARK_REFRESH_TOKEN_LIFESPAN", 30*24*time.Hour), "refresh token lifetime")
+	fs.DurationVar(&c.IDTokenLifespan, "id-token-lifespan", envDuration("BULWARK_ID_TOKEN_LIFESPAN", time.Hour), "ID token lifetime")
+	fs.DurationVar(&c.AuthCodeLifespan, "auth-code-lifespan", envDuration("BULWARK_AUTH_CODE_LIFESPAN", 5*time.Minute), "authorization code lifetime (at most 10m)")
+	fs.DurationVar(&c.LoginLifespan, "login-session-lifespan", envDuration("BULWARK_LOGIN_SESSION_LIFESPAN", 12*time.Hour), "browser login session lifetime")
+	fs.StringVar(&c.IDTokenAlg, "id-token-alg", envOr("BULWARK_ID_TOKEN_ALG", "RS256"), "ID token signing algorithm (RS256 or ES256)")
+	fs.StringVar(&c.AccessTokenAlg, "access-token-alg", envOr("BULWARK_ACCESS_TOKEN_ALG", "ES256"), "access token signing algorithm (ES256 or RS256)")
+	fs.DurationVar(&c.KeyRotation, "key-rotation-period", envDuration("BULWARK_KEY_ROTATION_PERIOD", 30*24*time.Hour), "signing key rotation period")
+	fs.DurationVar(&c.KeyLeadTime, "key-lead-time", envDuration("BULWARK_KEY_LEAD_TIME", 48*time.Hour), "how long a next key is published before it signs")
+	fs.DurationVar(&c.KeyRetention, "key-retention", envDuration("BULWARK_KEY_RETENTION", 7*24*time.Hour), "how long a retired key stays in the JWKS")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", envDuration("BULWARK_JWKS_MAX_AGE", 15*time.Minute), "JWKS Cache-Control max-age")
+	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
+	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
+	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
+	scopes = fs.String("scopes", envOr("BULWARK_SCOPES", "openid profile email offline_access"), "scopes clients may be granted (space-separated), in addition to any a client declares")
+	return
+}
+
+// finish resolves secrets and lists, then validates everything in one pass.
+func (c *config) finish(secretFlag, secretFile, algs, scopes string) error {
+	var problems []error
+	raw := secretFlag
+	if raw == "" {
+		raw = os.Getenv("BULWARK_SECRET")
+	}
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile) //nolint:gosec // operator-supplied path by design
+		if err != nil {
+			problems = append(problems, fmt.Errorf("BULWARK_SECRET_FILE: %w", err))
+		} else {
+			raw = strings.Join(strings.Fields(string(b)), ",")
+		}
+	}
+	for _, s := range strings.Split(raw, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.Secrets = append(c.Secrets, []byte(s))
+		}
+	}
+	for i, s := range c.Secrets {
+		if len(s) < 32 {
+			problems = append(problems, fmt.Errorf("master secret #%d is %d bytes; at least 32 are required (try: openssl rand -base64 48)", i+1, len(s)))
+		}
+	}
+	for _, a := range strings.Split(algs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.SigningAlgs = append(c.SigningAlgs, a)
+		}
+	}
+	c.Scopes = strings.Fields(scopes)
+	if !c.Dev {
+		if len(c.Secrets) == 0 {
+			problems = append(problems, errors.New("BULWARK_SECRET (or --secret-file) is required outside --dev"))
+		}
+		if c.DatabaseURL == "" {
+			problems = append(problems, errors.New("DATABASE_URL is required outside --dev"))
+		}
+		if c.Issuer == "" {
+			problems = append(problems, errors.New("BULWARK_ISSUER is required outside --dev"))
+		}
+	}
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		switch {
+		case err != nil || !u.IsAbs() || u.Host == "":
+			problems = append(problems, fmt.Errorf("issuer %q must be an absolute URL", c.Issuer))
+		case u.RawQuery != "" || u.Fragment != "":
+			problems = append(problems, errors.New("issuer must not have a query or fragment"))
+		case u.Scheme != "https" && !(u.Scheme == "http" && (c.Dev || storage.IsLoopbackHost(u.Hostname()))):
+			problems = append(problems, fmt.Errorf("issuer %q must use https (http is allowed only for loopback or with --dev)", c.Issuer))
+		}
+		c.Issuer = strings.TrimRight(c.Issuer, "/")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		problems = append(problems, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.AuthCodeLifespan <= 0 || c.AuthCodeLifespan > 10*time.Minute {
+		problems = append(problems, errors.New("auth code lifespan must be between 1s and 10m"))
+	}
+	if c.AccessTokenLifespan <= 0 || c.RefreshTokenLifespan <= 0 || c.IDTokenLifespan <= 0 || c.LoginLifespan <= 0 {
+		problems = append(problems, errors.New("token and session lifespans must be positive"))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		problems = append(problems, fmt.Errorf("log format %q: use json or text", c.LogFormat))
+	}
+	for _, a := range append([]string{c.IDTokenAlg, c.AccessTokenAlg}, c.SigningAlgs...) {
+		if a != "ES256" && a != "RS256" && a != "EdDSA" {
+			problems = append(problems, fmt.Errorf("signing algorithm %q: use ES256, RS256 or EdDSA", a))
+		}
+	}
+	if !slices.Contains(c.SigningAlgs, c.IDTokenAlg) || !slices.Contains(c.SigningAlgs, c.AccessTokenAlg) {
+		problems = append(problems, errors.New("--signing-algs must include both the ID token and the access token algorithm"))
+	}
+	return errors.Join(problems...)
+}
