@@ -168,6 +168,9 @@ func (c *config) finish(secretFlag, secretFile, algs, scopes string) error {
 	if c.AccessTokenLifespan <= 0 || c.RefreshTokenLifespan <= 0 || c.IDTokenLifespan <= 0 || c.LoginLifespan <= 0 {
 		problems = append(problems, errors.New("token and session lifespans must be positive"))
 	}
+	if longest := max(c.AccessTokenLifespan, c.IDTokenLifespan); c.KeyRetention < longest+5*time.Minute {
+		problems = append(problems, fmt.Errorf("key retention %s must be at least the longest access/ID token lifetime (%s) plus 5m, or tokens would outlive their key in the JWKS", c.KeyRetention, longest))
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		problems = append(problems, fmt.Errorf("log format %q: use json or text", c.LogFormat))
 	}
