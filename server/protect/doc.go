@@ -16,6 +16,24 @@
 //   - Headers and NoStore: security and caching headers by response kind.
 //   - ServerTimeouts and MaxHeaderBytes: defaults against slow clients.
 //
+// Wiring, outermost first, per route (Chain builds a per-route stack):
+//
+//	OAuth token/introspect/revoke/par:
+//	  Headers(API), NoStore, StrictInput(InputConfig{}),
+//	  detector.Middleware(ips, ClientIDFromRequest),
+//	  limiter.Middleware(class, ClientIDFromRequest)
+//	login/consent pages (POST):  Headers(Page), NoStore, StrictInput, detector
+//	  .Middleware(ips, nil), limiter.Middleware(ClassLogin, nil); Guard in
+//	  the handler around the password check
+//	discovery/JWKS/authorize GET: Headers(API or Page), StrictInput (query)
+//	static assets:                Headers(Static)
+//	admin API: Headers(API), NoStore, StrictInput(InputConfig{
+//	  MaxBodyBytes: 1 << 20, ContentTypes: []string{"application/json"}}),
+//	  limiter.Middleware(ClassAdmin, nil)
+//
+// StrictInput must run before anything that reads the body, so the body is
+// size-limited once and every later reader gets it back intact.
+//
 // Every in-memory structure here is per replica and bounded in size; limits
 // therefore hold per replica (N replicas admit up to N times a limit), while
 // blocks placed by the Detector are stored and shared. Nothing here logs or

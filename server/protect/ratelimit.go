@@ -49,7 +49,8 @@ type RateConfig struct {
 	// IPs resolves the source IP; nil means the direct peer only.
 	IPs *IPResolver
 	// OnBlock is called for every refused request with the bucket key
-	// ("ip:<addr>" or "client:<id>"), for audit and metrics. Optional.
+	// "<class>:ip:<addr>" or "<class>:client:<id>", for audit and metrics
+	// (SplitKey separates the class). Optional.
 	OnBlock func(r *http.Request, key string)
 	// MaxBuckets bounds memory; default 100 000.
 	MaxBuckets int
@@ -105,7 +106,7 @@ func (l *Limiter) Middleware(class string, clientID func(*http.Request) string) 
 			if lim, ok := l.cfg.PerIP[class]; ok && lim.enabled() {
 				ip := l.cfg.IPs.IP(r)
 				if ok, wait := l.allow(bucketKey{class: class, kind: 'i', value: ip.String()}, lim); !ok {
-					l.refuse(w, r, "ip:"+ip.String(), wait)
+					l.refuse(w, r, class+":ip:"+ip.String(), wait)
 					return
 				}
 			}
@@ -117,7 +118,7 @@ func (l *Limiter) Middleware(class string, clientID func(*http.Request) string) 
 					}
 					if ok && lim.enabled() {
 						if ok, wait := l.allow(bucketKey{class: class, kind: 'c', value: id}, lim); !ok {
-							l.refuse(w, r, "client:"+id, wait)
+							l.refuse(w, r, class+":client:"+id, wait)
 							return
 						}
 					}
@@ -126,6 +127,13 @@ func (l *Limiter) Middleware(class string, clientID func(*http.Request) string) 
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// SplitKey splits an OnBlock key into the endpoint class and the source
+// ("ip:<addr>" or "client:<id>").
+func SplitKey(key string) (class, source string) {
+	class, source, _ = strings.Cut(key, ":")
+	return class, source
 }
 
 func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, key string, wait time.Duration) {

@@ -70,8 +70,11 @@ func TestLimiterPerIP(t *testing.T) {
 	if e := decodeOAuthError(t, resp); e.Error != "rate_limited" || e.Description == "" {
 		t.Fatalf("body = %+v", e)
 	}
-	if len(blockedKeys) != 1 || blockedKeys[0] != "ip:127.0.0.1" {
+	if len(blockedKeys) != 1 || blockedKeys[0] != "token:ip:127.0.0.1" {
 		t.Fatalf("OnBlock keys = %v", blockedKeys)
+	}
+	if class, source := SplitKey(blockedKeys[0]); class != ClassToken || source != "ip:127.0.0.1" {
+		t.Fatalf("SplitKey = %q, %q", class, source)
 	}
 
 	clk.Advance(1500 * time.Millisecond) // 0.75 token: still empty, Retry-After rounds 0.5 s up to 1
@@ -197,5 +200,19 @@ func TestLimiterMemoryBounded(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	if n := l.Len(); n != 1 {
 		t.Fatalf("buckets after idle sweep = %d, want 1", n)
+	}
+}
+
+func BenchmarkLimiterMiddleware(b *testing.B) {
+	l := NewLimiter(RateConfig{
+		PerIP:     map[string]Limit{ClassToken: {Rate: 1e9, Burst: 1 << 30}},
+		PerClient: map[string]Limit{ClassToken: {Rate: 1e9, Burst: 1 << 30}},
+	})
+	h := l.Middleware(ClassToken, ClientIDFromRequest)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	req := httptest.NewRequest("POST", "/oauth2/token", nil)
+	req.SetBasicAuth("svc", "pw")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }
