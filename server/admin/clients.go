@@ -1,0 +1,361 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// ClientInput is the client metadata an admin controls (RFC 7591 §2). The
+// server controls everything else: secrets, timestamps, version, owner and
+// the disabled flag (which only DisableClient/EnableClient change, so that
+// disabling always revokes tokens).
+type ClientInput struct {
+	// ID is honoured on create only; empty means the server picks one.
+	ID                          string
+	Name                        string
+	RedirectURIs                []string
+	GrantTypes                  []string
+	ResponseTypes               []string
+	Scopes                      []string
+	Audience                    []string
+	TokenEndpointAuthMethod     string
+	TokenEndpointAuthSigningAlg string
+	JWKS                        *jose.JSONWebKeySet
+	RequestObjectSigningAlg     string
+	ApplicationType             string
+	LogoURI                     string
+	ClientURI                   string
+	Contacts                    []string
+	SkipConsent                 bool
+	PKCEOptional                bool
+	AccessTokenLifespan         time.Duration
+	RefreshTokenLifespan        time.Duration
+	IDTokenLifespan             time.Duration
+}
+
+// usesSecret reports whether method authenticates with a client secret.
+func usesSecret(method string) bool {
+	return method == storage.AuthMethodSecretBasic || method == storage.AuthMethodSecretPost
+}
+
+// apply copies in onto c, filling RFC 7591 §2 defaults for omitted fields.
+func (in ClientInput) apply(c *storage.Client) {
+	c.Name = in.Name
+	c.RedirectURIs = slices.Clone(in.RedirectURIs)
+	c.GrantTypes = slices.Clone(in.GrantTypes)
+	c.ResponseTypes = slices.Clone(in.ResponseTypes)
+	c.Scopes = slices.Clone(in.Scopes)
+	c.Audience = slices.Clone(in.Audience)
+	c.TokenEndpointAuthMethod = in.TokenEndpointAuthMethod
+	c.TokenEndpointAuthSigningAlg = in.TokenEndpointAuthSigningAlg
+	c.JWKS = in.JWKS
+	c.RequestObjectSigningAlg = in.RequestObjectSigningAlg
+	c.ApplicationType = in.ApplicationType
+	c.LogoURI = in.LogoURI
+	c.ClientURI = in.ClientURI
+	c.Contacts = slices.Clone(in.Contacts)
+	c.SkipConsent = in.SkipConsent
+	c.PKCEOptional = in.PKCEOptional
+	c.AccessTokenLifespan = in.AccessTokenLifespan
+	c.RefreshTokenLifespan = in.RefreshTokenLifespan
+	c.IDTokenLifespan = in.IDTokenLifespan
+	// RFC 7591 §2: token_endpoint_auth_method defaults to
+	// client_secret_basic, grant_types to authorization_code, and
+	// response_types to code.
+	if c.TokenEndpointAuthMethod == "" {
+		c.TokenEndpointAuthMethod = storage.AuthMethodSecretBasic
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{"authorization_code"}
+	}
+	if len(c.ResponseTypes) == 0 && slices.Contains(c.GrantTypes, "authorization_code") {
+		c.ResponseTypes = []string{"code"}
+	}
+	if c.ApplicationType == "" {
+		c.ApplicationType = storage.AppTypeWeb
+	}
+}
+
+// InputFromClient returns the admin-controlled metadata of c, e.g. to
+// prefill an edit form.
+func InputFromClient(c *storage.Client) ClientInput {
+	return ClientInput{
+		ID: c.ID, Name: c.Name,
+		RedirectURIs: slices.Clone(c.RedirectURIs), GrantTypes: slices.Clone(c.GrantTypes),
+		ResponseTypes: slices.Clone(c.ResponseTypes), Scopes: slices.Clone(c.Scopes),
+		Audience: slices.Clone(c.Audience), TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: c.JWKS,
+		RequestObjectSigningAlg: c.RequestObjectSigningAlg, ApplicationType: c.ApplicationType,
+		LogoURI: c.LogoURI, ClientURI: c.ClientURI, Contacts: slices.Clone(c.Contacts),
+		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional,
+		AccessTokenLifespan: c.AccessTokenLifespan, RefreshTokenLifespan: c.RefreshTokenLifespan,
+		IDTokenLifespan: c.IDTokenLifespan,
+	}
+}
+
+// redactClient drops the secret hashes from a client handed out of the
+// Service: no caller needs them, and they must never reach a response.
+func redactClient(c *storage.Client) *storage.Client {
+	c = c.Clone()
+	c.SecretHash = ""
+	c.RotatedSecrets = nil
+	return c
+}
+
+func (s *Service) validateClient(c *storage.Client) error {
+	err := c.Validate(s.scopes)
+	var v *storage.ValidationError
+	if errors.As(err, &v) {
+		return invalid("invalid_client_metadata", "the client metadata is invalid", v.Problems...)
+	}
+	return err
+}
+
+// newSecret draws a client secret and returns it with its Argon2id hash.
+func (s *Service) newSecret(ctx context.Context) (string, string, error) {
+	secret, err := s.randomToken(32)
+	if err != nil {
+		return "", "", err
+	}
+	h, err := s.hasher.Hash(ctx, []byte(secret))
+	if err != nil {
+		return "", "", fmt.Errorf("admin: hash client secret: %w", err)
+	}
+	return secret, string(h), nil
+}
+
+// ListClients pages through clients by id (secret hashes removed).
+func (s *Service) ListClients(ctx context.Context, opts storage.ListOptions) ([]*storage.Client, error) {
+	opts.Limit = clampLimit(opts.Limit)
+	cs, err := s.store.ListClients(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("admin: list clients: %w", err)
+	}
+	for i, c := range cs {
+		cs[i] = redactClient(c)
+	}
+	return cs, nil
+}
+
+// GetClient returns the client (secret hashes removed); Version is its ETag.
+func (s *Service) GetClient(ctx context.Context, id string) (*storage.Client, error) {
+	c, err := s.store.ClientByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("admin: get client: %w", err)
+	}
+	return redactClient(c), nil
+}
+
+// CreateClient registers a client owned by a. For a client authenticating
+// with a secret the server always generates the secret: it is returned
+// here once and stored only as its Argon2id hash. secret is "" otherwise.
+func (s *Service) CreateClient(ctx context.Context, a Actor, in ClientInput) (c *storage.Client, secret string, err error) {
+	c = &storage.Client{ID: in.ID, Owner: a.ID}
+	in.apply(c)
+	if c.ID == "" {
+		if c.ID, err = s.randomID(); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := s.validateClient(c); err != nil {
+		return nil, "", err
+	}
+	if usesSecret(c.TokenEndpointAuthMethod) {
+		if secret, c.SecretHash, err = s.newSecret(ctx); err != nil {
+			return nil, "", err
+		}
+	}
+	now := s.clock()
+	c.CreatedAt, c.UpdatedAt = now, now
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		return nil, "", fmt.Errorf("admin: create client: %w", err)
+	}
+	s.record(ctx, a, "client.created", storage.AuditEvent{ClientID: c.ID, Details: map[string]string{
+		"token_endpoint_auth_method": c.TokenEndpointAuthMethod,
+	}})
+	return redactClient(c), secret, nil
+}
+
+// UpdateClient replaces the metadata of client id if its Version is still
+// ifVersion (storage.ErrPreconditionFailed otherwise). in.ID must be empty
+// or equal id. Switching to a secret method generates a secret (returned
+// once); switching away from one drops the stored secrets.
+func (s *Service) UpdateClient(ctx context.Context, a Actor, id string, in ClientInput, ifVersion int64) (c *storage.Client, secret string, err error) {
+	if in.ID != "" && in.ID != id {
+		return nil, "", invalid("invalid_client_metadata", "client_id cannot be changed",
+			storage.FieldProblem{Field: "client_id", Problem: "is set by the server and cannot be changed"})
+	}
+	old, err := s.store.ClientByID(ctx, id)
+	if err != nil {
+		return nil, "", fmt.Errorf("admin: update client: %w", err)
+	}
+	if old.Version != ifVersion {
+		return nil, "", fmt.Errorf("admin: update client %d: %w", ifVersion, storage.ErrPreconditionFailed)
+	}
+	c = old.Clone()
+	in.apply(c)
+	if err := s.validateClient(c); err != nil {
+		return nil, "", err
+	}
+	var dropped []string
+	switch {
+	case usesSecret(c.TokenEndpointAuthMethod) && c.SecretHash == "":
+		if secret, c.SecretHash, err = s.newSecret(ctx); err != nil {
+			return nil, "", err
+		}
+	case !usesSecret(c.TokenEndpointAuthMethod) && c.SecretHash != "":
+		dropped = secretHashes(c)
+		c.SecretHash, c.RotatedSecrets = "", nil
+	}
+	c.UpdatedAt = s.clock()
+	if err := s.store.UpdateClient(ctx, c, ifVersion); err != nil {
+		return nil, "", fmt.Errorf("admin: update client: %w", err)
+	}
+	s.evictAll(dropped)
+	s.record(ctx, a, "client.updated", storage.AuditEvent{ClientID: c.ID, Details: map[string]string{
+		"version": fmt.Sprint(c.Version),
+	}})
+	return redactClient(c), secret, nil
+}
+
+func secretHashes(c *storage.Client) []string {
+	var out []string
+	if c.SecretHash != "" {
+		out = append(out, c.SecretHash)
+	}
+	for _, r := range c.RotatedSecrets {
+		out = append(out, r.Hash)
+	}
+	return out
+}
+
+func (s *Service) evictAll(hashes []string) {
+	for _, h := range hashes {
+		s.evict([]byte(h))
+	}
+}
+
+// DeleteClient removes the client and every token issued to it.
+func (s *Service) DeleteClient(ctx context.Context, a Actor, id string) error {
+	old, err := s.store.ClientByID(ctx, id)
+	if err != nil {
+		return fmt.Errorf("admin: delete client: %w", err)
+	}
+	if err := s.store.DeleteClient(ctx, id); err != nil {
+		return fmt.Errorf("admin: delete client: %w", err)
+	}
+	s.evictAll(secretHashes(old))
+	s.record(ctx, a, "client.deleted", storage.AuditEvent{ClientID: id})
+	return nil
+}
+
+// RotateClientSecret gives the client a new secret, returned once. The
+// previous secret stays valid for the configured overlap so deployed
+// clients can be updated without an outage; rotated secrets whose overlap
+// ended are dropped.
+func (s *Service) RotateClientSecret(ctx context.Context, a Actor, id string) (*storage.Client, string, error) {
+	var (
+		out    *storage.Client
+		secret string
+	)
+	err := retryVersion(func() error {
+		c, err := s.store.ClientByID(ctx, id)
+		if err != nil {
+			return fmt.Errorf("admin: rotate client secret: %w", err)
+		}
+		if !usesSecret(c.TokenEndpointAuthMethod) {
+			return fmt.Errorf("%w (token_endpoint_auth_method %s)", ErrNoSecret, c.TokenEndpointAuthMethod)
+		}
+		now := s.clock()
+		kept := c.RotatedSecrets[:0]
+		for _, r := range c.RotatedSecrets {
+			if r.ExpiresAt.After(now) {
+				kept = append(kept, r)
+			}
+		}
+		if c.SecretHash != "" {
+			kept = append(kept, storage.RotatedSecret{Hash: c.SecretHash, ExpiresAt: now.Add(s.overlap)})
+		}
+		c.RotatedSecrets = kept
+		if secret, c.SecretHash, err = s.newSecret(ctx); err != nil {
+			return err
+		}
+		c.UpdatedAt = now
+		if err := s.store.UpdateClient(ctx, c, c.Version); err != nil {
+			return fmt.Errorf("admin: rotate client secret: %w", err)
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	s.record(ctx, a, "client.secret_rotated", storage.AuditEvent{ClientID: id, Details: map[string]string{
+		"previous_valid_until": s.clock().Add(s.overlap).Format(time.RFC3339),
+	}})
+	return redactClient(out), secret, nil
+}
+
+// DisableClient is incident containment: in one transaction it marks the
+// client disabled and revokes every token issued to it, and it drops
+// cached verifications of its secrets. It returns how many tokens were
+// revoked. Disabling a disabled client revokes again (tokens issued in
+// between would be a bug, but containment must not rely on that).
+func (s *Service) DisableClient(ctx context.Context, a Actor, id string) (*storage.Client, int64, error) {
+	c, n, err := s.setClientDisabled(ctx, id, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.evictAll(secretHashes(c))
+	s.record(ctx, a, "client.disabled", storage.AuditEvent{ClientID: id, Details: map[string]string{
+		"tokens_revoked": fmt.Sprint(n),
+	}})
+	return redactClient(c), n, nil
+}
+
+// EnableClient lifts DisableClient. Revoked tokens stay revoked.
+func (s *Service) EnableClient(ctx context.Context, a Actor, id string) (*storage.Client, error) {
+	c, _, err := s.setClientDisabled(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	s.record(ctx, a, "client.enabled", storage.AuditEvent{ClientID: id})
+	return redactClient(c), nil
+}
+
+func (s *Service) setClientDisabled(ctx context.Context, id string, disabled bool) (*storage.Client, int64, error) {
+	var (
+		out *storage.Client
+		n   int64
+	)
+	err := retryVersion(func() error {
+		return s.inTx(ctx, func(ctx context.Context) error {
+			c, err := s.store.ClientByID(ctx, id)
+			if err != nil {
+				return fmt.Errorf("admin: client: %w", err)
+			}
+			if c.Disabled != disabled {
+				c.Disabled = disabled
+				c.UpdatedAt = s.clock()
+				if err := s.store.UpdateClient(ctx, c, c.Version); err != nil {
+					return fmt.Errorf("admin: client: %w", err)
+				}
+			}
+			if disabled {
+				if n, err = s.store.RevokeTokensByClient(ctx, id); err != nil {
+					return fmt.Errorf("admin: revoke client tokens: %w", err)
+				}
+			}
+			out = c
+			return nil
+		})
+	})
+	return out, n, err
+}

@@ -1,0 +1,284 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// UserInput describes a new user.
+type UserInput struct {
+	Username string
+	Email    string
+	// Password, when empty, is generated and returned once.
+	Password string
+	// AdminScopes must be admin scopes the creating actor holds.
+	AdminScopes []string
+}
+
+// Containment counts what DisableUser ended.
+type Containment struct {
+	LoginSessions int64 `json:"login_sessions_deleted"`
+	Tokens        int64 `json:"tokens_revoked"`
+}
+
+func redactUser(u *storage.User) *storage.User {
+	out := *u
+	out.PasswordHash = ""
+	out.TOTPSecretSealed = nil
+	out.AdminScopes = slices.Clone(u.AdminScopes)
+	return &out
+}
+
+// ListUsers pages through users by id (no password hashes).
+func (s *Service) ListUsers(ctx context.Context, opts storage.ListOptions) ([]*storage.User, error) {
+	opts.Limit = clampLimit(opts.Limit)
+	us, err := s.store.ListUsers(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("admin: list users: %w", err)
+	}
+	for i, u := range us {
+		us[i] = redactUser(u)
+	}
+	return us, nil
+}
+
+// GetUser returns the user (no password hash); Version is its ETag.
+func (s *Service) GetUser(ctx context.Context, id string) (*storage.User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("admin: get user: %w", err)
+	}
+	return redactUser(u), nil
+}
+
+func (s *Service) validateUser(a Actor, in UserInput) error {
+	v := &InvalidError{Code: "invalid_request", Description: "the user is invalid"}
+	add := func(field, problem string) {
+		v.Problems = append(v.Problems, storage.FieldProblem{Field: field, Problem: problem})
+	}
+	switch {
+	case strings.TrimSpace(in.Username) == "":
+		add("username", "is required")
+	case utf8.RuneCountInString(in.Username) > 64 || !utf8.ValidString(in.Username) ||
+		strings.ContainsFunc(in.Username, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		add("username", "must be at most 64 characters without spaces or control characters")
+	}
+	if in.Email != "" {
+		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email || len(in.Email) > 254 {
+			add("email", "must be a plain email address")
+		}
+	}
+	if in.Password != "" {
+		switch n := utf8.RuneCountInString(in.Password); {
+		case n < MinPasswordLength:
+			add("password", fmt.Sprintf("must be at least %d characters", MinPasswordLength))
+		case len(in.Password) > maxPasswordLength:
+			add("password", fmt.Sprintf("must be at most %d bytes", maxPasswordLength))
+		}
+	}
+	for _, sc := range in.AdminScopes {
+		if !adminScope(sc) {
+			if len(sc) > 64 {
+				sc = sc[:64] + "…"
+			}
+			add("admin_scopes", fmt.Sprintf("unknown admin scope %q", sc))
+		}
+	}
+	if len(v.Problems) > 0 {
+		return v
+	}
+	if extra := missingScopes(in.AdminScopes, a.Scopes); len(extra) > 0 {
+		return fmt.Errorf("%w: %s", ErrScopeEscalation, strings.Join(extra, ", "))
+	}
+	return nil
+}
+
+// CreateUser creates a user. password is the generated password when
+// in.Password was empty (show it once), "" otherwise.
+func (s *Service) CreateUser(ctx context.Context, a Actor, in UserInput) (u *storage.User, password string, err error) {
+	if err := s.validateUser(a, in); err != nil {
+		return nil, "", err
+	}
+	password = in.Password
+	generated := password == ""
+	if generated {
+		if password, err = s.randomToken(18); err != nil {
+			return nil, "", err
+		}
+	}
+	h, err := s.hasher.Hash(ctx, []byte(password))
+	if err != nil {
+		return nil, "", fmt.Errorf("admin: hash password: %w", err)
+	}
+	id, err := s.randomID()
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.clock()
+	scopes := slices.Clone(in.AdminScopes)
+	slices.Sort(scopes)
+	u = &storage.User{
+		ID: id, Username: in.Username, Email: in.Email, PasswordHash: string(h),
+		AdminScopes: slices.Compact(scopes), CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return nil, "", fmt.Errorf("admin: create user: %w", err)
+	}
+	s.record(ctx, a, "user.created", storage.AuditEvent{Subject: u.ID, Details: map[string]string{
+		"username": u.Username, "admin_scopes": strings.Join(u.AdminScopes, " "),
+	}})
+	if !generated {
+		password = ""
+	}
+	return redactUser(u), password, nil
+}
+
+// DisableUser is incident containment: in one transaction it marks the
+// user disabled, deletes every login session (public and console) and
+// revokes every token issued to the user.
+func (s *Service) DisableUser(ctx context.Context, a Actor, id string) (*storage.User, Containment, error) {
+	var (
+		out *storage.User
+		n   Containment
+	)
+	err := retryVersion(func() error {
+		return s.inTx(ctx, func(ctx context.Context) error {
+			u, err := s.store.UserByID(ctx, id)
+			if err != nil {
+				return fmt.Errorf("admin: disable user: %w", err)
+			}
+			if !u.Disabled {
+				u.Disabled = true
+				u.UpdatedAt = s.clock()
+				if err := s.store.UpdateUser(ctx, u, u.Version); err != nil {
+					return fmt.Errorf("admin: disable user: %w", err)
+				}
+			}
+			if n.LoginSessions, err = s.store.DeleteLoginSessionsBySubject(ctx, id); err != nil {
+				return fmt.Errorf("admin: delete login sessions: %w", err)
+			}
+			if n.Tokens, err = s.store.RevokeTokensBySubject(ctx, id); err != nil {
+				return fmt.Errorf("admin: revoke user tokens: %w", err)
+			}
+			out = u
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, Containment{}, err
+	}
+	s.record(ctx, a, "user.disabled", storage.AuditEvent{Subject: id, Details: map[string]string{
+		"login_sessions_deleted": fmt.Sprint(n.LoginSessions), "tokens_revoked": fmt.Sprint(n.Tokens),
+	}})
+	return redactUser(out), n, nil
+}
+
+// EnableUser lifts DisableUser.
+func (s *Service) EnableUser(ctx context.Context, a Actor, id string) (*storage.User, error) {
+	u, err := s.modifyUser(ctx, id, func(u *storage.User) error {
+		u.Disabled = false
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.record(ctx, a, "user.enabled", storage.AuditEvent{Subject: id})
+	return u, nil
+}
+
+// ResetPassword sets a generated password (returned once) and ends the
+// user's login sessions, so whoever knew the old one is signed out.
+func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*storage.User, string, error) {
+	password, err := s.randomToken(18)
+	if err != nil {
+		return nil, "", err
+	}
+	h, err := s.hasher.Hash(ctx, []byte(password))
+	if err != nil {
+		return nil, "", fmt.Errorf("admin: hash password: %w", err)
+	}
+	u, err := s.modifyUser(ctx, id, func(u *storage.User) error {
+		u.PasswordHash = string(h)
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	n, err := s.store.DeleteLoginSessionsBySubject(ctx, id)
+	if err != nil {
+		return nil, "", fmt.Errorf("admin: delete login sessions: %w", err)
+	}
+	s.record(ctx, a, "user.password_reset", storage.AuditEvent{Subject: id, Details: map[string]string{
+		"login_sessions_deleted": fmt.Sprint(n),
+	}})
+	return u, password, nil
+}
+
+// modifyUser applies fn to the stored user and saves it, retrying when a
+// concurrent writer won.
+func (s *Service) modifyUser(ctx context.Context, id string, fn func(*storage.User) error) (*storage.User, error) {
+	var out *storage.User
+	err := retryVersion(func() error {
+		u, err := s.store.UserByID(ctx, id)
+		if err != nil {
+			return fmt.Errorf("admin: user: %w", err)
+		}
+		if err := fn(u); err != nil {
+			return err
+		}
+		u.UpdatedAt = s.clock()
+		if err := s.store.UpdateUser(ctx, u, u.Version); err != nil {
+			return fmt.Errorf("admin: user: %w", err)
+		}
+		out = u
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return redactUser(out), nil
+}
+
+// ListConsents returns the consents of user id; ErrNotFound if the user is
+// unknown.
+func (s *Service) ListConsents(ctx context.Context, id string) ([]*storage.Consent, error) {
+	if _, err := s.store.UserByID(ctx, id); err != nil {
+		return nil, fmt.Errorf("admin: consents: %w", err)
+	}
+	cs, err := s.store.ListConsents(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("admin: consents: %w", err)
+	}
+	return cs, nil
+}
+
+// RevokeConsent removes the user's consent to clientID and, in the same
+// transaction, revokes the tokens that consent produced. It returns how
+// many tokens were revoked.
+func (s *Service) RevokeConsent(ctx context.Context, a Actor, userID, clientID string) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(ctx context.Context) error {
+		if err := s.store.RevokeConsent(ctx, userID, clientID); err != nil {
+			return fmt.Errorf("admin: revoke consent: %w", err)
+		}
+		var err error
+		if n, err = s.store.RevokeTokensBySubjectAndClient(ctx, userID, clientID); err != nil {
+			return fmt.Errorf("admin: revoke consent tokens: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.record(ctx, a, "consent.revoked", storage.AuditEvent{Subject: userID, ClientID: clientID, Details: map[string]string{
+		"tokens_revoked": fmt.Sprint(n),
+	}})
+	return n, nil
+}
