@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
@@ -48,12 +49,17 @@ func newRequestID() string {
 // template, status, latency, remote IP and client id. It never logs the
 // path's query, headers, cookies or bodies, which may carry codes, tokens or
 // secrets.
-func accessLog(log logrus.FieldLogger, listener string, now func() time.Time, next http.Handler) http.Handler {
+func accessLog(log logrus.FieldLogger, listener string, now func() time.Time, clientIP func(*http.Request) netip.Addr, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := now()
 		remote, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			remote = r.RemoteAddr
+		}
+		if clientIP != nil {
+			if ip := clientIP(r); ip.IsValid() {
+				remote = ip.String()
+			}
 		}
 		info := &reqinfo.Info{ID: newRequestID(), RemoteIP: remote, UserAgent: r.UserAgent()}
 		w.Header().Set("X-Request-Id", info.ID)

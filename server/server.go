@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
+	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
@@ -43,13 +45,20 @@ type Config struct {
 	Public []Mounter
 	Admin  []Mounter
 	// PublicMiddleware and AdminMiddleware run inside the access log and
-	// panic recovery, outermost first.
+	// panic recovery and outside Protection, outermost first (metrics go
+	// here so refused requests are counted).
 	PublicMiddleware []mux.MiddlewareFunc
 	AdminMiddleware  []mux.MiddlewareFunc
 	// Timeouts cut off slow clients. Zero values take the defaults below.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
 	Now                                                       func() time.Time
+	// ClientIP resolves the caller's address for logs, audit and
+	// protection (trusted proxies applied). Nil means the direct peer.
+	ClientIP func(*http.Request) netip.Addr
+	// Protection, when set, wraps routes with rate limits, blocks, strict
+	// input and security headers chosen by route (see protection.go).
+	Protection *Protection
 }
 
 // Server holds the two handlers and, once Run is called, the listeners.
@@ -101,6 +110,9 @@ func (s *Server) buildRouter(listener string, mw []mux.MiddlewareFunc, mounts []
 	for _, m := range mw {
 		r.Use(m)
 	}
+	if s.cfg.Protection != nil {
+		r.Use(s.cfg.Protection.middleware())
+	}
 	r.HandleFunc("/healthz", healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	for _, m := range mounts {
@@ -108,7 +120,12 @@ func (s *Server) buildRouter(listener string, mw []mux.MiddlewareFunc, mounts []
 	}
 	// mux runs middleware only for matched routes; the access log and panic
 	// recovery wrap the whole router so 404s and 405s are covered too.
-	return accessLog(s.cfg.Logger, listener, s.cfg.Now, recoverPanics(s.cfg.Logger, r))
+	var h http.Handler = r
+	if s.cfg.Protection != nil {
+		// Unmatched requests (404/405) get the API headers too.
+		h = protect.Headers(protect.API)(r)
+	}
+	return accessLog(s.cfg.Logger, listener, s.cfg.Now, s.cfg.ClientIP, recoverPanics(s.cfg.Logger, h))
 }
 
 // PublicHandler is the public listener's handler (for tests and embedding).

@@ -4,14 +4,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/bulwark-auth/bulwark/server/protect"
+	"github.com/bulwark-auth/bulwark/server/tlsconf"
 )
 
 // config is the serve command's configuration. Every field can come from a
@@ -46,6 +47,46 @@ type config struct {
 	JWKSMaxAge     time.Duration
 
 	Scopes []string
+
+	TrustedProxies      []netip.Prefix
+	RateLimits          map[string]protect.Limit
+	ClientRateLimits    map[string]protect.Limit
+	ClientRateOverrides map[string]protect.Limit
+	AuditRetention      time.Duration
+
+	trustedProxiesRaw   string
+	rateLimitsRaw       string
+	clientRateLimitsRaw string
+	clientOverridesRaw  string
+}
+
+// Default rate limits per source IP and per client, as "class=rate:burst"
+// (rate per second). They hold per replica.
+const (
+	defaultRateLimits       = "token=20:40,introspect=100:200,revoke=20:40,par=10:20,login=1:10,admin=20:40"
+	defaultClientRateLimits = "token=50:100,introspect=200:400,revoke=50:100,par=20:40"
+)
+
+// parseLimits reads "key=rate:burst,key=rate:burst".
+func parseLimits(raw string) (map[string]protect.Limit, error) {
+	out := map[string]protect.Limit{}
+	for _, part := range strings.Split(raw, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		key, spec, ok := strings.Cut(part, "=")
+		rate, burst, ok2 := strings.Cut(spec, ":")
+		if !ok || !ok2 || key == "" {
+			return nil, fmt.Errorf("%q: use key=rate:burst, e.g. token=20:40", part)
+		}
+		r, err1 := strconv.ParseFloat(rate, 64)
+		b, err2 := strconv.Atoi(burst)
+		if err1 != nil || err2 != nil || r <= 0 || b <= 0 {
+			return nil, fmt.Errorf("%q: rate and burst must be positive numbers", part)
+		}
+		out[key] = protect.Limit{Rate: r, Burst: b}
+	}
+	return out, nil
 }
 
 // envOr returns the environment variable's value, or def.
@@ -98,6 +139,11 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 	fs.DurationVar(&c.KeyLeadTime, "key-lead-time", envDuration("BULWARK_KEY_LEAD_TIME", 48*time.Hour), "how long a next key is published before it signs")
 	fs.DurationVar(&c.KeyRetention, "key-retention", envDuration("BULWARK_KEY_RETENTION", 7*24*time.Hour), "how long a retired key stays in the JWKS")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", envDuration("BULWARK_JWKS_MAX_AGE", 15*time.Minute), "JWKS Cache-Control max-age")
+	fs.StringVar(&c.trustedProxiesRaw, "trusted-proxies", envOr("BULWARK_TRUSTED_PROXIES", ""), "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is trusted (none by default)")
+	fs.StringVar(&c.rateLimitsRaw, "rate-limits", envOr("BULWARK_RATE_LIMITS", defaultRateLimits), "per-IP limits by endpoint class, class=rate:burst (per second, per replica)")
+	fs.StringVar(&c.clientRateLimitsRaw, "client-rate-limits", envOr("BULWARK_CLIENT_RATE_LIMITS", defaultClientRateLimits), "per-client limits by endpoint class, class=rate:burst")
+	fs.StringVar(&c.clientOverridesRaw, "client-rate-overrides", envOr("BULWARK_CLIENT_RATE_OVERRIDES", ""), "per-client overrides, client_id=rate:burst")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", envDuration("BULWARK_AUDIT_RETENTION", 365*24*time.Hour), "how long audit events are kept (janitor trims older ones)")
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
@@ -148,16 +194,35 @@ func (c *config) finish(secretFlag, secretFile, algs, scopes string) error {
 		}
 	}
 	if c.Issuer != "" {
-		u, err := url.Parse(c.Issuer)
-		switch {
-		case err != nil || !u.IsAbs() || u.Host == "":
-			problems = append(problems, fmt.Errorf("issuer %q must be an absolute URL", c.Issuer))
-		case u.RawQuery != "" || u.Fragment != "":
-			problems = append(problems, errors.New("issuer must not have a query or fragment"))
-		case u.Scheme != "https" && !(u.Scheme == "http" && (c.Dev || storage.IsLoopbackHost(u.Hostname()))):
-			problems = append(problems, fmt.Errorf("issuer %q must use https (http is allowed only for loopback or with --dev)", c.Issuer))
-		}
 		c.Issuer = strings.TrimRight(c.Issuer, "/")
+		if err := tlsconf.CheckIssuer(c.Issuer, c.Dev); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	for _, p := range strings.Split(c.trustedProxiesRaw, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(p); aerr == nil {
+				pfx = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				problems = append(problems, fmt.Errorf("trusted proxy %q: use an address or CIDR prefix", p))
+				continue
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	}
+	var err error
+	if c.RateLimits, err = parseLimits(c.rateLimitsRaw); err != nil {
+		problems = append(problems, fmt.Errorf("--rate-limits: %w", err))
+	}
+	if c.ClientRateLimits, err = parseLimits(c.clientRateLimitsRaw); err != nil {
+		problems = append(problems, fmt.Errorf("--client-rate-limits: %w", err))
+	}
+	if c.ClientRateOverrides, err = parseLimits(c.clientOverridesRaw); err != nil {
+		problems = append(problems, fmt.Errorf("--client-rate-overrides: %w", err))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		problems = append(problems, errors.New("--tls-cert and --tls-key go together"))

@@ -2,10 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"net/http"
+	"sync"
+
 	"crypto/rand"
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"github.com/bulwark-auth/bulwark/server/audit"
+	"github.com/bulwark-auth/bulwark/server/metrics"
+	"github.com/bulwark-auth/bulwark/server/protect"
+	"github.com/bulwark-auth/bulwark/server/tlsconf"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"io"
 	"os"
 	"time"
@@ -78,10 +89,11 @@ func portOf(addr string) string {
 
 // app is the assembled server with its background jobs.
 type app struct {
-	store  storage.Store
-	ring   *keys.Ring
-	server *server.Server
-	log    logrus.FieldLogger
+	store    storage.Store
+	ring     *keys.Ring
+	detector *protect.Detector
+	server   *server.Server
+	log      logrus.FieldLogger
 }
 
 func (a *app) Close() { a.store.Close() }
@@ -90,14 +102,21 @@ func (a *app) Close() { a.store.Close() }
 func (a *app) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		a.ring.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := a.detector.Run(ctx); err != nil && ctx.Err() == nil {
+			a.log.WithError(err).Error("anomaly detector stopped")
+		}
 	}()
 	err := a.server.Run(ctx)
 	cancel()
-	<-done
+	wg.Wait()
 	return err
 }
 
@@ -167,20 +186,19 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 	if err != nil {
 		return nil, fmt.Errorf("master secret: %w", err)
 	}
-	hasher, err := hash.New(hash.DefaultParams())
+	passwords, err := hash.New(hash.DefaultParams())
 	if err != nil {
 		return nil, err
 	}
-	cached := hash.NewCached(hasher, hash.CacheConfig{TTL: 5 * time.Minute, MaxEntries: 10000, Now: now})
-	audit := func(ctx context.Context, e storage.AuditEvent) {
-		if e.Time.IsZero() {
-			e.Time = now()
-		}
-		if err := store.AppendAudit(ctx, &e); err != nil {
-			log.WithError(err).WithField("event", e.Event).Error("audit append failed")
-		}
-		log.WithFields(logrus.Fields{"audit": true, "event": e.Event, "actor": e.Actor, "client_id": e.ClientID, "subject": e.Subject, "outcome": e.Outcome}).Info("audit")
-	}
+	// Client secrets and API keys verify through the cache; user passwords
+	// never do (see keys/hash).
+	cached := hash.NewCached(passwords, hash.CacheConfig{TTL: 5 * time.Minute, MaxEntries: 10000, Now: now})
+	sink := audit.NewSink(store, log, now)
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(registry)
+
 	ring, err := keys.NewRing(ctx, keys.Config{
 		Store: store, Locker: store, Notifier: store, Sealer: box,
 		Algorithms:     cfg.SigningAlgs,
@@ -190,7 +208,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		JWKSMaxAge:     cfg.JWKSMaxAge,
 		Now:            now,
 		Logger:         log,
-		Audit:          audit,
+		Audit:          sink.Record,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("key ring: %w", err)
@@ -198,6 +216,39 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 	if err := ring.Bootstrap(ctx); err != nil {
 		return nil, fmt.Errorf("key ring bootstrap: %w", err)
 	}
+	m.SetKeyAges(keyAges(store, now))
+	if pg, ok := store.(*postgres.Store); ok {
+		m.SetDBStats(poolStats(pg))
+	}
+
+	ips := protect.NewIPResolver(cfg.TrustedProxies)
+	limiter := protect.NewLimiter(protect.RateConfig{
+		PerIP: cfg.RateLimits, PerClient: cfg.ClientRateLimits, ClientOverrides: cfg.ClientRateOverrides,
+		IPs: ips, Now: now,
+		OnBlock: func(r *http.Request, key string) {
+			class, source := protect.SplitKey(key)
+			m.RateLimited(class)
+			sink.Record(r.Context(), storage.AuditEvent{Event: "ratelimit.blocked", Outcome: "refused", Details: map[string]string{"class": class, "source": source}})
+		},
+	})
+	detector, err := protect.NewDetector(protect.DetectorConfig{
+		Store: store, Notifier: store, Log: log, Now: now, Audit: sink.Record, OnBlock: m.Blocked,
+		PerIP: map[protect.Signal]protect.Threshold{
+			protect.SignalFailedLogin:   {Count: 30, Window: 5 * time.Minute, BlockFor: 15 * time.Minute},
+			protect.SignalInvalidClient: {Count: 30, Window: 5 * time.Minute, BlockFor: 15 * time.Minute},
+			protect.SignalInvalidToken:  {Count: 200, Window: 5 * time.Minute, BlockFor: 10 * time.Minute},
+			protect.SignalRefreshReuse:  {Count: 5, Window: 10 * time.Minute, BlockFor: 15 * time.Minute},
+		},
+		PerClient: map[protect.Signal]protect.Threshold{
+			protect.SignalRefreshReuse: {Count: 10, Window: 10 * time.Minute, BlockFor: 5 * time.Minute},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("anomaly detector: %w", err)
+	}
+	loginGuard := protect.NewGuard(protect.GuardConfig{Now: now})
+	clientGuard := protect.NewGuard(protect.GuardConfig{Now: now})
+
 	provider, err := oauth.New(oauth.Config{
 		Issuer:               cfg.Issuer,
 		Store:                store,
@@ -208,6 +259,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		JWKS:                 ring.JWKS,
 		JWKSMaxAge:           ring.MaxAge(),
 		Hasher:               cached,
+		PasswordHasher:       passwords,
 		GlobalSecret:         deriveSecret(secrets[0], "bulwark fosite global secret"),
 		AccessTokenLifespan:  cfg.AccessTokenLifespan,
 		RefreshTokenLifespan: cfg.RefreshTokenLifespan,
@@ -217,18 +269,40 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		SecureCookies:        cfg.TLSCert != "" || !cfg.Dev,
 		Now:                  now,
 		Logger:               log,
-		Audit:                audit,
+		Audit:                sink.Record,
+		Defense: oauth.Defense{
+			ClientIP: ips.IP, LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m,
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("oauth provider: %w", err)
 	}
+
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		tlsConfig, _, err = tlsconf.Config(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
+	readHeader, read, write, idle := protect.ServerTimeouts()
 	srv, err := server.New(server.Config{
 		PublicAddr: cfg.PublicAddr,
 		AdminAddr:  cfg.AdminAddr,
+		TLS:        tlsConfig,
 		Logger:     log,
 		DB:         store,
+		ClientIP:   ips.IP,
 		Public:     []server.Mounter{provider},
-		Now:        now,
+		Admin: []server.Mounter{server.MounterFunc(func(r *mux.Router) {
+			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
+		})},
+		PublicMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
+		AdminMiddleware:   []mux.MiddlewareFunc{m.Instrument(nil)},
+		Protection:        &server.Protection{IPs: ips, Limiter: limiter, Detector: detector},
+		ReadHeaderTimeout: readHeader, ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle,
+		MaxHeaderBytes: protect.MaxHeaderBytes,
+		Now:            now,
 	})
 	if err != nil {
 		return nil, err
@@ -238,7 +312,38 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 			return nil, err
 		}
 	}
-	return &assembled{app: &app{store: store, ring: ring, server: srv, log: log}, hasher: cached}, nil
+	return &assembled{app: &app{store: store, ring: ring, detector: detector, server: srv, log: log}, hasher: cached}, nil
+}
+
+// keyAges reports, per algorithm, how long the active signing key has been
+// signing (a metrics gauge).
+func keyAges(store storage.SigningKeyStore, now func() time.Time) func() map[string]time.Duration {
+	return func() map[string]time.Duration {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		list, err := store.ListSigningKeys(ctx)
+		if err != nil {
+			return nil
+		}
+		out := map[string]time.Duration{}
+		for _, k := range list {
+			if k.State == storage.KeyActive {
+				out[k.Algorithm] = now().Sub(k.ActivatedAt)
+			}
+		}
+		return out
+	}
+}
+
+// poolStats maps pgx pool statistics onto the metrics gauges.
+func poolStats(pg *postgres.Store) func() metrics.DBStats {
+	return func() metrics.DBStats {
+		st := pg.Pool().Stat()
+		return metrics.DBStats{
+			TotalConns: st.TotalConns(), IdleConns: st.IdleConns(), AcquiredConns: st.AcquiredConns(), MaxConns: st.MaxConns(),
+			AcquireCount: st.AcquireCount(), EmptyAcquireCount: st.EmptyAcquireCount(), AcquireDuration: st.AcquireDuration(),
+		}
+	}
 }
 
 // deriveSecret derives a purpose-bound 32-byte key from the master secret,

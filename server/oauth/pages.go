@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ory/fosite"
+
+	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/web"
@@ -125,6 +128,27 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	password := r.PostForm.Get("password")
 	returnTo := safeReturnTo(r.PostForm.Get("return_to"))
 
+	ip := p.clientIP(r)
+	if wait, held := throttled(ctx, p.cfg.Defense.LoginGuard, username, ip); held {
+		// Answered before any lookup or hashing, identically for known and
+		// unknown usernames.
+		p.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: OutcomeFailure, Details: map[string]string{"reason": "throttled"}})
+		token, err := p.csrfToken(w, r)
+		if err != nil {
+			p.writePageError(w, r, err)
+			return
+		}
+		retryAfter(w, wait)
+		p.render(w, r, http.StatusTooManyRequests, "login", pageData{
+			Title:    "Sign in",
+			Error:    "Too many failed attempts. Wait a moment, then try again.",
+			CSRF:     token,
+			ReturnTo: returnTo,
+			Username: username,
+		})
+		return
+	}
+
 	var user *storage.User
 	hash := p.dummy
 	if username != "" {
@@ -137,8 +161,12 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	match := p.cfg.Hasher.Compare(ctx, []byte(hash), []byte(password)) == nil
+	match := p.passwords().Compare(ctx, []byte(hash), []byte(password)) == nil
 	if user == nil || user.Disabled || password == "" || !match {
+		if g := p.cfg.Defense.LoginGuard; g != nil {
+			g.Fail(username, ip)
+		}
+		p.observe(r, protect.SignalFailedLogin, "")
 		p.audit(ctx, storage.AuditEvent{
 			Event:   EventLogin,
 			Actor:   username,
@@ -157,6 +185,9 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 			Username: username,
 		})
 		return
+	}
+	if g := p.cfg.Defense.LoginGuard; g != nil {
+		g.Succeed(username, ip)
 	}
 	if _, err := p.startLogin(ctx, w, r, user); err != nil {
 		p.writePageError(w, r, err)
@@ -252,4 +283,12 @@ func (p *Provider) handleLogoutSubmit(w http.ResponseWriter, r *http.Request) {
 		p.audit(r.Context(), storage.AuditEvent{Event: EventLogout, Subject: subject, Outcome: OutcomeSuccess})
 	}
 	p.render(w, r, http.StatusOK, "message", pageData{Title: "Signed out", Message: "You have been signed out."})
+}
+
+// passwords is the hasher for user passwords (never a caching one).
+func (p *Provider) passwords() fosite.Hasher {
+	if p.cfg.PasswordHasher != nil {
+		return p.cfg.PasswordHasher
+	}
+	return p.cfg.Hasher
 }

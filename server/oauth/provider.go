@@ -58,9 +58,15 @@ type Config struct {
 	// JWKS returns the current public key set and its ETag.
 	JWKS       func() (body []byte, etag string)
 	JWKSMaxAge time.Duration
-	// Hasher verifies client secrets (fosite's ClientSecretsHasher) and
-	// user passwords.
+	// Hasher verifies client secrets (fosite's ClientSecretsHasher). It may
+	// cache successful verifications (keys/hash.Cached).
 	Hasher fosite.Hasher
+	// PasswordHasher verifies user passwords; it must not cache (a cached
+	// password check would let anyone who can read process memory test
+	// guesses at HMAC speed). Nil means Hasher.
+	PasswordHasher fosite.Hasher
+	// Defense is the optional brute-force and anomaly protection.
+	Defense Defense
 	// GlobalSecret (at least 32 bytes) keys the HMAC of opaque codes and
 	// refresh tokens and the CSRF tokens of the pages.
 	GlobalSecret []byte
@@ -254,7 +260,11 @@ func New(cfg Config) (*Provider, error) {
 	if _, err := rand.Read(dummy); err != nil {
 		return nil, fmt.Errorf("oauth: random: %w", err)
 	}
-	h, err := cfg.Hasher.Hash(context.Background(), dummy)
+	pw := cfg.PasswordHasher
+	if pw == nil {
+		pw = cfg.Hasher
+	}
+	h, err := pw.Hash(context.Background(), dummy)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: dummy hash: %w", err)
 	}

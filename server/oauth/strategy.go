@@ -1,8 +1,12 @@
 package oauth
 
 import (
+	"net/netip"
+
 	"context"
 	"errors"
+	"github.com/bulwark-auth/bulwark/server/protect"
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"time"
 
 	"github.com/google/uuid"
@@ -161,6 +165,13 @@ func (h *refreshAudit) HandleTokenEndpointRequest(ctx context.Context, r fosite.
 		clientID := ""
 		if r.GetClient() != nil {
 			clientID = r.GetClient().GetID()
+		}
+		if sig := h.p.cfg.Defense.Signals; sig != nil {
+			var ip netip.Addr
+			if info := reqinfo.From(ctx); info != nil {
+				ip, _ = netip.ParseAddr(info.RemoteIP)
+			}
+			sig.Observe(ctx, protect.SignalRefreshReuse, ip, clientID)
 		}
 		h.p.audit(ctx, storage.AuditEvent{
 			Event:    EventRefreshReuse,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
 )
@@ -26,9 +27,22 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ip := p.clientIP(r)
+	claimed := protect.ClientIDFromRequest(r)
+	if wait, held := throttled(ctx, p.cfg.Defense.ClientGuard, claimed, ip); held && claimed != "" {
+		retryAfter(w, wait)
+		p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
+		return
+	}
 	sess := storage.NewSession("")
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		if isInvalidClient(err) && claimed != "" {
+			if g := p.cfg.Defense.ClientGuard; g != nil {
+				g.Fail(claimed, ip)
+			}
+			p.observe(r, protect.SignalInvalidClient, claimed)
+		}
 		p.writeAccessError(w, r, ar, err)
 		return
 	}
@@ -57,6 +71,9 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	subject := ar.GetSession().GetSubject()
 	reqinfo.From(ctx).SetSubject(subject)
+	for _, gt := range ar.GetGrantTypes() {
+		p.countToken(gt)
+	}
 	p.audit(ctx, storage.AuditEvent{
 		Event:    EventTokenIssued,
 		ClientID: clientID,
@@ -80,6 +97,7 @@ func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar f
 	}
 	p.logError(r, "token request failed", err)
 	rfc := fosite.ErrorToRFC6749Error(err)
+	p.countError(rfc.ErrorField)
 	if rfc.CodeField == http.StatusUnauthorized && rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
 		w.Header().Set("WWW-Authenticate", `Basic realm="bulwark"`)
 	}
@@ -113,6 +131,7 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 			p.writeJSONError(w, r, err)
 		default:
 			p.logError(r, "introspection: inactive token", err)
+			p.observe(r, protect.SignalInvalidToken, callerID(r))
 			writeIntrospection(w, map[string]any{"active": false})
 		}
 		return
@@ -282,4 +301,24 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// isInvalidClient reports a failed client authentication.
+func isInvalidClient(err error) bool {
+	return fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidClient.ErrorField
+}
+
+// callerID is the client id an introspection caller claims (HTTP Basic).
+func callerID(r *http.Request) string {
+	id, _, _ := r.BasicAuth()
+	return id
+}
+
+// writeJSONStatus writes an OAuth-style error body with the given status.
+func (p *Provider) writeJSONStatus(w http.ResponseWriter, status int, code, description string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
 }
