@@ -12,6 +12,11 @@ import (
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
+// The API key service (apikeys.create/rotate/revoke) and the key ring
+// (signing_key.<state> per transition) write their own audit events with the
+// actor passed in; the Service does not duplicate them.
+var _ APIKeyService = (*apikeys.Service)(nil)
+
 // errNoAPIKeys is returned when the Service was built without an API key
 // service.
 var errNoAPIKeys = errors.New("admin: API key management is not configured")
@@ -55,18 +60,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, a Actor, in APIKeyInput) (st
 	if extra := missingScopes(in.Scopes, a.Scopes); len(extra) > 0 {
 		return "", nil, fmt.Errorf("%w: %s", ErrScopeEscalation, strings.Join(extra, ", "))
 	}
-	tok, k, err := s.apiKeys.Create(ctx, apikeys.CreateRequest{
+	return s.apiKeys.Create(ctx, apikeys.CreateRequest{
 		Name: in.Name, OwnerType: in.OwnerType, OwnerID: in.OwnerID, Scopes: slices.Clone(in.Scopes),
 		ExpiresIn: in.ExpiresIn, RotationPeriod: in.RotationPeriod, GracePeriod: in.GracePeriod,
 		CreatedBy: a.ID, CreatorScopes: nonNil(a.Scopes),
 	})
-	if err != nil {
-		return "", nil, err
-	}
-	s.record(ctx, a, "apikey.created", storage.AuditEvent{Details: map[string]string{
-		"key_id": k.ID, "scopes": strings.Join(k.Scopes, " "), "owner_type": k.OwnerType, "owner_id": k.OwnerID,
-	}})
-	return tok, k, nil
 }
 
 func nonNil(s []string) []string {
@@ -90,12 +88,7 @@ func (s *Service) RotateAPIKey(ctx context.Context, a Actor, id string) (string,
 	if extra := missingScopes(k.Scopes, a.Scopes); len(extra) > 0 {
 		return "", nil, fmt.Errorf("%w: %s", ErrScopeEscalation, strings.Join(extra, ", "))
 	}
-	tok, nk, err := s.apiKeys.Rotate(ctx, id, a.ID)
-	if err != nil {
-		return "", nil, err
-	}
-	s.record(ctx, a, "apikey.rotated", storage.AuditEvent{Details: map[string]string{"key_id": id, "successor_id": nk.ID}})
-	return tok, nk, nil
+	return s.apiKeys.Rotate(ctx, id, a.ID)
 }
 
 // RevokeAPIKey revokes key id at once on every replica.
@@ -103,11 +96,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, a Actor, id string) error {
 	if s.apiKeys == nil {
 		return errNoAPIKeys
 	}
-	if err := s.apiKeys.Revoke(ctx, id, a.ID); err != nil {
-		return err
-	}
-	s.record(ctx, a, "apikey.revoked", storage.AuditEvent{Details: map[string]string{"key_id": id}})
-	return nil
+	return s.apiKeys.Revoke(ctx, id, a.ID)
 }
 
 // SigningKeyAlgorithms lists the algorithms the ring signs with.
@@ -148,6 +137,5 @@ func (s *Service) RevokeSigningKey(ctx context.Context, a Actor, kid string) err
 	if err := s.keys.Revoke(ctx, kid, a.ID); err != nil {
 		return fmt.Errorf("admin: revoke signing key: %w", err)
 	}
-	s.record(ctx, a, "signing_key.revoked", storage.AuditEvent{Details: map[string]string{"kid": kid}})
 	return nil
 }

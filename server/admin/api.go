@@ -1,0 +1,148 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	"github.com/gorilla/mux"
+
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
+)
+
+// Prefix is where the API is mounted.
+const Prefix = "/admin/v1"
+
+// ScopeAny marks a route any authenticated API key may call.
+const ScopeAny = ""
+
+// PrincipalFunc returns the principal the authentication middleware put in
+// the request context.
+type PrincipalFunc func(ctx context.Context) (apikeys.Principal, bool)
+
+type principalKey struct{}
+
+// ContextWithPrincipal returns ctx carrying p, for authentication
+// middleware that does not bring its own accessor.
+func ContextWithPrincipal(ctx context.Context, p apikeys.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFromContext reads what ContextWithPrincipal stored.
+func PrincipalFromContext(ctx context.Context) (apikeys.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(apikeys.Principal)
+	return p, ok
+}
+
+// APIOption adjusts NewAPI.
+type APIOption func(*API)
+
+// WithPrincipal sets how the API finds the authenticated principal.
+func WithPrincipal(f PrincipalFunc) APIOption { return func(a *API) { a.principal = f } }
+
+// API is the JSON admin REST API over a Service.
+type API struct {
+	svc       *Service
+	auth      mux.MiddlewareFunc
+	principal PrincipalFunc
+}
+
+// NewAPI returns the API. auth authenticates API keys (401 on failure) and
+// must put the principal where the PrincipalFunc finds it (by default
+// PrincipalFromContext).
+func NewAPI(svc *Service, auth mux.MiddlewareFunc, opts ...APIOption) *API {
+	a := &API{svc: svc, auth: auth, principal: PrincipalFromContext}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, a Actor) error
+
+// route is one endpoint: method, path under Prefix, required scope.
+type route struct {
+	method, path, scope string
+	h                   handler
+}
+
+func (a *API) routes() []route {
+	const (
+		cr = apikeys.ScopeClientsRead
+		cw = apikeys.ScopeClientsWrite
+		us = apikeys.ScopeUsers
+		ak = apikeys.ScopeAPIKeys
+		sk = apikeys.ScopeKeys
+		au = apikeys.ScopeAuditRead
+	)
+	return []route{
+		{http.MethodGet, "/openapi.json", ScopeAny, a.openAPI},
+
+		{http.MethodGet, "/clients", cr, a.listClients},
+		{http.MethodPost, "/clients", cw, a.createClient},
+		{http.MethodGet, "/clients/{id}", cr, a.getClient},
+		{http.MethodPut, "/clients/{id}", cw, a.updateClient},
+		{http.MethodDelete, "/clients/{id}", cw, a.deleteClient},
+		{http.MethodPost, "/clients/{id}/secret", cw, a.rotateClientSecret},
+		{http.MethodPost, "/clients/{id}/disable", cw, a.disableClient},
+		{http.MethodPost, "/clients/{id}/enable", cw, a.enableClient},
+
+		{http.MethodGet, "/users", us, a.listUsers},
+		{http.MethodPost, "/users", us, a.createUser},
+		{http.MethodGet, "/users/{id}", us, a.getUser},
+		{http.MethodPost, "/users/{id}/disable", us, a.disableUser},
+		{http.MethodPost, "/users/{id}/enable", us, a.enableUser},
+		{http.MethodPost, "/users/{id}/password", us, a.resetPassword},
+		{http.MethodGet, "/users/{id}/consents", us, a.listConsents},
+		{http.MethodDelete, "/users/{id}/consents/{client_id}", us, a.revokeConsent},
+
+		// The self routes come first: "self" would otherwise match {id}.
+		{http.MethodGet, "/apikeys/self", ScopeAny, a.getSelfAPIKey},
+		{http.MethodPost, "/apikeys/self/revoke", ScopeAny, a.revokeSelfAPIKey},
+		{http.MethodGet, "/apikeys", ak, a.listAPIKeys},
+		{http.MethodPost, "/apikeys", ak, a.createAPIKey},
+		{http.MethodGet, "/apikeys/{id}", ak, a.getAPIKey},
+		{http.MethodPost, "/apikeys/{id}/rotate", ak, a.rotateAPIKey},
+		{http.MethodPost, "/apikeys/{id}/revoke", ak, a.revokeAPIKey},
+
+		{http.MethodGet, "/keys", sk, a.listSigningKeys},
+		{http.MethodPost, "/keys/rotate", sk, a.rotateSigningKey},
+		{http.MethodPost, "/keys/{kid}/revoke", sk, a.revokeSigningKey},
+
+		{http.MethodGet, "/audit", au, a.listAudit},
+		{http.MethodGet, "/blocks", au, a.listBlocks},
+		{http.MethodDelete, "/blocks/{kind}/{value}", us, a.liftBlock},
+	}
+}
+
+// Register mounts the API under Prefix on r. Every route runs behind the
+// authentication middleware and its own scope check.
+func (a *API) Register(r *mux.Router) {
+	sub := r.PathPrefix(Prefix).Subrouter()
+	if a.auth != nil {
+		sub.Use(a.auth)
+	}
+	for _, rt := range a.routes() {
+		sub.Handle(rt.path, a.guard(rt)).Methods(rt.method)
+	}
+}
+
+// guard enforces function-level authorization: no principal is 401 (fail
+// closed even if the middleware is miswired), a missing scope is 403.
+func (a *API) guard(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		p, ok := a.principal(r.Context())
+		if !ok {
+			a.writeError(w, r, errUnauthenticated)
+			return
+		}
+		if rt.scope != ScopeAny && !slices.Contains(p.Scopes, rt.scope) {
+			a.writeError(w, r, &scopeError{scope: rt.scope})
+			return
+		}
+		if err := rt.h(w, r, Actor{ID: p.Subject(), Scopes: slices.Clone(p.Scopes)}); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
