@@ -585,3 +585,65 @@ func TestRevokeErasesSealedSuccessor(t *testing.T) {
 		t.Fatalf("collect with revoked key: %v", err)
 	}
 }
+
+// TestConcurrentCollectAndTick: the successor's secret is handed out once
+// however many callers race, and two replicas ticking at once rotate a due
+// key once.
+func TestConcurrentCollectAndTick(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		c := newClock()
+		stores := b.open(t, c.Now, 2)
+		box := newBox(t)
+		r1 := newService(t, stores[0], c, box, fastParams)
+		r2 := newService(t, stores[1], c, box, fastParams)
+		ctx := context.Background()
+		tok, k := r1.create(t, func(r *CreateRequest) { r.RotationPeriod, r.GracePeriod = 2*time.Hour, time.Hour })
+		c.Advance(2 * time.Hour)
+		errs := make(chan error, 2)
+		for _, r := range []*fixture{r1, r2} {
+			go func() { errs <- r.svc.Tick(ctx) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, _ := r1.svc.List(ctx, storage.ListOptions{})
+		if len(all) != 2 {
+			t.Fatalf("%d keys after concurrent ticks, want 2", len(all))
+		}
+		const callers = 8
+		type result struct {
+			tok string
+			err error
+		}
+		results := make(chan result, callers)
+		for i := range callers {
+			r := []*fixture{r1, r2}[i%2]
+			go func() {
+				nt, _, err := r.svc.CollectOrRotate(ctx, tok)
+				results <- result{nt, err}
+			}()
+		}
+		won := 0
+		for range callers {
+			res := <-results
+			switch {
+			case res.err == nil:
+				won++
+				if _, _, err := r2.svc.Verify(ctx, res.tok); err != nil {
+					t.Fatalf("collected token: %v", err)
+				}
+			case errors.Is(res.err, ErrNoPendingSuccessor), errors.Is(res.err, ErrConflict):
+			default:
+				t.Fatalf("collect: %v", res.err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("successor handed out %d times", won)
+		}
+		if got, _ := stores[0].APIKeyByID(ctx, k.ID); got.SealedSuccessorSecret != nil {
+			t.Fatal("sealed secret left after collection")
+		}
+	})
+}
