@@ -54,6 +54,9 @@ type config struct {
 	ClientRateOverrides map[string]protect.Limit
 	AuditRetention      time.Duration
 
+	// now replaces the clock (tests only; no flag sets it).
+	now func() time.Time
+
 	trustedProxiesRaw   string
 	rateLimitsRaw       string
 	clientRateLimitsRaw string

@@ -7,6 +7,7 @@ package main
 // published JWKS (the tokens are signed with go-jose).
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +31,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
-	"github.com/sirupsen/logrus"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -64,11 +65,31 @@ type e2eServer struct {
 	issuer string
 	app    *app
 	srv    *httptest.Server
+	logs   *syncBuffer
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startE2E assembles a replica on the given Postgres database with the
 // given master secret and serves its public handler on a real listener.
-func startE2E(t *testing.T, dsn string) *e2eServer {
+// Options may adjust the configuration before it is built.
+func startE2E(t *testing.T, dsn string, opts ...func(*config)) *e2eServer {
 	t.Helper()
 	ctx := context.Background()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,15 +104,22 @@ func startE2E(t *testing.T, dsn string) *e2eServer {
 	cfg := config{
 		Issuer: issuer, DatabaseURL: dsn, SeedFile: seedPath, Migrate: true,
 		AccessTokenLifespan: 10 * time.Minute, RefreshTokenLifespan: time.Hour, IDTokenLifespan: time.Hour,
-		AuthCodeLifespan: 5 * time.Minute, LoginLifespan: time.Hour, LogFormat: "json", LogLevel: "warn",
+		AuthCodeLifespan: 5 * time.Minute, LoginLifespan: time.Hour, LogFormat: "json", LogLevel: "debug",
 		IDTokenAlg: "RS256", AccessTokenAlg: "ES256", KeyRotation: 30 * 24 * time.Hour, KeyLeadTime: 48 * time.Hour,
 		KeyRetention: 7 * 24 * time.Hour, JWKSMaxAge: 15 * time.Minute,
 	}
+	cfg.rateLimitsRaw, cfg.clientRateLimitsRaw = defaultRateLimits, defaultClientRateLimits
 	if err := cfg.finish("e2e-master-secret-0123456789-abcdefghijklmnop", "", "ES256,RS256", "openid profile email offline_access"); err != nil {
 		t.Fatal(err)
 	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	logs := &syncBuffer{}
+	log, err := newLogger("json", "debug", logs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, err := build(ctx, cfg, log, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +130,7 @@ func startE2E(t *testing.T, dsn string) *e2eServer {
 	ts.Listener = ln
 	ts.Start()
 	t.Cleanup(ts.Close)
-	return &e2eServer{t: t, issuer: issuer, app: a, srv: ts}
+	return &e2eServer{t: t, issuer: issuer, app: a, srv: ts, logs: logs}
 }
 
 func (s *e2eServer) post(path string, form url.Values, user, pass string) (int, map[string]any) {

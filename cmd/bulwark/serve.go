@@ -123,6 +123,9 @@ func (a *app) Run(ctx context.Context) error {
 // build assembles the dependency graph. Each step names what it needs.
 func build(ctx context.Context, cfg config, log *logrus.Logger, stdout io.Writer) (*app, error) {
 	now := time.Now
+	if cfg.now != nil {
+		now = cfg.now
+	}
 	var store storage.Store
 	if cfg.Dev && cfg.DatabaseURL == "" {
 		log.Warn("DEV MODE: in-memory store — nothing persists, every restart starts empty. Never use --dev in production.")
