@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 )
 
 // Prefix is where the API is mounted.
@@ -18,21 +19,7 @@ const ScopeAny = ""
 
 // PrincipalFunc returns the principal the authentication middleware put in
 // the request context.
-type PrincipalFunc func(ctx context.Context) (apikeys.Principal, bool)
-
-type principalKey struct{}
-
-// ContextWithPrincipal returns ctx carrying p, for authentication
-// middleware that does not bring its own accessor.
-func ContextWithPrincipal(ctx context.Context, p apikeys.Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// PrincipalFromContext reads what ContextWithPrincipal stored.
-func PrincipalFromContext(ctx context.Context) (apikeys.Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(apikeys.Principal)
-	return p, ok
-}
+type PrincipalFunc func(ctx context.Context) (*apikeys.Principal, bool)
 
 // APIOption adjusts NewAPI.
 type APIOption func(*API)
@@ -47,11 +34,11 @@ type API struct {
 	principal PrincipalFunc
 }
 
-// NewAPI returns the API. auth authenticates API keys (401 on failure) and
-// must put the principal where the PrincipalFunc finds it (by default
-// PrincipalFromContext).
+// NewAPI returns the API. auth authenticates API keys and answers 401
+// itself (apikeyauth.Middleware); it must put the principal where the
+// PrincipalFunc finds it (by default apikeyauth.PrincipalFrom).
 func NewAPI(svc *Service, auth mux.MiddlewareFunc, opts ...APIOption) *API {
-	a := &API{svc: svc, auth: auth, principal: PrincipalFromContext}
+	a := &API{svc: svc, auth: auth, principal: apikeyauth.PrincipalFrom}
 	for _, o := range opts {
 		o(a)
 	}
@@ -133,7 +120,7 @@ func (a *API) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		p, ok := a.principal(r.Context())
-		if !ok {
+		if !ok || p == nil {
 			a.writeError(w, r, errUnauthenticated)
 			return
 		}

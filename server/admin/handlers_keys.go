@@ -118,7 +118,7 @@ func (a *API) getAPIKey(w http.ResponseWriter, r *http.Request, _ Actor) error {
 // selfID is the id of the key that authenticated the request.
 func (a *API) selfID(r *http.Request) (string, error) {
 	p, ok := a.principal(r.Context())
-	if !ok || p.KeyID == "" {
+	if !ok || p == nil || p.KeyID == "" {
 		return "", errUnauthenticated
 	}
 	return p.KeyID, nil
