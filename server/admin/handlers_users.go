@@ -64,9 +64,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, act Actor) erro
 	if err := decodeStrict(body, &req, "invalid_request", userReadOnly); err != nil {
 		return err
 	}
-	u, password, err := a.svc.CreateUser(r.Context(), act, UserInput{
-		Username: req.Username, Email: req.Email, Password: req.Password, AdminScopes: req.AdminScopes,
-	})
+	u, password, err := a.svc.CreateUser(r.Context(), act, UserInput(req))
 	if err != nil {
 		return err
 	}

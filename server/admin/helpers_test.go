@@ -287,3 +287,5 @@ func (e *env) auditEvents(event string) []*storage.AuditEvent {
 	}
 	return evs
 }
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

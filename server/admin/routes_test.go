@@ -140,12 +140,11 @@ func TestEveryRouteAuthorization(t *testing.T) {
 			}
 		})
 	}
-	if n := len(e.auditEvents("")); n != 0 {
-		// Only the ring's bootstrap may have written events.
-		for _, ev := range e.auditEvents("") {
-			if !strings.HasPrefix(ev.Event, "signing_key.") && ev.Event != "apikey.create" {
-				t.Errorf("a refused request left an audit event %q", ev.Event)
-			}
+	// Only the set-up (ring bootstrap, key creation) wrote events: no
+	// refused request did any work.
+	for _, ev := range e.auditEvents("") {
+		if !strings.HasPrefix(ev.Event, "signing_key.") && ev.Event != "apikey.create" {
+			t.Errorf("a refused request left an audit event %q", ev.Event)
 		}
 	}
 }
