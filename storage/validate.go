@@ -12,7 +12,7 @@ import (
 // Grant and response types Bulwark implements. Implicit, hybrid and the
 // password grant are deliberately absent (RFC 9700 §2.1.2, §2.4).
 var (
-	SupportedGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials"}
+	SupportedGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"}
 	SupportedResponseTypes = []string{"code"}
 	SupportedAuthMethods   = []string{AuthMethodSecretBasic, AuthMethodSecretPost, AuthMethodPrivateKeyJWT, AuthMethodNone}
 )

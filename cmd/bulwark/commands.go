@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/bulwark-auth/bulwark/keys"
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/keys/hash"
 	"github.com/bulwark-auth/bulwark/keys/secretbox"
+	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/postgres"
 	"github.com/sirupsen/logrus"
@@ -116,22 +119,18 @@ func cmdKeys(ctx context.Context, args []string, out io.Writer) error {
 	if len(rest) == 0 {
 		return usageError{"keys needs list, rotate, revoke KID or reseal"}
 	}
-	c := config{Dev: true}
-	if err := c.finish("", *secretFile, *algs, ""); err != nil {
-		return err
-	}
-	if len(c.Secrets) == 0 {
-		return errors.New("BULWARK_SECRET (or --secret-file) is required")
-	}
-	box, err := secretbox.New(c.Secrets)
+	box, err := openBox(*secretFile)
 	if err != nil {
 		return err
 	}
-	ring, err := keys.NewRing(ctx, keys.Config{Store: db, Locker: db, Notifier: db, Sealer: box, Algorithms: c.SigningAlgs,
-		Audit: func(ctx context.Context, e storage.AuditEvent) {
-			e.Time = time.Now()
-			_ = db.AppendAudit(ctx, &e)
-		}})
+	var algList []string
+	for _, a := range strings.Split(*algs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			algList = append(algList, a)
+		}
+	}
+	ring, err := keys.NewRing(ctx, keys.Config{Store: db, Locker: db, Notifier: db, Sealer: box, Algorithms: algList,
+		Audit: audit.NewSink(db, discardLogger(), nil).Record})
 	if err != nil {
 		return err
 	}
@@ -153,7 +152,7 @@ func cmdKeys(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return tw.Flush()
 	case "rotate":
-		alg := c.SigningAlgs[0]
+		alg := algList[0]
 		if len(rest) > 1 {
 			alg = rest[1]
 		}
@@ -187,4 +186,98 @@ func ts(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// openBox reads the master secret(s) from BULWARK_SECRET or a file.
+func openBox(secretFile string) (*secretbox.Box, error) {
+	secrets, problems := loadSecrets("", secretFile)
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	if len(secrets) == 0 {
+		return nil, errors.New("BULWARK_SECRET (or --secret-file) is required")
+	}
+	return secretbox.New(secrets)
+}
+
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+func cmdAPIKeys(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("apikeys", flag.ContinueOnError)
+	secretFile := fs.String("secret-file", os.Getenv("BULWARK_SECRET_FILE"), "file holding the master secret(s)")
+	name := fs.String("name", "", "create: a name for the key")
+	ownerType := fs.String("owner-type", "service", "create: client, user or service")
+	ownerID := fs.String("owner-id", "", "create: the owner's id")
+	scopes := fs.String("scopes", "", "create: space- or comma-separated scopes ("+strings.Join(apikeys.AllScopes, ", ")+")")
+	expiresIn := fs.Duration("expires-in", 0, "create: hard expiry (0 = none)")
+	rotation := fs.Duration("rotation-period", 0, "create: rotation period (0 = server default, 90 days)")
+	grace := fs.Duration("grace-period", 0, "create: grace period after rotation (0 = default, 7 days)")
+	db, rest, err := openDB(ctx, fs, args)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if len(rest) == 0 {
+		return usageError{"apikeys needs create, list, rotate ID or revoke ID"}
+	}
+	box, err := openBox(*secretFile)
+	if err != nil {
+		return err
+	}
+	h, err := hash.New(hash.DefaultParams())
+	if err != nil {
+		return err
+	}
+	svc, err := apikeys.New(apikeys.Config{Store: db, Locker: db, Notifier: db, Sealer: box,
+		Hasher: hash.NewCached(h, hash.CacheConfig{}), Logger: discardLogger(), Audit: audit.NewSink(db, discardLogger(), nil).Record})
+	if err != nil {
+		return err
+	}
+	actor := "cli:" + envOr("USER", "operator")
+	switch rest[0] {
+	case "create":
+		token, k, err := svc.Create(ctx, apikeys.CreateRequest{Name: *name, OwnerType: *ownerType, OwnerID: *ownerID,
+			Scopes: strings.FieldsFunc(*scopes, func(r rune) bool { return r == ' ' || r == ',' }), ExpiresIn: *expiresIn,
+			RotationPeriod: *rotation, GracePeriod: *grace, CreatedBy: actor})
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "created API key %s (%s), rotates at %s\n\n  %s\n\nThis is the only time the key is shown. Store it in a secret manager.\n", k.ID, k.Name, ts(k.RotateAt), token)
+		return err
+	case "list":
+		list, err := svc.List(ctx, storage.ListOptions{})
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		_, _ = fmt.Fprintln(tw, "ID\tNAME\tOWNER\tSTATUS\tSCOPES\tROTATES\tEXPIRES\tLAST USED")
+		for _, k := range list {
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.OwnerType, k.OwnerID, k.Status, strings.Join(k.Scopes, " "), ts(k.RotateAt), ts(k.ExpiresAt), ts(k.LastUsedAt))
+		}
+		return tw.Flush()
+	case "rotate":
+		if len(rest) != 2 {
+			return usageError{"apikeys rotate needs an ID"}
+		}
+		token, k, err := svc.Rotate(ctx, rest[1], actor)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "rotated: new key %s\n\n  %s\n\nThe old key keeps working until its grace period ends.\n", k.ID, token)
+		return err
+	case "revoke":
+		if len(rest) != 2 {
+			return usageError{"apikeys revoke needs an ID"}
+		}
+		if err := svc.Revoke(ctx, rest[1], actor); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "revoked %s: refused on every replica within seconds\n", rest[1])
+		return err
+	}
+	return usageError{"apikeys needs create, list, rotate ID or revoke ID"}
 }

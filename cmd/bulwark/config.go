@@ -53,6 +53,8 @@ type config struct {
 	ClientRateLimits    map[string]protect.Limit
 	ClientRateOverrides map[string]protect.Limit
 	AuditRetention      time.Duration
+	APIKeyRotation      time.Duration
+	APIKeyGrace         time.Duration
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -147,6 +149,8 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 	fs.StringVar(&c.clientRateLimitsRaw, "client-rate-limits", envOr("BULWARK_CLIENT_RATE_LIMITS", defaultClientRateLimits), "per-client limits by endpoint class, class=rate:burst")
 	fs.StringVar(&c.clientOverridesRaw, "client-rate-overrides", envOr("BULWARK_CLIENT_RATE_OVERRIDES", ""), "per-client overrides, client_id=rate:burst")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", envDuration("BULWARK_AUDIT_RETENTION", 365*24*time.Hour), "how long audit events are kept (janitor trims older ones)")
+	fs.DurationVar(&c.APIKeyRotation, "apikey-rotation-period", envDuration("BULWARK_APIKEY_ROTATION_PERIOD", 90*24*time.Hour), "default API key rotation period")
+	fs.DurationVar(&c.APIKeyGrace, "apikey-grace-period", envDuration("BULWARK_APIKEY_GRACE_PERIOD", 7*24*time.Hour), "default API key grace period after rotation")
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
@@ -156,29 +160,8 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 
 // finish resolves secrets and lists, then validates everything in one pass.
 func (c *config) finish(secretFlag, secretFile, algs, scopes string) error {
-	var problems []error
-	raw := secretFlag
-	if raw == "" {
-		raw = os.Getenv("BULWARK_SECRET")
-	}
-	if secretFile != "" {
-		b, err := os.ReadFile(secretFile) //nolint:gosec // operator-supplied path by design
-		if err != nil {
-			problems = append(problems, fmt.Errorf("BULWARK_SECRET_FILE: %w", err))
-		} else {
-			raw = strings.Join(strings.Fields(string(b)), ",")
-		}
-	}
-	for _, s := range strings.Split(raw, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			c.Secrets = append(c.Secrets, []byte(s))
-		}
-	}
-	for i, s := range c.Secrets {
-		if len(s) < 32 {
-			problems = append(problems, fmt.Errorf("master secret #%d is %d bytes; at least 32 are required (try: openssl rand -base64 48)", i+1, len(s)))
-		}
-	}
+	secrets, problems := loadSecrets(secretFlag, secretFile)
+	c.Secrets = secrets
 	for _, a := range strings.Split(algs, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			c.SigningAlgs = append(c.SigningAlgs, a)
@@ -251,4 +234,34 @@ func (c *config) finish(secretFlag, secretFile, algs, scopes string) error {
 		problems = append(problems, errors.New("--signing-algs must include both the ID token and the access token algorithm"))
 	}
 	return errors.Join(problems...)
+}
+
+// loadSecrets reads the master secret(s), newest first: from the flag, else
+// BULWARK_SECRET (comma-separated), or from a file (one per line).
+func loadSecrets(secretFlag, secretFile string) ([][]byte, []error) {
+	var problems []error
+	raw := secretFlag
+	if raw == "" {
+		raw = os.Getenv("BULWARK_SECRET")
+	}
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile) //nolint:gosec // G304/G703: the operator names the secret file; reading it is the point
+		if err != nil {
+			problems = append(problems, fmt.Errorf("BULWARK_SECRET_FILE: %w", err))
+		} else {
+			raw = strings.Join(strings.Fields(string(b)), ",")
+		}
+	}
+	var secrets [][]byte
+	for _, s := range strings.Split(raw, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			secrets = append(secrets, []byte(s))
+		}
+	}
+	for i, s := range secrets {
+		if len(s) < 32 {
+			problems = append(problems, fmt.Errorf("master secret #%d is %d bytes; at least 32 are required (try: openssl rand -base64 48)", i+1, len(s)))
+		}
+	}
+	return secrets, problems
 }

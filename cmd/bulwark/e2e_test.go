@@ -46,7 +46,7 @@ clients:
   - client_id: svc
     client_secret: ` + e2eSvcSecret + `
     client_name: Service
-    grant_types: [client_credentials]
+    grant_types: [client_credentials, "urn:ietf:params:oauth:grant-type:token-exchange"]
     scope: "api:read api:write"
   - client_id: web
     client_secret: ` + e2eWebSecret + `

@@ -24,6 +24,8 @@ Usage:
   bulwark migrate up|status         apply or show database migrations (DATABASE_URL)
   bulwark keys list|rotate|revoke KID|reseal
                                     manage signing keys
+  bulwark apikeys create|list|rotate ID|revoke ID
+                                    manage API keys (create: --name --owner-type --owner-id --scopes)
   bulwark janitor                   delete expired tokens, codes and sessions; trim audit
   bulwark version                   print the version
 `
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdMigrate(ctx, args[1:], stdout)
 	case "keys":
 		return cmdKeys(ctx, args[1:], stdout)
+	case "apikeys":
+		return cmdAPIKeys(ctx, args[1:], stdout)
 	case "janitor":
 		return cmdJanitor(ctx, args[1:], stdout)
 	case "version":

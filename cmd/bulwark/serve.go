@@ -10,6 +10,8 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/server/metrics"
 	"github.com/bulwark-auth/bulwark/server/protect"
@@ -91,6 +93,7 @@ func portOf(addr string) string {
 type app struct {
 	store    storage.Store
 	ring     *keys.Ring
+	apiKeys  *apikeys.Service
 	detector *protect.Detector
 	server   *server.Server
 	log      logrus.FieldLogger
@@ -103,10 +106,14 @@ func (a *app) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		a.ring.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.apiKeys.Run(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -224,6 +231,15 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		m.SetDBStats(poolStats(pg))
 	}
 
+	keySvc, err := apikeys.New(apikeys.Config{
+		Store: store, Locker: store, Notifier: store, Hasher: cached, Sealer: box,
+		Now: now, Logger: log, Audit: sink.Record,
+		DefaultRotation: cfg.APIKeyRotation, DefaultGrace: cfg.APIKeyGrace,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("api keys: %w", err)
+	}
+
 	ips := protect.NewIPResolver(cfg.TrustedProxies)
 	limiter := protect.NewLimiter(protect.RateConfig{
 		PerIP: cfg.RateLimits, PerClient: cfg.ClientRateLimits, ClientOverrides: cfg.ClientRateOverrides,
@@ -273,6 +289,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		Now:                  now,
 		Logger:               log,
 		Audit:                sink.Record,
+		APIKeys:              keySvc,
 		Defense: oauth.Defense{
 			ClientIP: ips.IP, LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m,
 		},
@@ -296,7 +313,9 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		Logger:     log,
 		DB:         store,
 		ClientIP:   ips.IP,
-		Public:     []server.Mounter{provider},
+		Public: []server.Mounter{provider, server.MounterFunc(func(r *mux.Router) {
+			r.Handle("/apikeys/self/rotate", apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log))).Methods(http.MethodPost)
+		})},
 		Admin: []server.Mounter{server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
 		})},
@@ -315,7 +334,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 			return nil, err
 		}
 	}
-	return &assembled{app: &app{store: store, ring: ring, detector: detector, server: srv, log: log}, hasher: cached}, nil
+	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, server: srv, log: log}, hasher: cached}, nil
 }
 
 // keyAges reports, per algorithm, how long the active signing key has been

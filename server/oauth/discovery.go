@@ -71,7 +71,7 @@ func (p *Provider) metadata(oidc bool) metadata {
 		ScopesSupported:                    advertisedScopes,
 		ResponseTypesSupported:             []string{"code"},
 		ResponseModesSupported:             []string{"query"},
-		GrantTypesSupported:                []string{"authorization_code", "refresh_token", "client_credentials"},
+		GrantTypesSupported:                p.grants,
 		TokenEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
 		TokenEndpointAuthSigningAlgs:       []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"},
 		// fosite authenticates introspection callers with HTTP Basic only.

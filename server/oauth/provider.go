@@ -67,6 +67,10 @@ type Config struct {
 	PasswordHasher fosite.Hasher
 	// Defense is the optional brute-force and anomaly protection.
 	Defense Defense
+	// APIKeys, when set, lets introspection accept API keys (as the token,
+	// and as caller authentication with the "introspect" scope) and enables
+	// the token exchange grant for API keys. Nil disables both.
+	APIKeys APIKeys
 	// GlobalSecret (at least 32 bytes) keys the HMAC of opaque codes and
 	// refresh tokens and the CSRF tokens of the pages.
 	GlobalSecret []byte
@@ -106,6 +110,9 @@ type Provider struct {
 	csrf   []byte
 	dummy  string
 	static http.Handler
+
+	// grants are the grant types the token endpoint serves.
+	grants fosite.Arguments
 
 	oidcDiscovery  []byte
 	oauthDiscovery []byte
@@ -344,6 +351,11 @@ func (p *Provider) composeHandlers() {
 	fc.TokenEndpointHandlers.Append(clientCredentials)
 	fc.TokenEndpointHandlers.Append(refresh)
 	fc.TokenEndpointHandlers.Append(oidcRefresh)
+	p.grants = fosite.Arguments{"authorization_code", "refresh_token", "client_credentials"}
+	if p.cfg.APIKeys != nil {
+		fc.TokenEndpointHandlers.Append(&tokenExchange{p: p, keys: p.cfg.APIKeys, strategy: access, storage: st})
+		p.grants = append(p.grants, GrantTypeTokenExchange)
+	}
 
 	fc.TokenIntrospectionHandlers.Append(introspect)
 	fc.RevocationHandlers.Append(revoke)

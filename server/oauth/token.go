@@ -8,12 +8,11 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
 )
-
-var supportedGrants = fosite.Arguments{"authorization_code", "refresh_token", "client_credentials"}
 
 // handleToken is the token endpoint (RFC 6749 §3.2).
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -22,7 +21,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err == nil {
 		// fosite answers invalid_request for grants it has no handler
 		// for; RFC 6749 §5.2 asks for unsupported_grant_type.
-		if gt := r.PostForm.Get("grant_type"); gt != "" && !supportedGrants.Has(gt) {
+		if gt := r.PostForm.Get("grant_type"); gt != "" && !p.grants.Has(gt) {
 			p.writeAccessError(w, r, nil, fosite.ErrUnsupportedGrantType)
 			return
 		}
@@ -111,8 +110,65 @@ func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar f
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
+		return
+	}
+	token := r.PostForm.Get("token")
+	if p.cfg.APIKeys != nil {
+		// A resource server may authenticate with an API key that holds
+		// the introspect scope.
+		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && isAPIKey(bearer) {
+			principal, _, err := p.cfg.APIKeys.Verify(ctx, bearer)
+			switch {
+			case err != nil && apiKeyFailure(err):
+				w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="invalid_token"`)
+				p.writeJSONStatus(w, http.StatusUnauthorized, "invalid_token", "The API key is not valid.")
+				return
+			case err != nil:
+				p.writeJSONError(w, r, err)
+				return
+			case !principal.Has(apikeys.ScopeIntrospect):
+				p.writeJSONStatus(w, http.StatusForbidden, "insufficient_scope", "The API key lacks the introspect scope.")
+				return
+			}
+			reqinfo.From(ctx).SetClientID(principal.Subject())
+			if isAPIKey(token) {
+				p.introspectAPIKey(w, r, token)
+				return
+			}
+			use, ar, err := p.oauth.IntrospectToken(ctx, token, tokenUseHint(r), storage.NewSession(""))
+			if err != nil {
+				if unavailable(err) {
+					p.writeJSONError(w, r, err)
+					return
+				}
+				p.observe(r, protect.SignalInvalidToken, "")
+				writeIntrospection(w, map[string]any{"active": false})
+				return
+			}
+			p.writeActive(w, use, ar)
+			return
+		}
+	}
 	if _, _, ok := r.BasicAuth(); !ok {
-		p.writeJSONError(w, r, fosite.ErrInvalidClient.WithHint("Client authentication with HTTP Basic is required."))
+		p.writeJSONError(w, r, fosite.ErrInvalidClient.WithHint("Client authentication with HTTP Basic (or an API key with the introspect scope) is required."))
+		return
+	}
+	if p.cfg.APIKeys != nil && isAPIKey(token) {
+		f, ok := p.oauth.(*fosite.Fosite)
+		if !ok {
+			p.writeJSONError(w, r, fosite.ErrServerError.WithDebug("provider is not *fosite.Fosite"))
+			return
+		}
+		client, err := f.AuthenticateClient(ctx, r, r.PostForm)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="bulwark"`)
+			p.writeJSONError(w, r, fosite.ErrInvalidClient.WithWrap(err))
+			return
+		}
+		reqinfo.From(ctx).SetClientID(client.GetID())
+		p.introspectAPIKey(w, r, token)
 		return
 	}
 	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, storage.NewSession(""))
@@ -136,11 +192,24 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	reqinfo.From(ctx).SetClientID(callerID(r))
 	if !ir.IsActive() {
 		writeIntrospection(w, map[string]any{"active": false})
 		return
 	}
-	ar := ir.GetAccessRequester()
+	p.writeActive(w, ir.GetTokenUse(), ir.GetAccessRequester())
+}
+
+// tokenUseHint maps token_type_hint to fosite's token use.
+func tokenUseHint(r *http.Request) fosite.TokenUse {
+	if r.PostForm.Get("token_type_hint") == "refresh_token" {
+		return fosite.RefreshToken
+	}
+	return fosite.AccessToken
+}
+
+// writeActive writes the RFC 7662 answer for an active token.
+func (p *Provider) writeActive(w http.ResponseWriter, use fosite.TokenUse, ar fosite.AccessRequester) {
 	sess := ar.GetSession()
 	out := map[string]any{
 		"active":    true,
@@ -151,7 +220,7 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	// RFC 6749 §7.1 token type), "refresh_token" for refresh tokens, which
 	// have no RFC 6749 token type.
 	exp := sess.GetExpiresAt(fosite.AccessToken)
-	if ir.GetTokenUse() == fosite.RefreshToken {
+	if use == fosite.RefreshToken {
 		out["token_type"] = "refresh_token"
 		exp = sess.GetExpiresAt(fosite.RefreshToken)
 	} else {
@@ -171,6 +240,9 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
 		out["aud"] = aud
+	}
+	if s, ok := sess.(*storage.Session); ok && s.APIKeyID != "" {
+		out["api_key_id"] = s.APIKeyID
 	}
 	writeIntrospection(w, out)
 }
