@@ -66,6 +66,8 @@ type e2eServer struct {
 	app    *app
 	srv    *httptest.Server
 	logs   *syncBuffer
+	// adminURL serves the admin listener's handler.
+	adminURL string
 }
 
 // syncBuffer collects log output from concurrent handlers.
@@ -130,7 +132,9 @@ func startE2E(t *testing.T, dsn string, opts ...func(*config)) *e2eServer {
 	ts.Listener = ln
 	ts.Start()
 	t.Cleanup(ts.Close)
-	return &e2eServer{t: t, issuer: issuer, app: a, srv: ts, logs: logs}
+	adm := httptest.NewServer(a.server.AdminHandler())
+	t.Cleanup(adm.Close)
+	return &e2eServer{t: t, issuer: issuer, app: a, srv: ts, logs: logs, adminURL: adm.URL}
 }
 
 func (s *e2eServer) post(path string, form url.Values, user, pass string) (int, map[string]any) {

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/server/metrics"
@@ -298,6 +299,15 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		return nil, fmt.Errorf("oauth provider: %w", err)
 	}
 
+	adminSvc, err := admin.NewService(admin.Config{
+		Store: store, Hasher: passwords, Keys: ring, APIKeys: keySvc, Evict: cached.Evict,
+		Now: now, Logger: log, Audit: sink.Record,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin service: %w", err)
+	}
+	adminAPI := admin.NewAPI(adminSvc, apikeyauth.Middleware(keySvc, apikeyauth.WithLogger(log)))
+
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
 		tlsConfig, _, err = tlsconf.Config(cfg.TLSCert, cfg.TLSKey, log)
@@ -316,7 +326,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		Public: []server.Mounter{provider, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/apikeys/self/rotate", apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log))).Methods(http.MethodPost)
 		})},
-		Admin: []server.Mounter{server.MounterFunc(func(r *mux.Router) {
+		Admin: []server.Mounter{adminAPI, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
 		})},
 		PublicMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},

@@ -1,0 +1,117 @@
+package main
+
+// The admin API and metrics as operators reach them: on the admin listener
+// only, authenticated with API keys, and able to contain an incident in one
+// call.
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+func adminDo(t *testing.T, method, u, key, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+func TestE2EAdminAPIAndContainment(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := startE2E(t, dsn)
+	ctx := context.Background()
+	adminKey := cliCreateKey(t, dsn, "--name", "ops", "--owner-type", "service", "--owner-id", "ops", "--scopes", "admin:clients:read admin:clients:write admin:audit:read")
+	readOnly := cliCreateKey(t, dsn, "--name", "viewer", "--owner-type", "service", "--owner-id", "viewer", "--scopes", "admin:clients:read")
+
+	// The admin surface is not on the public listener.
+	for _, p := range []string{"/admin/v1/clients", "/metrics"} {
+		res, err := http.Get(s.issuer + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s on the public listener: %d", p, res.StatusCode)
+		}
+	}
+	if st, _ := adminDo(t, http.MethodGet, s.adminURL+"/admin/v1/clients", "", ""); st != http.StatusUnauthorized {
+		t.Fatalf("no key: %d", st)
+	}
+	if st, out := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/clients", readOnly, `{"client_name":"x","grant_types":["client_credentials"],"scope":"api:read"}`); st != http.StatusForbidden {
+		t.Fatalf("read-only key creating a client: %d %v", st, out)
+	}
+
+	st, created := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/clients", adminKey,
+		`{"client_name":"Reports job","grant_types":["client_credentials"],"scope":"api:read","token_endpoint_auth_method":"client_secret_basic"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("create client: %d %v", st, created)
+	}
+	id, _ := created["client_id"].(string)
+	secret, _ := created["client_secret"].(string)
+	if id == "" || secret == "" {
+		t.Fatalf("created client lacks id or one-time secret: %v", created)
+	}
+	if _, again := adminDo(t, http.MethodGet, s.adminURL+"/admin/v1/clients/"+id, adminKey, ""); again["client_secret"] != nil {
+		t.Fatal("the client secret must be shown only once")
+	}
+	tok, err := (&clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: s.issuer + "/oauth2/token", Scopes: []string{"api:read"}}).Token(ctx)
+	if err != nil {
+		t.Fatalf("token for the new client: %v", err)
+	}
+	if in := s.introspect(tok.AccessToken); in["active"] != true {
+		t.Fatalf("new client's token inactive: %v", in)
+	}
+
+	// Containment: one call disables the client and revokes its tokens.
+	st, out := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/clients/"+id+"/disable", adminKey, "")
+	if st != http.StatusOK {
+		t.Fatalf("disable: %d %v", st, out)
+	}
+	if in := s.introspect(tok.AccessToken); in["active"] != false {
+		t.Fatalf("token of a disabled client still active: %v", in)
+	}
+	if _, err := (&clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: s.issuer + "/oauth2/token"}).Token(ctx); err == nil {
+		t.Fatal("a disabled client must not get tokens")
+	}
+
+	// The audit trail has it, and metrics count what happened.
+	st, audit := adminDo(t, http.MethodGet, s.adminURL+"/admin/v1/audit?event=client.disabled", adminKey, "")
+	if st != 200 || !strings.Contains(mustJSON(audit), id) {
+		t.Fatalf("audit: %d %v", st, audit)
+	}
+	res, err := http.Get(s.adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	for _, want := range []string{"client_credentials", `route="/oauth2/token"`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("metrics lack %q", want)
+		}
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
