@@ -13,10 +13,15 @@ import (
 )
 
 // GetClient implements fosite.ClientManager; the result is a *storage.Client.
+// A disabled client is reported as unknown, so fosite refuses it as
+// invalid_client everywhere; ClientByID still returns it for the admin API.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	c, err := s.ClientByID(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if c.Disabled {
+		return nil, fmt.Errorf("memory: client disabled: %w", storage.ErrNotFound)
 	}
 	return c, nil
 }
@@ -45,14 +50,15 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 	return nil
 }
 
-// CreateClient implements storage.ClientStore. The stored and the caller's
-// Version become 1.
+// CreateClient implements storage.ClientStore. Zero timestamps are set to
+// now and Version starts at 1; both are written back to c.
 func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
 	if _, ok := s.clients[c.ID]; ok {
 		return fmt.Errorf("memory: client: %w", storage.ErrConflict)
 	}
+	c.CreatedAt, c.UpdatedAt = s.created(c.CreatedAt, c.UpdatedAt)
 	c.Version = 1
 	put(tx, s.clients, c.ID, c.Clone())
 	return nil
@@ -80,8 +86,9 @@ func (s *Store) ListClients(ctx context.Context, opts storage.ListOptions) ([]*s
 	return out, nil
 }
 
-// UpdateClient implements storage.ClientStore; on success c.Version holds
-// the new version.
+// UpdateClient implements storage.ClientStore; on success c.Version,
+// c.UpdatedAt (now) and c.CreatedAt (kept from creation) hold the stored
+// values.
 func (s *Store) UpdateClient(ctx context.Context, c *storage.Client, expectVersion int64) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
@@ -92,13 +99,14 @@ func (s *Store) UpdateClient(ctx context.Context, c *storage.Client, expectVersi
 	if old.Version != expectVersion {
 		return fmt.Errorf("memory: client version %d: %w", expectVersion, storage.ErrPreconditionFailed)
 	}
+	c.CreatedAt, c.UpdatedAt = old.CreatedAt, s.stamp()
 	c.Version = expectVersion + 1
 	put(tx, s.clients, c.ID, c.Clone())
 	return nil
 }
 
 // DeleteClient implements storage.ClientStore, taking every token session
-// of the client with it.
+// of the client and every consent granted to it along.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
@@ -108,6 +116,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	del(tx, s.clients, id)
 	for _, k := range allKinds {
 		s.deleteWhere(tx, k, func(r *tokenRow) bool { return r.rec.ClientID == id })
+	}
+	for k := range s.consents {
+		if k.b == id {
+			del(tx, s.consents, k)
+		}
 	}
 	return nil
 }

@@ -27,13 +27,15 @@ func (s *Store) usernameTaken(username, exceptID string) bool {
 	return false
 }
 
-// CreateUser implements storage.UserStore; Version becomes 1.
+// CreateUser implements storage.UserStore. Zero timestamps are set to now
+// and Version starts at 1; both are written back to u.
 func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
 	if _, ok := s.users[u.ID]; ok || s.usernameTaken(u.Username, "") {
 		return fmt.Errorf("memory: user: %w", storage.ErrConflict)
 	}
+	u.CreatedAt, u.UpdatedAt = s.created(u.CreatedAt, u.UpdatedAt)
 	u.Version = 1
 	put(tx, s.users, u.ID, cloneUser(u))
 	return nil
@@ -73,8 +75,9 @@ func (s *Store) ListUsers(ctx context.Context, opts storage.ListOptions) ([]*sto
 	return out, nil
 }
 
-// UpdateUser implements storage.UserStore; on success u.Version holds the
-// new version. Renaming onto a taken username is ErrConflict.
+// UpdateUser implements storage.UserStore; on success u.Version,
+// u.UpdatedAt (now) and u.CreatedAt (kept from creation) hold the stored
+// values. Renaming onto a taken username is ErrConflict.
 func (s *Store) UpdateUser(ctx context.Context, u *storage.User, expectVersion int64) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
@@ -88,12 +91,15 @@ func (s *Store) UpdateUser(ctx context.Context, u *storage.User, expectVersion i
 	if s.usernameTaken(u.Username, u.ID) {
 		return fmt.Errorf("memory: username: %w", storage.ErrConflict)
 	}
+	u.CreatedAt, u.UpdatedAt = old.CreatedAt, s.stamp()
 	u.Version = expectVersion + 1
 	put(tx, s.users, u.ID, cloneUser(u))
 	return nil
 }
 
-// DeleteUser implements storage.UserStore.
+// DeleteUser implements storage.UserStore. The user's consents and login
+// sessions go with it; tokens are revoked separately
+// (RevokeTokensBySubject) because the caller decides whether to audit that.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
@@ -101,6 +107,16 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		return storage.ErrNotFound
 	}
 	del(tx, s.users, id)
+	for k := range s.consents {
+		if k.a == id {
+			del(tx, s.consents, k)
+		}
+	}
+	for k, l := range s.logins {
+		if l.Subject == id {
+			del(tx, s.logins, k)
+		}
+	}
 	return nil
 }
 
@@ -114,10 +130,14 @@ func cloneConsent(c *storage.Consent) *storage.Consent {
 // expiry never expires.
 func expired(exp, now time.Time) bool { return !exp.IsZero() && !exp.After(now) }
 
-// SaveConsent implements storage.ConsentStore (upsert).
+// SaveConsent implements storage.ConsentStore (upsert). A zero GrantedAt is
+// set to now and written back to c.
 func (s *Store) SaveConsent(ctx context.Context, c *storage.Consent) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
+	if c.GrantedAt.IsZero() {
+		c.GrantedAt = s.stamp()
+	}
 	put(tx, s.consents, pairKey{c.Subject, c.ClientID}, cloneConsent(c))
 	return nil
 }
@@ -242,12 +262,16 @@ func cloneSigningKey(k *storage.SigningKey) *storage.SigningKey {
 	return &out
 }
 
-// CreateSigningKey implements storage.SigningKeyStore.
+// CreateSigningKey implements storage.SigningKeyStore. A zero CreatedAt is
+// set to now and written back to k.
 func (s *Store) CreateSigningKey(ctx context.Context, k *storage.SigningKey) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
 	if _, ok := s.signingKeys[k.KID]; ok {
 		return fmt.Errorf("memory: signing key: %w", storage.ErrConflict)
+	}
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = s.stamp()
 	}
 	put(tx, s.signingKeys, k.KID, cloneSigningKey(k))
 	return nil
@@ -328,12 +352,16 @@ func cloneAPIKey(k *storage.APIKey) *storage.APIKey {
 	return &out
 }
 
-// CreateAPIKey implements storage.APIKeyStore; Version becomes 1.
+// CreateAPIKey implements storage.APIKeyStore. Version starts at 1 and a
+// zero CreatedAt is set to now; both are written back to k.
 func (s *Store) CreateAPIKey(ctx context.Context, k *storage.APIKey) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
 	if _, ok := s.apiKeys[k.ID]; ok {
 		return fmt.Errorf("memory: api key: %w", storage.ErrConflict)
+	}
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = s.stamp()
 	}
 	k.Version = 1
 	put(tx, s.apiKeys, k.ID, cloneAPIKey(k))
@@ -362,8 +390,9 @@ func (s *Store) ListAPIKeys(ctx context.Context, opts storage.ListOptions) ([]*s
 	return out, nil
 }
 
-// UpdateAPIKey implements storage.APIKeyStore; on success k.Version holds
-// the new version.
+// UpdateAPIKey implements storage.APIKeyStore: every field but ID and
+// CreatedAt is replaced; on success k.Version holds the new version and
+// k.CreatedAt the stored one.
 func (s *Store) UpdateAPIKey(ctx context.Context, k *storage.APIKey, expectVersion int64) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
@@ -374,8 +403,15 @@ func (s *Store) UpdateAPIKey(ctx context.Context, k *storage.APIKey, expectVersi
 	if old.Version != expectVersion {
 		return fmt.Errorf("memory: api key version %d: %w", expectVersion, storage.ErrPreconditionFailed)
 	}
+	k.CreatedAt = old.CreatedAt
 	k.Version = expectVersion + 1
-	put(tx, s.apiKeys, k.ID, cloneAPIKey(k))
+	c := cloneAPIKey(k)
+	// LastUsedAt only moves forward, as in TouchAPIKeys: an admin edit
+	// carrying a stale copy must not erase use recorded meanwhile.
+	if c.LastUsedAt.Before(old.LastUsedAt) {
+		c.LastUsedAt = old.LastUsedAt
+	}
+	put(tx, s.apiKeys, k.ID, c)
 	return nil
 }
 
@@ -412,7 +448,7 @@ func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 	s.nextAuditID++
 	e.ID = s.nextAuditID
 	if e.Time.IsZero() {
-		e.Time = s.now()
+		e.Time = s.stamp()
 	}
 	put(tx, s.audit, e.ID, cloneAudit(e))
 	return nil
@@ -446,10 +482,14 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]*storag
 	return out, nil
 }
 
-// PutBlock implements storage.BlockStore (upsert on kind and value).
+// PutBlock implements storage.BlockStore (upsert on kind and value). A zero
+// CreatedAt is set to now and written back to b.
 func (s *Store) PutBlock(ctx context.Context, b *storage.Block) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
+	if b.CreatedAt.IsZero() {
+		b.CreatedAt = s.stamp()
+	}
 	c := *b
 	put(tx, s.blocks, pairKey{b.Kind, b.Value}, &c)
 	return nil

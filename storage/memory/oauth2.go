@@ -2,7 +2,7 @@ package memory
 
 import (
 	"context"
-	"time"
+	"fmt"
 
 	"github.com/ory/fosite"
 
@@ -23,14 +23,6 @@ const (
 
 var allKinds = []tokenKind{kindCode, kindAccess, kindRefresh, kindPKCE, kindOIDC, kindPAR}
 
-// Row lifetimes used when a session carries no expiry for the token type,
-// so the janitor can still reclaim the row.
-const (
-	codeFallback    = time.Hour
-	accessFallback  = 24 * time.Hour
-	refreshFallback = 90 * 24 * time.Hour
-)
-
 // tokenRow is an immutable stored session; updates replace the row.
 type tokenRow struct {
 	rec storage.TokenRecord
@@ -38,8 +30,11 @@ type tokenRow struct {
 	accessKey string
 }
 
-func (s *Store) createToken(ctx context.Context, kind tokenKind, key string, r fosite.Requester, tt fosite.TokenType, fallback time.Duration, accessSig string) error {
-	rec, err := storage.EncodeRequest(key, r, tt, fallback)
+// createToken stores r under HashKey(key). tt selects the session expiry that
+// bounds the row; without one the row lives storage.FallbackLifetime(tt),
+// like in every backend.
+func (s *Store) createToken(ctx context.Context, kind tokenKind, key string, r fosite.Requester, tt fosite.TokenType, accessSig string) error {
+	rec, err := storage.EncodeRequest(key, r, tt, storage.FallbackLifetime(tt))
 	if err != nil {
 		return err
 	}
@@ -92,7 +87,7 @@ func (s *Store) deleteToken(ctx context.Context, kind tokenKind, key string) err
 
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
 func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.createToken(ctx, kindCode, code, r, fosite.AuthorizeCode, codeFallback, "")
+	return s.createToken(ctx, kindCode, code, r, fosite.AuthorizeCode, "")
 }
 
 // GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. An
@@ -132,7 +127,7 @@ func (s *Store) deactivate(ctx context.Context, kind tokenKind, key string) erro
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return s.createToken(ctx, kindAccess, signature, r, fosite.AccessToken, accessFallback, "")
+	return s.createToken(ctx, kindAccess, signature, r, fosite.AccessToken, "")
 }
 
 // GetAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -148,7 +143,7 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
-	return s.createToken(ctx, kindRefresh, signature, r, fosite.RefreshToken, refreshFallback, accessSignature)
+	return s.createToken(ctx, kindRefresh, signature, r, fosite.RefreshToken, accessSignature)
 }
 
 // GetRefreshTokenSession implements oauth2.RefreshTokenStorage. An inactive
@@ -172,16 +167,24 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 
 // RotateRefreshToken implements oauth2.RefreshTokenStorage: the old refresh
 // token is kept but inactive, so its reuse is detected, and the family's
-// access tokens are removed.
+// access tokens are removed. A token that is already inactive means a
+// concurrent refresh with the same token won the race: that is
+// fosite.ErrSerializationFailure and nothing changes, so only one of the
+// two requests yields new tokens. An unknown token is fosite.ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignature string) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
 	k := storage.HashKey(refreshSignature)
-	if row, ok := s.tokens[kindRefresh][k]; ok && row.rec.Active {
-		n := *row
-		n.rec.Active = false
-		put(tx, s.tokens[kindRefresh], k, &n)
+	row, ok := s.tokens[kindRefresh][k]
+	if !ok {
+		return fmt.Errorf("memory: rotate refresh token: %w", fosite.ErrNotFound)
 	}
+	if !row.rec.Active {
+		return fmt.Errorf("memory: rotate refresh token: already rotated: %w", fosite.ErrSerializationFailure)
+	}
+	n := *row
+	n.rec.Active = false
+	put(tx, s.tokens[kindRefresh], k, &n)
 	s.deleteWhere(tx, kindAccess, func(r *tokenRow) bool { return r.rec.RequestID == requestID })
 	return nil
 }
@@ -191,7 +194,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, refreshSignat
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
-	s.deactivateWhere(tx, func(r *tokenRow) bool { return r.rec.RequestID == requestID })
+	s.deactivateWhere(tx, kindRefresh, func(r *tokenRow) bool { return r.rec.RequestID == requestID })
 	return nil
 }
 
@@ -216,15 +219,15 @@ func (s *Store) deleteWhere(tx *txn, kind tokenKind, f func(*tokenRow) bool) int
 	return n
 }
 
-// deactivateWhere marks active refresh tokens matching f inactive; callers
-// hold the write lock.
-func (s *Store) deactivateWhere(tx *txn, f func(*tokenRow) bool) int64 {
+// deactivateWhere marks the active rows of kind matching f inactive and
+// returns how many; callers hold the write lock.
+func (s *Store) deactivateWhere(tx *txn, kind tokenKind, f func(*tokenRow) bool) int64 {
 	var n int64
-	for k, r := range s.tokens[kindRefresh] {
+	for k, r := range s.tokens[kind] {
 		if r.rec.Active && f(r) {
 			c := *r
 			c.rec.Active = false
-			put(tx, s.tokens[kindRefresh], k, &c)
+			put(tx, s.tokens[kind], k, &c)
 			n++
 		}
 	}
@@ -233,7 +236,7 @@ func (s *Store) deactivateWhere(tx *txn, f func(*tokenRow) bool) int64 {
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.
 func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return s.createToken(ctx, kindPKCE, signature, r, fosite.AuthorizeCode, codeFallback, "")
+	return s.createToken(ctx, kindPKCE, signature, r, fosite.AuthorizeCode, "")
 }
 
 // GetPKCERequestSession implements pkce.PKCERequestStorage.
@@ -250,7 +253,7 @@ func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 // fosite passes the raw authorization code; it is hashed like every key.
 func (s *Store) CreateOpenIDConnectSession(ctx context.Context, authorizeCode string, r fosite.Requester) error {
-	return s.createToken(ctx, kindOIDC, authorizeCode, r, fosite.AuthorizeCode, codeFallback, "")
+	return s.createToken(ctx, kindOIDC, authorizeCode, r, fosite.AuthorizeCode, "")
 }
 
 // GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage. The
@@ -271,7 +274,7 @@ func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode st
 
 // CreatePARSession implements fosite.PARStorage.
 func (s *Store) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
-	return s.createToken(ctx, kindPAR, requestURI, r, fosite.PushedAuthorizeRequestContext, codeFallback, "")
+	return s.createToken(ctx, kindPAR, requestURI, r, fosite.PushedAuthorizeRequestContext, "")
 }
 
 // GetPARSession implements fosite.PARStorage.
@@ -297,23 +300,35 @@ func (s *Store) RevokeTokensByClient(ctx context.Context, clientID string) (int6
 	return s.revokeWhere(ctx, func(r *tokenRow) bool { return r.rec.ClientID == clientID })
 }
 
-// RevokeTokensBySubject implements storage.TokenRevoker.
+// RevokeTokensBySubject implements storage.TokenRevoker. Client credentials
+// tokens have no subject, so an empty subject matches nothing rather than
+// all of them.
 func (s *Store) RevokeTokensBySubject(ctx context.Context, subject string) (int64, error) {
+	if subject == "" {
+		return 0, nil
+	}
 	return s.revokeWhere(ctx, func(r *tokenRow) bool { return r.rec.Subject == subject })
 }
 
-// RevokeTokensBySubjectAndClient implements storage.TokenRevoker.
+// RevokeTokensBySubjectAndClient implements storage.TokenRevoker; an empty
+// subject matches nothing, as in RevokeTokensBySubject.
 func (s *Store) RevokeTokensBySubjectAndClient(ctx context.Context, subject, clientID string) (int64, error) {
+	if subject == "" {
+		return 0, nil
+	}
 	return s.revokeWhere(ctx, func(r *tokenRow) bool { return r.rec.Subject == subject && r.rec.ClientID == clientID })
 }
 
-// revokeWhere deletes matching access tokens and deactivates matching
-// refresh tokens; the count is both together (already inactive refresh
-// tokens are not counted).
+// revokeWhere deletes matching access tokens, deactivates matching refresh
+// tokens and invalidates matching authorization codes, so a code still in
+// flight cannot mint new tokens after containment. The count is access
+// tokens deleted plus refresh tokens deactivated; codes and already
+// inactive refresh tokens are not counted.
 func (s *Store) revokeWhere(ctx context.Context, f func(*tokenRow) bool) (int64, error) {
 	tx, unlock := s.write(ctx)
 	defer unlock()
 	n := s.deleteWhere(tx, kindAccess, f)
-	n += s.deactivateWhere(tx, f)
+	n += s.deactivateWhere(tx, kindRefresh, f)
+	s.deactivateWhere(tx, kindCode, f)
 	return n, nil
 }

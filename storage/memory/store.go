@@ -20,6 +20,23 @@ type Config struct {
 	Now func() time.Time
 }
 
+// stamp is the time the store assigns to a record (CreatedAt, UpdatedAt,
+// GrantedAt, audit Time), at the microsecond precision Postgres keeps, so a
+// caller sees the same values from either backend.
+func (s *Store) stamp() time.Time { return s.now().Truncate(time.Microsecond) }
+
+// created fills zero creation timestamps as Postgres does: created defaults
+// to now and updated to created.
+func (s *Store) created(created, updated time.Time) (time.Time, time.Time) {
+	if created.IsZero() {
+		created = s.stamp()
+	}
+	if updated.IsZero() {
+		updated = created
+	}
+	return created, updated
+}
+
 // Store is an in-memory storage.Store. The zero value is not usable; call New.
 type Store struct {
 	now func() time.Time

@@ -82,6 +82,28 @@ var clientTests = []test{
 			t.Fatalf("GetClient result not usable by fosite: %+v", fc)
 		}
 	}},
+	{"client/disabled", func(t *testing.T, s storage.Store) {
+		// fosite looks clients up through GetClient only, so a disabled
+		// client must be unknown there to be refused everywhere (token,
+		// authorize, introspection, revocation); the admin API still sees it.
+		c := newClient("off")
+		c.Disabled = true
+		must(t, s.CreateClient(ctx(t), c))
+		_, err := s.GetClient(ctx(t), "off")
+		wantErr(t, err, fosite.ErrNotFound)
+		got, err := s.ClientByID(ctx(t), "off")
+		must(t, err)
+		wantEqual(t, "disabled client", c, got)
+
+		got.Disabled = false
+		must(t, s.UpdateClient(ctx(t), got, got.Version))
+		_, err = s.GetClient(ctx(t), "off")
+		must(t, err)
+		got.Disabled = true
+		must(t, s.UpdateClient(ctx(t), got, got.Version))
+		_, err = s.GetClient(ctx(t), "off")
+		wantErr(t, err, fosite.ErrNotFound)
+	}},
 	{"client/create-duplicate", func(t *testing.T, s storage.Store) {
 		createClient(t, s, "app")
 		wantErr(t, s.CreateClient(ctx(t), newClient("app")), storage.ErrConflict)
@@ -159,7 +181,7 @@ var clientTests = []test{
 			t.Fatalf("stale update changed the client: %q v%d", got.Name, got.Version)
 		}
 	}},
-	{"client/delete-removes-token-sessions", func(t *testing.T, s storage.Store) {
+	{"client/delete-removes-tokens-and-consents", func(t *testing.T, s storage.Store) {
 		createClient(t, s, "app")
 		other := createClient(t, s, "other")
 		a := newRequest("req-1", newClient("app"), "alice")
@@ -167,6 +189,9 @@ var clientTests = []test{
 		must(t, s.CreateRefreshTokenSession(ctx(t), "rt-app", "at-app", a))
 		must(t, s.CreateAuthorizeCodeSession(ctx(t), "code-app", a))
 		must(t, s.CreateAccessTokenSession(ctx(t), "at-other", newRequest("req-2", other, "alice")))
+		for _, id := range []string{"app", "other"} {
+			must(t, s.SaveConsent(ctx(t), &storage.Consent{Subject: "alice", ClientID: id, Scopes: []string{"openid"}, GrantedAt: now()}))
+		}
 
 		must(t, s.DeleteClient(ctx(t), "app"))
 		_, err := s.ClientByID(ctx(t), "app")
@@ -177,7 +202,13 @@ var clientTests = []test{
 		wantErr(t, err, fosite.ErrNotFound)
 		_, err = s.GetAuthorizeCodeSession(ctx(t), "code-app", nil)
 		wantErr(t, err, fosite.ErrNotFound)
+		// A client re-created under the same id must not inherit consents.
+		_, err = s.GetConsent(ctx(t), "alice", "app")
+		wantErr(t, err, storage.ErrNotFound)
+
 		_, err = s.GetAccessTokenSession(ctx(t), "at-other", nil)
+		must(t, err)
+		_, err = s.GetConsent(ctx(t), "alice", "other")
 		must(t, err)
 	}},
 	{"client/assertion-jti", func(t *testing.T, s storage.Store) {

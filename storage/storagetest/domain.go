@@ -88,6 +88,33 @@ var domainTests = []test{
 		wantErr(t, err, storage.ErrNotFound)
 		wantErr(t, s.DeleteUser(ctx(t), "u-1"), storage.ErrNotFound)
 	}},
+	{"user/delete-removes-consents-and-login-sessions", func(t *testing.T, s storage.Store) {
+		t0 := now()
+		for _, id := range []string{"u-1", "u-2"} {
+			must(t, s.CreateUser(ctx(t), newUser(id, "user-"+id)))
+			must(t, s.SaveConsent(ctx(t), &storage.Consent{Subject: id, ClientID: "app", Scopes: []string{"openid"}, GrantedAt: t0}))
+			must(t, s.CreateLoginSession(ctx(t), &storage.LoginSession{
+				Key: "cookie-" + id, Kind: "public", Subject: id, AuthTime: t0, LastSeen: t0, ExpiresAt: t0.Add(time.Hour),
+			}))
+		}
+		must(t, s.DeleteUser(ctx(t), "u-1"))
+		// A user re-created under the same id must not inherit consents,
+		// and a deleted user's browser must be signed out.
+		_, err := s.GetConsent(ctx(t), "u-1", "app")
+		wantErr(t, err, storage.ErrNotFound)
+		list, err := s.ListConsents(ctx(t), "u-1")
+		must(t, err)
+		if len(list) != 0 {
+			t.Fatalf("deleted user still has %d consents", len(list))
+		}
+		_, err = s.GetLoginSession(ctx(t), "cookie-u-1")
+		wantErr(t, err, storage.ErrNotFound)
+
+		_, err = s.GetConsent(ctx(t), "u-2", "app")
+		must(t, err)
+		_, err = s.GetLoginSession(ctx(t), "cookie-u-2")
+		must(t, err)
+	}},
 	{"user/list", func(t *testing.T, s storage.Store) {
 		for i, name := range []string{"alice", "bob", "Alicia", "carol"} {
 			must(t, s.CreateUser(ctx(t), newUser(fmt.Sprintf("u-%d", i+1), name)))

@@ -2,7 +2,9 @@ package storagetest
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,6 +292,100 @@ var oauth2Tests = append(sessionStorageTests(), []test{
 		got, err = s.GetRefreshTokenSession(ctx(t), "rt-2", nil)
 		must(t, err)
 		checkRequest(t, want, got)
+	}},
+	{"refresh-token/rotate-inactive-or-unknown", func(t *testing.T, s storage.Store) {
+		c := createClient(t, s, "app")
+		r := newRequest("req-1", c, "alice")
+		must(t, s.CreateAccessTokenSession(ctx(t), "at-1", r))
+		must(t, s.CreateRefreshTokenSession(ctx(t), "rt-1", "at-1", r))
+		must(t, s.RotateRefreshToken(ctx(t), "req-1", "rt-1"))
+		// The winner of the rotation stores its successor tokens under the
+		// same request id.
+		must(t, s.CreateAccessTokenSession(ctx(t), "at-2", r))
+		must(t, s.CreateRefreshTokenSession(ctx(t), "rt-2", "at-2", r))
+
+		// Rotating the already rotated token again is a lost race, and it
+		// must not take the winner's access token with it.
+		wantErr(t, s.RotateRefreshToken(ctx(t), "req-1", "rt-1"), fosite.ErrSerializationFailure)
+		_, err := s.GetAccessTokenSession(ctx(t), "at-2", nil)
+		must(t, err)
+		_, err = s.GetRefreshTokenSession(ctx(t), "rt-2", nil)
+		must(t, err)
+
+		// A revoked token is inactive too.
+		r2 := newRequest("req-2", c, "alice")
+		must(t, s.CreateRefreshTokenSession(ctx(t), "rt-3", "at-3", r2))
+		must(t, s.RevokeRefreshToken(ctx(t), "req-2"))
+		wantErr(t, s.RotateRefreshToken(ctx(t), "req-2", "rt-3"), fosite.ErrSerializationFailure)
+
+		err = s.RotateRefreshToken(ctx(t), "req-1", "unknown")
+		wantErr(t, err, fosite.ErrNotFound)
+		if errors.Is(err, fosite.ErrSerializationFailure) {
+			t.Fatalf("unknown refresh token reported as a lost race: %v", err)
+		}
+	}},
+	{"refresh-token/concurrent-rotate", func(t *testing.T, s storage.Store) {
+		c := createClient(t, s, "app")
+		// rotate is what one token request does: fosite wraps the refresh
+		// in a transaction; callers without one use the store directly.
+		rotate := func(inTx bool, requestID, sig string) error {
+			if !inTx {
+				return s.RotateRefreshToken(ctx(t), requestID, sig)
+			}
+			tx, err := s.BeginTX(ctx(t))
+			if err != nil {
+				return err
+			}
+			if err := s.RotateRefreshToken(tx, requestID, sig); err != nil {
+				_ = s.Rollback(tx)
+				return err
+			}
+			return s.Commit(tx)
+		}
+		cases := []struct {
+			name string
+			inTx bool
+		}{
+			{"case=plain", false},
+			{"case=each-in-transaction", true},
+		}
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				id := fmt.Sprintf("req-%d", i)
+				r := newRequest(id, c, "alice")
+				must(t, s.CreateAccessTokenSession(ctx(t), "at-"+id, r))
+				must(t, s.CreateRefreshTokenSession(ctx(t), "rt-"+id, "at-"+id, r))
+				const n = 2
+				errs := make([]error, n)
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for g := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						errs[g] = rotate(tc.inTx, id, "rt-"+id)
+					}()
+				}
+				close(start)
+				wg.Wait()
+				wins := 0
+				for _, err := range errs {
+					if err == nil {
+						wins++
+						continue
+					}
+					wantErr(t, err, fosite.ErrSerializationFailure)
+				}
+				if wins != 1 {
+					t.Fatalf("%d concurrent rotations of one refresh token succeeded, want exactly 1", wins)
+				}
+				_, err := s.GetRefreshTokenSession(ctx(t), "rt-"+id, nil)
+				wantErr(t, err, fosite.ErrInactiveToken)
+				_, err = s.GetAccessTokenSession(ctx(t), "at-"+id, nil)
+				wantErr(t, err, fosite.ErrNotFound)
+			})
+		}
 	}},
 	{"refresh-token/revoke-family", func(t *testing.T, s storage.Store) {
 		c := createClient(t, s, "app")

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -157,6 +158,70 @@ var opsTests = []test{
 		must(t, err)
 		if len(blocks) != 1 || blocks[0].Value != "new" {
 			t.Fatalf("blocks after janitor: %+v", blocks)
+		}
+	}},
+	{"janitor/fallback-lifetimes", func(t *testing.T, s storage.Store) {
+		// A session without expiries keeps its row storage.FallbackLifetime
+		// of the row's token type after RequestedAt: one row per table just
+		// past that lifetime and one just within it tell whether a backend
+		// uses the shared lifetimes.
+		t0 := now()
+		c := createClient(t, s, "app")
+		par := func(r *fosite.Request) *fosite.AuthorizeRequest {
+			return &fosite.AuthorizeRequest{ResponseTypes: fosite.Arguments{"code"}, State: "state-12345678", Request: *r}
+		}
+		tables := []struct {
+			name   string
+			tt     fosite.TokenType // the expiry that bounds the row
+			life   time.Duration
+			create func(key string, r *fosite.Request) error
+			get    func(key string) error
+		}{
+			{"code", fosite.AuthorizeCode, storage.FallbackCodeLifetime,
+				func(k string, r *fosite.Request) error { return s.CreateAuthorizeCodeSession(ctx(t), k, r) },
+				func(k string) error { _, err := s.GetAuthorizeCodeSession(ctx(t), k, nil); return err }},
+			{"access", fosite.AccessToken, storage.FallbackAccessLifetime,
+				func(k string, r *fosite.Request) error { return s.CreateAccessTokenSession(ctx(t), k, r) },
+				func(k string) error { _, err := s.GetAccessTokenSession(ctx(t), k, nil); return err }},
+			{"refresh", fosite.RefreshToken, storage.FallbackRefreshLifetime,
+				func(k string, r *fosite.Request) error { return s.CreateRefreshTokenSession(ctx(t), k, "at-"+k, r) },
+				func(k string) error { _, err := s.GetRefreshTokenSession(ctx(t), k, nil); return err }},
+			{"pkce", fosite.AuthorizeCode, storage.FallbackCodeLifetime,
+				func(k string, r *fosite.Request) error { return s.CreatePKCERequestSession(ctx(t), k, r) },
+				func(k string) error { _, err := s.GetPKCERequestSession(ctx(t), k, nil); return err }},
+			{"oidc", fosite.AuthorizeCode, storage.FallbackCodeLifetime,
+				func(k string, r *fosite.Request) error { return s.CreateOpenIDConnectSession(ctx(t), k, r) },
+				func(k string) error { _, err := s.GetOpenIDConnectSession(ctx(t), k, nil); return err }},
+			{"par", fosite.PushedAuthorizeRequestContext, storage.FallbackPARLifetime,
+				func(k string, r *fosite.Request) error { return s.CreatePARSession(ctx(t), k, par(r)) },
+				func(k string) error { _, err := s.GetPARSession(ctx(t), k); return err }},
+		}
+		for _, tb := range tables {
+			if got := storage.FallbackLifetime(tb.tt); got != tb.life {
+				t.Fatalf("storage.FallbackLifetime(%s) = %s, want %s for %s rows", tb.tt, got, tb.life, tb.name)
+			}
+			for _, p := range []struct {
+				prefix string
+				age    time.Duration
+			}{{"gone", tb.life + time.Second}, {"kept", tb.life - time.Second}} {
+				r := newRequest("req-"+p.prefix, c, "alice")
+				r.Session = storage.NewSession("alice") // no expiry of its own
+				r.RequestedAt = t0.Add(-p.age)
+				must(t, tb.create(p.prefix+"-"+tb.name, r))
+			}
+		}
+		n, err := s.DeleteExpired(ctx(t), t0, 100)
+		must(t, err)
+		for _, tb := range tables {
+			if err := tb.get("gone-" + tb.name); !errors.Is(err, fosite.ErrNotFound) {
+				t.Errorf("%s row older than %s without session expiry: want it reclaimed, got %v", tb.name, tb.life, err)
+			}
+			if err := tb.get("kept-" + tb.name); err != nil {
+				t.Errorf("%s row younger than %s without session expiry: want it kept, got %v", tb.name, tb.life, err)
+			}
+		}
+		if n != int64(len(tables)) {
+			t.Fatalf("DeleteExpired removed %d rows, want %d", n, len(tables))
 		}
 	}},
 	{"janitor/trim-audit", func(t *testing.T, s storage.Store) {
