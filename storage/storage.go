@@ -27,6 +27,11 @@ import (
 //   - RevokeRefreshToken/RevokeAccessToken act on the whole request id.
 //   - Unknown keys return fosite.ErrNotFound; Get*Session accepts a nil
 //     session (revocation passes one).
+//   - RotateRefreshToken on an already inactive token returns
+//     fosite.ErrSerializationFailure (a concurrent refresh won) and changes
+//     nothing; on an unknown token fosite.ErrNotFound.
+//   - GetClient hides disabled clients (ErrNotFound), so fosite refuses
+//     them everywhere; ClientByID still returns them.
 type OAuth2Store interface {
 	fosite.ClientManager
 	oauth2.CoreStorage
@@ -46,11 +51,15 @@ type ClientStore interface {
 	// UpdateClient replaces the client if its stored Version equals
 	// expectVersion (ErrPreconditionFailed otherwise) and bumps Version.
 	UpdateClient(ctx context.Context, c *Client, expectVersion int64) error
-	// DeleteClient removes the client and every token session issued to it.
+	// DeleteClient removes the client, every token session issued to it
+	// and the consents granted to it.
 	DeleteClient(ctx context.Context, id string) error
 }
 
-// TokenRevoker is the incident-containment side of token storage.
+// TokenRevoker is the incident-containment side of token storage. Each call
+// also invalidates matching pending authorization codes (not counted), so a
+// code issued before containment cannot be exchanged after it. An empty
+// subject matches nothing.
 type TokenRevoker interface {
 	// RevokeTokensByClient deletes every access token and deactivates every
 	// refresh token issued to clientID; it returns how many were affected.
@@ -70,6 +79,7 @@ type UserStore interface {
 	UserByUsername(ctx context.Context, username string) (*User, error)
 	ListUsers(ctx context.Context, opts ListOptions) ([]*User, error)
 	UpdateUser(ctx context.Context, u *User, expectVersion int64) error
+	// DeleteUser removes the user with their consents and login sessions.
 	DeleteUser(ctx context.Context, id string) error
 }
 

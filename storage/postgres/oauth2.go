@@ -21,16 +21,6 @@ const (
 	kindPAR     = "par"
 )
 
-// Row lifetimes used when a session carries no expiry of its own. They only
-// bound how long the janitor keeps a row; fosite checks token expiry from
-// the session itself.
-const (
-	fallbackCodeLifespan    = 15 * time.Minute
-	fallbackAccessLifespan  = time.Hour
-	fallbackRefreshLifespan = 30 * 24 * time.Hour
-	fallbackPARLifespan     = 10 * time.Minute
-)
-
 // GetClient implements fosite.ClientManager. A disabled client is reported
 // as unknown, so fosite refuses it as invalid_client everywhere.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
@@ -131,7 +121,7 @@ func (s *Store) deleteToken(ctx context.Context, kind, key string) error {
 
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
 func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.createToken(ctx, kindCode, code, r, fosite.AuthorizeCode, fallbackCodeLifespan)
+	return s.createToken(ctx, kindCode, code, r, fosite.AuthorizeCode, storage.FallbackCodeLifetime)
 }
 
 // GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. An
@@ -165,7 +155,7 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage: one INSERT.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return s.createToken(ctx, kindAccess, signature, r, fosite.AccessToken, fallbackAccessLifespan)
+	return s.createToken(ctx, kindAccess, signature, r, fosite.AccessToken, storage.FallbackAccessLifetime)
 }
 
 // GetAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -183,7 +173,7 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 // token is found again through the shared request id, so its signature is
 // not stored.
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, _ string, r fosite.Requester) error {
-	return s.createToken(ctx, kindRefresh, signature, r, fosite.RefreshToken, fallbackRefreshLifespan)
+	return s.createToken(ctx, kindRefresh, signature, r, fosite.RefreshToken, storage.FallbackRefreshLifetime)
 }
 
 // GetRefreshTokenSession implements oauth2.RefreshTokenStorage. An inactive
@@ -252,7 +242,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.
 func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return s.createToken(ctx, kindPKCE, signature, r, fosite.AuthorizeCode, fallbackCodeLifespan)
+	return s.createToken(ctx, kindPKCE, signature, r, fosite.AuthorizeCode, storage.FallbackCodeLifetime)
 }
 
 // GetPKCERequestSession implements pkce.PKCERequestStorage; a missing row is
@@ -270,7 +260,7 @@ func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 // fosite passes the raw authorization code; it is hashed like every key.
 func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.createToken(ctx, kindOIDC, code, r, fosite.AuthorizeCode, fallbackCodeLifespan)
+	return s.createToken(ctx, kindOIDC, code, r, fosite.AuthorizeCode, storage.FallbackCodeLifetime)
 }
 
 // GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage. The
@@ -292,7 +282,7 @@ func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) err
 // CreatePARSession implements fosite.PARStorage (RFC 9126), keyed by
 // HashKey(request_uri).
 func (s *Store) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
-	return s.createToken(ctx, kindPAR, requestURI, r, fosite.PushedAuthorizeRequestContext, fallbackPARLifespan)
+	return s.createToken(ctx, kindPAR, requestURI, r, fosite.PushedAuthorizeRequestContext, storage.FallbackPARLifetime)
 }
 
 // GetPARSession implements fosite.PARStorage.
