@@ -1,0 +1,153 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server/admin"
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+type userListData struct {
+	Users []*storage.User
+	Query string
+	Next  string
+}
+
+type userFormData struct {
+	Username, Email string
+	Scopes          []string
+	AdminScopes     []string
+	MinPassword     int
+}
+
+// adminScopes are the scopes a user may hold for the console.
+func adminScopes() []string {
+	var out []string
+	for _, s := range apikeys.AllScopes {
+		if strings.HasPrefix(s, "admin:") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *Console) userList(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	const page = 50
+	us, err := c.cfg.Service.ListUsers(r.Context(), storage.ListOptions{After: r.URL.Query().Get("after"), Limit: page + 1, NameContains: q})
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	d := userListData{Users: us, Query: q}
+	if len(us) > page {
+		d.Users = us[:page]
+		d.Next = us[page-1].ID
+	}
+	v := rc.view("Users", "users", d)
+	if r.URL.Query().Get("m") == "enabled" {
+		v.Flash = "The user is enabled again."
+	}
+	c.render(w, http.StatusOK, "users", v)
+}
+
+func (c *Console) userNew(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	c.render(w, http.StatusOK, "user_form", rc.view("New user", "users", userFormData{AdminScopes: adminScopes(), MinPassword: admin.MinPasswordLength}))
+}
+
+func (c *Console) userCreate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	f := r.PostForm
+	d := userFormData{Username: strings.TrimSpace(f.Get("username")), Email: strings.TrimSpace(f.Get("email")), AdminScopes: adminScopes(), MinPassword: admin.MinPasswordLength}
+	for _, sc := range d.AdminScopes {
+		if f.Get("scope_"+sc) != "" {
+			d.Scopes = append(d.Scopes, sc)
+		}
+	}
+	u, password, err := c.cfg.Service.CreateUser(r.Context(), rc.actor, admin.UserInput{
+		Username: d.Username, Email: d.Email, Password: f.Get("password"), AdminScopes: d.Scopes,
+	})
+	if p, ok := invalidProblems(err); ok {
+		v := rc.view("New user", "users", d)
+		v.Problems, v.Error = p, "The user could not be created. Fix the fields below."
+		c.render(w, http.StatusBadRequest, "user_form", v)
+		return
+	}
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	if password == "" {
+		http.Redirect(w, r, Prefix+"/users", http.StatusSeeOther)
+		return
+	}
+	c.showSecret(w, rc, "users", secretData{
+		Kind: "password", Label: "Generated password", Value: password, Back: "Back to users", BackTo: Prefix + "/users",
+		Details: []kv{{"Username", u.Username}, {"User ID", u.ID}},
+	})
+}
+
+func (c *Console) confirmUser(w http.ResponseWriter, r *http.Request, rc *reqCtx, title, verb, suffix, msg string) {
+	u, err := c.cfg.Service.GetUser(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	c.render(w, http.StatusOK, "confirm", rc.view(title, "users", confirmData{
+		Action: Prefix + "/users/" + url.PathEscape(u.ID) + "/" + suffix, Verb: verb,
+		Message: msg, Object: u.Username + " (" + u.ID + ")", Cancel: Prefix + "/users", Danger: true,
+	}))
+}
+
+func (c *Console) userDisableConfirm(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	c.confirmUser(w, r, rc, "Disable user?", "Disable user", "disable",
+		"The user is signed out everywhere (public login and console) and every token issued to them is revoked now.")
+}
+
+func (c *Console) userDisable(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	u, n, err := c.cfg.Service.DisableUser(r.Context(), rc.actor, mux.Vars(r)["id"])
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	if u.ID == rc.user.ID {
+		// Disabling yourself ended this session too.
+		c.clearCookie(w)
+	}
+	c.render(w, http.StatusOK, "done", rc.view("User disabled", "users", doneData{
+		Message: "The user is disabled and signed out everywhere.",
+		Facts: []kv{{"User", u.Username}, {"Sessions ended", strconv.FormatInt(n.LoginSessions, 10)},
+			{"Tokens revoked", strconv.FormatInt(n.Tokens, 10)}},
+		Next: Prefix + "/users", NextLabel: "Back to users",
+	}))
+}
+
+func (c *Console) userEnable(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	if _, err := c.cfg.Service.EnableUser(r.Context(), rc.actor, mux.Vars(r)["id"]); err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"/users?m=enabled", http.StatusSeeOther)
+}
+
+func (c *Console) userResetConfirm(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	c.confirmUser(w, r, rc, "Reset password?", "Reset password", "password",
+		"A new password is generated and shown once; the old one stops working and the user is signed out everywhere.")
+}
+
+func (c *Console) userReset(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	u, password, err := c.cfg.Service.ResetPassword(r.Context(), rc.actor, mux.Vars(r)["id"])
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	c.showSecret(w, rc, "users", secretData{
+		Kind: "password", Label: "New password", Value: password, Back: "Back to users", BackTo: Prefix + "/users",
+		Details: []kv{{"Username", u.Username}, {"User ID", u.ID}},
+	})
+}
