@@ -46,8 +46,6 @@ type config struct {
 	KeyRetention   time.Duration
 	JWKSMaxAge     time.Duration
 
-	Scopes []string
-
 	TrustedProxies      []netip.Prefix
 	RateLimits          map[string]protect.Limit
 	ClientRateLimits    map[string]protect.Limit
@@ -121,7 +119,7 @@ func envBool(name string, def bool) bool {
 }
 
 // configFlags registers the serve flags on fs, with environment defaults.
-func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *string, algs *string, scopes *string) {
+func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *string, algs *string) {
 	fs.BoolVar(&c.Dev, "dev", envBool("BULWARK_DEV", false), "development mode: in-process store, loopback issuer, generated secrets; nothing persists")
 	fs.StringVar(&c.PublicAddr, "public-addr", envOr("BULWARK_PUBLIC_ADDR", ":4444"), "public listener address (OAuth endpoints, login pages)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", envOr("BULWARK_ADMIN_ADDR", "127.0.0.1:4445"), "admin listener address (admin API, console, metrics)")
@@ -154,12 +152,11 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
-	scopes = fs.String("scopes", envOr("BULWARK_SCOPES", "openid profile email offline_access"), "scopes clients may be granted (space-separated), in addition to any a client declares")
 	return
 }
 
 // finish resolves secrets and lists, then validates everything in one pass.
-func (c *config) finish(secretFlag, secretFile, algs, scopes string) error {
+func (c *config) finish(secretFlag, secretFile, algs string) error {
 	secrets, problems := loadSecrets(secretFlag, secretFile)
 	c.Secrets = secrets
 	for _, a := range strings.Split(algs, ",") {
@@ -167,7 +164,6 @@ func (c *config) finish(secretFlag, secretFile, algs, scopes string) error {
 			c.SigningAlgs = append(c.SigningAlgs, a)
 		}
 	}
-	c.Scopes = strings.Fields(scopes)
 	if !c.Dev {
 		if len(c.Secrets) == 0 {
 			problems = append(problems, errors.New("BULWARK_SECRET (or --secret-file) is required outside --dev"))

@@ -111,7 +111,7 @@ func startE2E(t *testing.T, dsn string, opts ...func(*config)) *e2eServer {
 		KeyRetention: 7 * 24 * time.Hour, JWKSMaxAge: 15 * time.Minute,
 	}
 	cfg.rateLimitsRaw, cfg.clientRateLimitsRaw = defaultRateLimits, defaultClientRateLimits
-	if err := cfg.finish("e2e-master-secret-0123456789-abcdefghijklmnop", "", "ES256,RS256", "openid profile email offline_access"); err != nil {
+	if err := cfg.finish("e2e-master-secret-0123456789-abcdefghijklmnop", "", "ES256,RS256"); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range opts {

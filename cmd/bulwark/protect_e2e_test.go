@@ -287,7 +287,7 @@ func TestServeRefusesNonLoopbackHTTPIssuer(t *testing.T) {
 	// Loopback http and https are fine as far as the issuer goes.
 	for _, ok := range []string{"http://127.0.0.1:4444", "https://auth.example.com"} {
 		c := config{Issuer: ok, DatabaseURL: "x", AccessTokenLifespan: time.Minute, RefreshTokenLifespan: time.Hour, IDTokenLifespan: time.Minute, AuthCodeLifespan: time.Minute, LoginLifespan: time.Hour, LogFormat: "json", IDTokenAlg: "RS256", AccessTokenAlg: "ES256", KeyRetention: time.Hour}
-		if err := c.finish(strings.Repeat("s", 40), "", "ES256,RS256", ""); err != nil {
+		if err := c.finish(strings.Repeat("s", 40), "", "ES256,RS256"); err != nil {
 			t.Fatalf("%s refused: %v", ok, err)
 		}
 	}
@@ -295,7 +295,7 @@ func TestServeRefusesNonLoopbackHTTPIssuer(t *testing.T) {
 
 func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 	c := config{Issuer: "ftp://x", TLSCert: "a", AuthCodeLifespan: time.Hour, LogFormat: "xml", IDTokenAlg: "HS256", AccessTokenAlg: "ES256"}
-	err := c.finish("short", "", "ES256", "")
+	err := c.finish("short", "", "ES256")
 	if err == nil {
 		t.Fatal("want errors")
 	}

@@ -58,14 +58,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	secretFile, secretFlag, algs, scopes := configFlags(fs, &cfg)
+	secretFile, secretFlag, algs := configFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if cfg.Dev && cfg.Issuer == "" {
 		cfg.Issuer = "http://127.0.0.1" + portOf(cfg.PublicAddr)
 	}
-	if err := cfg.finish(*secretFlag, *secretFile, *algs, *scopes); err != nil {
+	if err := cfg.finish(*secretFlag, *secretFile, *algs); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
