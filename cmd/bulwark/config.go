@@ -241,7 +241,7 @@ func loadSecrets(secretFlag, secretFile string) ([][]byte, []error) {
 		raw = os.Getenv("BULWARK_SECRET")
 	}
 	if secretFile != "" {
-		b, err := os.ReadFile(secretFile) //nolint:gosec // G304/G703: the operator names the secret file; reading it is the point
+		b, err := os.ReadFile(secretFile) // #nosec G304 G703 -- the operator names the secret file; reading it is the point
 		if err != nil {
 			problems = append(problems, fmt.Errorf("BULWARK_SECRET_FILE: %w", err))
 		} else {

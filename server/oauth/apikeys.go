@@ -19,11 +19,11 @@ import (
 // own so machine callers that hold an API key can obtain a short-lived JWT
 // access token that resource servers verify offline through the JWKS.
 const (
-	GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange" // #nosec G101 -- a URN, not a credential
 	// TokenTypeAPIKey is the subject_token_type of a Bulwark API key.
-	TokenTypeAPIKey = "urn:bulwark:params:oauth:token-type:api-key"
+	TokenTypeAPIKey = "urn:bulwark:params:oauth:token-type:api-key" // #nosec G101 -- a URN, not a credential
 	// TokenTypeAccessToken is the issued_token_type of the answer.
-	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token" // #nosec G101 -- a URN, not a credential
 )
 
 // APIKeys verifies API keys (keys/apikeys.Service).

@@ -14,9 +14,9 @@ const (
 	EventLogout         = "oauth.logout"
 	EventConsentGranted = "oauth.consent.granted"
 	EventConsentDenied  = "oauth.consent.denied"
-	EventTokenIssued    = "oauth.token.issued"
+	EventTokenIssued    = "oauth.token.issued" // #nosec G101 -- an event name, not a credential
 	EventRefreshReuse   = "oauth.refresh.reuse_detected"
-	EventTokenRevoked   = "oauth.token.revoked"
+	EventTokenRevoked   = "oauth.token.revoked" // #nosec G101 -- an event name, not a credential
 
 	OutcomeSuccess = "success"
 	OutcomeFailure = "failure"

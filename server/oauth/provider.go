@@ -388,7 +388,7 @@ const (
 	pathOAuthDiscovery = "/.well-known/oauth-authorization-server"
 	pathJWKS           = "/.well-known/jwks.json"
 	pathAuthorize      = "/oauth2/auth"
-	pathToken          = "/oauth2/token"
+	pathToken          = "/oauth2/token" // #nosec G101 -- a path, not a credential
 	pathIntrospect     = "/oauth2/introspect"
 	pathRevoke         = "/oauth2/revoke"
 	pathPAR            = "/oauth2/par"

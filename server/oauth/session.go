@@ -35,6 +35,7 @@ func (p *Provider) csrfCookieName() string {
 }
 
 func (p *Provider) cookie(name, value string, maxAge int) *http.Cookie {
+	// #nosec G124 -- Secure follows the config: false only for --dev over plain http on loopback.
 	return &http.Cookie{
 		Name:     name,
 		Value:    value,

@@ -90,7 +90,9 @@ func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 	defer r.mu.Unlock()
 	if now := r.now(); now.Sub(r.lastCheck) >= r.checkEvery {
 		r.lastCheck = now
-		r.maybeReloadLocked()
+		// A failed check is logged inside and the current certificate
+		// keeps serving; the handshake must not fail for it.
+		_ = r.maybeReloadLocked()
 	}
 	return r.cert, nil
 }

@@ -21,7 +21,7 @@ func newClient(id string) *storage.Client {
 	t0 := now()
 	return &storage.Client{
 		ID:                          id,
-		SecretHash:                  "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+		SecretHash:                  "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", // #nosec G101 -- a fixed test fixture hash, not a credential
 		RotatedSecrets:              []storage.RotatedSecret{{Hash: "$argon2id$old", ExpiresAt: t0.Add(time.Hour)}},
 		Name:                        "Client " + id,
 		RedirectURIs:                []string{"https://app.example/cb", "http://127.0.0.1/cb"},

@@ -13,7 +13,7 @@ func newUser(id, username string) *storage.User {
 	t0 := now()
 	return &storage.User{
 		ID: id, Username: username, Email: username + "@example.com",
-		PasswordHash:     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+		PasswordHash:     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", // #nosec G101 -- a fixed test fixture hash, not a credential
 		AdminScopes:      []string{"admin:clients"},
 		TOTPSecretSealed: []byte{1, 2, 3},
 		CreatedAt:        t0, UpdatedAt: t0,
