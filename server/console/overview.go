@@ -176,7 +176,7 @@ func (c *Console) activity(ctx context.Context, d *overviewData) error {
 }
 
 type auditData struct {
-	Events []*storage.AuditEvent
+	Events                             []*storage.AuditEvent
 	Event, Actor, Client, Since, Until string
 	// Older is the URL of the next (older) page, "" on the last. It is a
 	// whole URL so html/template keeps its & and = as they are.
