@@ -244,21 +244,53 @@ func redirectAllowed(c *storage.Client, raw string) bool {
 	if !c.IsNative() {
 		return false
 	}
-	req, err := url.Parse(raw)
-	if err != nil || req.Scheme != "http" || !isLoopbackIP(req.Hostname()) {
+	// Textual comparison with the port cut out: everything else — scheme
+	// case, path encoding, an empty query — must match byte for byte.
+	want, ok := loopbackWithoutPort(raw)
+	if !ok {
 		return false
 	}
 	for _, reg := range c.RedirectURIs {
-		u, err := url.Parse(reg)
-		if err != nil {
-			continue
-		}
-		if u.Scheme == "http" && u.Hostname() == req.Hostname() && u.Path == req.Path &&
-			u.RawQuery == req.RawQuery && u.User == nil && req.User == nil && req.Fragment == "" {
+		if got, ok := loopbackWithoutPort(reg); ok && got == want {
 			return true
 		}
 	}
 	return false
+}
+
+// loopbackWithoutPort returns raw with the port removed from its authority
+// when raw is an http URI on a loopback IP literal with no fragment; ok is
+// false otherwise.
+func loopbackWithoutPort(raw string) (string, bool) {
+	rest, ok := strings.CutPrefix(raw, "http://")
+	if !ok || strings.Contains(raw, "#") {
+		return "", false
+	}
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, tail := rest[:end], rest[end:]
+	host, port := authority, ""
+	if strings.HasPrefix(authority, "[") {
+		i := strings.Index(authority, "]")
+		if i < 0 {
+			return "", false
+		}
+		host, port = authority[:i+1], authority[i+1:]
+	} else if i := strings.LastIndex(authority, ":"); i >= 0 {
+		host, port = authority[:i], authority[i:]
+	}
+	if port != "" {
+		digits := strings.TrimPrefix(port, ":")
+		if port == digits || digits == "" || len(digits) > 5 || strings.Trim(digits, "0123456789") != "" {
+			return "", false
+		}
+	}
+	if !isLoopbackIP(strings.Trim(host, "[]")) {
+		return "", false
+	}
+	return "http://" + host + tail, true
 }
 
 // isLoopbackIP accepts IP literals only; RFC 8252 §8.3 advises against
