@@ -94,14 +94,13 @@ func cmdJanitor(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	now := time.Now()
-	n, err := db.DeleteExpired(ctx, now, *batch)
+	n, a, ran, err := janitorOnce(ctx, db, time.Now(), *auditRetention, *batch, discardLogger())
 	if err != nil {
 		return fmt.Errorf("janitor: %w", err)
 	}
-	a, err := db.TrimAudit(ctx, now.Add(-*auditRetention), *batch)
-	if err != nil {
-		return fmt.Errorf("janitor: trim audit: %w", err)
+	if !ran {
+		_, err = fmt.Fprintln(out, "another janitor holds the lock; nothing done")
+		return err
 	}
 	_, err = fmt.Fprintf(out, "removed %d expired rows and %d audit events older than %s\n", n, a, *auditRetention)
 	return err

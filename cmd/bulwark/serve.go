@@ -98,6 +98,8 @@ type app struct {
 	detector *protect.Detector
 	server   *server.Server
 	log      logrus.FieldLogger
+
+	janitorEvery, auditRetention time.Duration
 }
 
 func (a *app) Close() { a.store.Close() }
@@ -107,7 +109,11 @@ func (a *app) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		runJanitor(ctx, a.store, a.janitorEvery, a.auditRetention, time.Now, a.log)
+	}()
 	go func() {
 		defer wg.Done()
 		a.ring.Run(ctx)
@@ -344,7 +350,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 			return nil, err
 		}
 	}
-	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, server: srv, log: log}, hasher: cached}, nil
+	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, server: srv, log: log,
+		janitorEvery: cfg.JanitorInterval, auditRetention: cfg.AuditRetention}, hasher: cached}, nil
 }
 
 // keyAges reports, per algorithm, how long the active signing key has been
