@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"html"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -13,8 +15,10 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+	"github.com/sirupsen/logrus"
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server"
 	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/storage"
 )
@@ -674,5 +678,38 @@ func TestDisabledAdminLosesSession(t *testing.T) {
 	}
 	if p := vb.get("/admin/audit"); p.status != http.StatusSeeOther {
 		t.Fatalf("disabled admin still signed in: %d", p.status)
+	}
+}
+
+// TestBehindServerProtection mounts the console on the server's admin
+// router with its protection chain (strict form input, page headers), as
+// cmd/bulwark does, and runs a sign-in and a form through it.
+func TestBehindServerProtection(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("root", allScopes...)
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	srv, err := server.New(server.Config{Logger: log, DB: e.store, Admin: []server.Mounter{e.console}, Protection: &server.Protection{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(srv.AdminHandler())
+	t.Cleanup(e.srv.Close)
+	b := e.browser()
+	b.login("root")
+	p := b.submit("/admin/users/new", "/admin/users/new", url.Values{
+		"username": {"carol"}, "scope_admin:audit:read": {"on"}, "scope_admin:clients:read": {"on"},
+	})
+	if p.status != http.StatusOK || !strings.Contains(p.body, "Generated password") {
+		t.Fatalf("create user through protection: %d", p.status)
+	}
+	if csp := p.resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP %q", csp)
+	}
+	if p := b.get("/admin/static/console.css"); p.status != http.StatusOK || !strings.Contains(p.resp.Header.Get("Content-Type"), "text/css") {
+		t.Errorf("stylesheet: %d %q", p.status, p.resp.Header.Get("Content-Type"))
+	}
+	if p := b.get("/admin/static/style.css"); p.status != http.StatusNotFound {
+		t.Errorf("non-console asset served: %d", p.status)
 	}
 }
