@@ -413,3 +413,29 @@ func TestE2EPostgresFlows(t *testing.T) {
 		}
 	})
 }
+
+func TestServeRefusesUnmigratedDatabase(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	cfg := config{Issuer: "http://127.0.0.1:1", DatabaseURL: dsn, AccessTokenLifespan: time.Minute, RefreshTokenLifespan: time.Hour,
+		IDTokenLifespan: time.Minute, AuthCodeLifespan: time.Minute, LoginLifespan: time.Hour, LogFormat: "json", LogLevel: "info",
+		IDTokenAlg: "RS256", AccessTokenAlg: "ES256", KeyRotation: 30 * 24 * time.Hour, KeyLeadTime: time.Hour, KeyRetention: time.Hour}
+	if err := cfg.finish(e2eMasterSecret, "", "ES256,RS256"); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := newLogger("json", "info", io.Discard)
+	if _, err := build(context.Background(), cfg, log, io.Discard); err == nil || !strings.Contains(err.Error(), "pending migration") {
+		t.Fatalf("want a refusal naming pending migrations, got %v", err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"migrate", "--database-url", dsn, "up"}, &out, &out); err != nil {
+		t.Fatalf("migrate up: %v", err)
+	}
+	if err := run(context.Background(), []string{"migrate", "--database-url", dsn, "status"}, &out, &out); err != nil || !strings.Contains(out.String(), "applied") {
+		t.Fatalf("migrate status: %v %s", err, out.String())
+	}
+	a, err := build(context.Background(), cfg, log, io.Discard)
+	if err != nil {
+		t.Fatalf("after migrate up the server builds: %v", err)
+	}
+	a.Close()
+}
