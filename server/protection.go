@@ -49,6 +49,8 @@ func classify(tpl string) (routeKind, string) {
 		return kindTokenish, protect.ClassToken
 	case "/login", "/consent", "/logout":
 		return kindBrowserForm, protect.ClassLogin
+	case "/admin/login", "/admin/login/totp":
+		return kindConsole, protect.ClassLogin
 	case "/oauth2/auth":
 		return kindAuthorize, ""
 	case "/userinfo":
@@ -62,7 +64,9 @@ func classify(tpl string) (routeKind, string) {
 	case strings.HasPrefix(tpl, "/admin/v1"):
 		return kindAdminAPI, protect.ClassAdmin
 	case strings.HasPrefix(tpl, "/admin"):
-		return kindConsole, protect.ClassLogin
+		// Console actions of a signed-in admin: the admin class, not the
+		// sign-in class.
+		return kindConsole, protect.ClassAdmin
 	}
 	return kindDefault, ""
 }
@@ -142,7 +146,7 @@ func (p *Protection) middleware() mux.MiddlewareFunc {
 		return c
 	}
 	// Build every chain up front so the map is read-only while serving.
-	for _, tpl := range []string{"/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/par", "/login", "/oauth2/auth", "/userinfo", "/.well-known/x", "/static/", "/admin/v1", "/admin", "/"} {
+	for _, tpl := range []string{"/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/par", "/apikeys/self/rotate", "/login", "/oauth2/auth", "/userinfo", "/.well-known/x", "/static/", "/admin/v1", "/admin/login", "/admin", "/"} {
 		get(classify(tpl))
 	}
 	return func(next http.Handler) http.Handler {
@@ -152,7 +156,13 @@ func (p *Protection) middleware() mux.MiddlewareFunc {
 				tpl, _ = route.GetPathTemplate()
 			}
 			kind, class := classify(tpl)
-			chains[kind][class](next).ServeHTTP(w, r)
+			chain, ok := chains[kind][class]
+			if !ok {
+				// Not prebuilt (a route class added without updating the
+				// list above): build it for this request rather than fail.
+				chain = p.chainFor(kind, class)
+			}
+			chain(next).ServeHTTP(w, r)
 		})
 	}
 }

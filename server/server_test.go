@@ -136,3 +136,9 @@ func TestAccessLogLineHasRouteNotPathOrQuery(t *testing.T) {
 		t.Fatal("query string leaked into the log")
 	}
 }
+
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}

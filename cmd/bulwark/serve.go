@@ -14,6 +14,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
+	"github.com/bulwark-auth/bulwark/server/console"
 	"github.com/bulwark-auth/bulwark/server/metrics"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
@@ -314,6 +315,14 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 	}
 	adminAPI := admin.NewAPI(adminSvc, apikeyauth.Middleware(keySvc, apikeyauth.WithLogger(log)))
 
+	con, err := console.New(console.Config{
+		Service: adminSvc, Store: store, Hasher: passwords, Sealer: box, Secure: cfg.TLSCert != "",
+		Now: now, Logger: log, Audit: sink.Record, Issuer: cfg.Issuer,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
 		tlsConfig, _, err = tlsconf.Config(cfg.TLSCert, cfg.TLSKey, log)
@@ -332,7 +341,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		Public: []server.Mounter{provider, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/apikeys/self/rotate", apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log))).Methods(http.MethodPost)
 		})},
-		Admin: []server.Mounter{adminAPI, server.MounterFunc(func(r *mux.Router) {
+		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
 		})},
 		PublicMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
