@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/seed"
 	"github.com/ory/fosite"
@@ -32,7 +33,7 @@ func devBootstrap(ctx context.Context, cfg config, store storage.Store, hasher f
 			ResponseTypes: []string{"code"},
 			Scope:         "openid profile email offline_access api:read",
 		}},
-		Users: []seed.User{{Username: "demo", Password: password, Email: "demo@example.com"}},
+		Users: []seed.User{{Username: "demo", Password: password, Email: "demo@example.com", AdminScopes: apikeys.AllScopes}},
 	}
 	if _, err := (&seed.Applier{Store: store, Hasher: hasher}).Apply(ctx, doc); err != nil {
 		return fmt.Errorf("dev bootstrap: %w", err)
@@ -61,8 +62,9 @@ Start a login in a browser (PKCE verifier: dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFW
   %s/oauth2/auth?%s
 
 Discovery: %s/.well-known/openid-configuration
+Admin console (sign in as the demo user): http://%s/admin/
 ================================================
-`, clientSecret, password, clientSecret, cfg.Issuer, cfg.Issuer, q.Encode(), cfg.Issuer)
+`, clientSecret, password, clientSecret, cfg.Issuer, cfg.Issuer, q.Encode(), cfg.Issuer, cfg.AdminAddr)
 	return err
 }
 
