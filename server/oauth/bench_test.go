@@ -1,0 +1,100 @@
+package oauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/token/jwt"
+	"github.com/sirupsen/logrus"
+
+	"github.com/bulwark-auth/bulwark/keys/hash"
+	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/bulwark-auth/bulwark/storage/memory"
+)
+
+// benchTokenHandler builds a provider on the memory store whose client
+// secrets verify through h, with one client-credentials client.
+func benchTokenHandler(b *testing.B, h fosite.Hasher) http.Handler {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	priv := &jose.JSONWebKey{Key: key, KeyID: "bench", Algorithm: "ES256", Use: "sig"}
+	signer := &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (interface{}, error) { return priv, nil }}
+	store := memory.New(memory.Config{})
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	p, err := New(Config{
+		Issuer: "https://bench.example", Store: store, AccessTokenSigner: signer, IDTokenSigner: signer,
+		AccessTokenAlg: "ES256", IDTokenAlg: "ES256", JWKS: func() ([]byte, string) { return []byte(`{"keys":[]}`), "x" },
+		Hasher: h, GlobalSecret: []byte("0123456789abcdef0123456789abcdef"), Logger: log,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	secret, err := h.Hash(context.Background(), []byte(svcSecret))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := store.CreateClient(context.Background(), &storage.Client{
+		ID: "svc", SecretHash: string(secret), GrantTypes: []string{"client_credentials"},
+		Scopes: []string{"api:read"}, TokenEndpointAuthMethod: storage.AuthMethodSecretBasic,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	r := mux.NewRouter()
+	p.Register(r)
+	return r
+}
+
+// BenchmarkTokenEndpointClientCredentials measures a whole client
+// credentials request (parse, client authentication, ES256 signature,
+// store) with production Argon2id parameters, with and without the
+// verification cache. The ratio is the point: without the cache the token
+// endpoint is capped by Argon2id.
+func BenchmarkTokenEndpointClientCredentials(b *testing.B) {
+	plain, err := hash.New(hash.DefaultParams())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		hasher fosite.Hasher
+	}{
+		{"hasher=argon2id-uncached", plain},
+		{"hasher=argon2id-cached", hash.NewCached(plain, hash.CacheConfig{})},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := benchTokenHandler(b, tc.hasher)
+			body := url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}}.Encode()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth("svc", svcSecret)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+				var out map[string]any
+				if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out["access_token"] == nil {
+					b.Fatalf("bad response: %s", rec.Body)
+				}
+			}
+		})
+	}
+}
