@@ -51,6 +51,7 @@ func (c *Console) preCookieName() string {
 // cookie builds a console cookie: HttpOnly, SameSite=Strict (the console is
 // never entered from another site with credentials), Path=/.
 func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
+	// #nosec G124 -- Secure follows the listener: false only without TLS (dev, loopback).
 	return &http.Cookie{
 		Name:     name,
 		Value:    value,
