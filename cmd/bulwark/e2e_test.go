@@ -61,7 +61,7 @@ users:
 `
 
 type e2eServer struct {
-	t      *testing.T
+	t      testing.TB
 	issuer string
 	app    *app
 	srv    *httptest.Server
@@ -91,7 +91,7 @@ func (b *syncBuffer) String() string {
 // startE2E assembles a replica on the given Postgres database with the
 // given master secret and serves its public handler on a real listener.
 // Options may adjust the configuration before it is built.
-func startE2E(t *testing.T, dsn string, opts ...func(*config)) *e2eServer {
+func startE2E(t testing.TB, dsn string, opts ...func(*config)) *e2eServer {
 	t.Helper()
 	ctx := context.Background()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
