@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	jwxjwt "github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	jwxjwt "github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/bulwark-auth/bulwark/keys"
