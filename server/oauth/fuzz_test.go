@@ -85,6 +85,7 @@ func FuzzRedirectURIMatching(f *testing.F) {
 		{"http://127.0.0.1/cb", "http://127.0.0.1:51234/cb?"},
 		{"http://127.0.0.1/cb", "http://127.0.0.1:51234/cb#x"},
 		{"http://127.0.0.1/cb", "HTTP://127.0.0.1:51234/cb"},
+		{"http://127.0.0.1/cb", "http://127.0.0.1:/cb#"},
 		{"http://127.0.0.1/cb", "http://user@127.0.0.1:51234/cb"},
 		{"http://127.0.0.1/cb", "http://127.0.0.1:51234@evil.example/cb"},
 		{"http://127.0.0.1/cb", "http://127.0.0.2:51234/cb"},
