@@ -125,6 +125,15 @@ func TestE2EAPIKeys(t *testing.T) {
 		if status != 400 || out["error"] != "invalid_scope" {
 			t.Fatalf("escalating exchange: %d %v", status, out)
 		}
+		// Presented client credentials must be right even though the key
+		// alone would do.
+		status, out = s.post("/oauth2/token", url.Values{
+			"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {svcKey},
+			"subject_token_type": {"urn:bulwark:params:oauth:token-type:api-key"},
+		}, "svc", "wrong-secret-for-svc")
+		if status != http.StatusUnauthorized || out["error"] != "invalid_client" {
+			t.Fatalf("exchange with a wrong client secret: %d %v", status, out)
+		}
 		// A key not owned by a client cannot be exchanged; nor can garbage.
 		for _, tok := range []string{rsKey, "not-a-key"} {
 			status, out = s.post("/oauth2/token", url.Values{

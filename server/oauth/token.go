@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -31,6 +32,14 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	if wait, held := throttled(ctx, p.cfg.Defense.ClientGuard, claimed, ip); held && claimed != "" {
 		retryAfter(w, wait)
 		p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
+		return
+	}
+	if err := p.checkExchangeClientAuth(ctx, r); err != nil {
+		if g := p.cfg.Defense.ClientGuard; g != nil && claimed != "" {
+			g.Fail(claimed, ip)
+		}
+		p.observe(r, protect.SignalInvalidClient, claimed)
+		p.writeAccessError(w, r, nil, err)
 		return
 	}
 	sess := storage.NewSession("")
@@ -393,4 +402,26 @@ func (p *Provider) writeJSONStatus(w http.ResponseWriter, status int, code, desc
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+}
+
+// checkExchangeClientAuth: the token exchange grant may be used without
+// client authentication (the API key is the credential), so fosite lets a
+// failed client authentication pass for it. Credentials that are presented
+// must still be right: a wrong secret is invalid_client, not ignored.
+func (p *Provider) checkExchangeClientAuth(ctx context.Context, r *http.Request) error {
+	if r.PostForm.Get("grant_type") != GrantTypeTokenExchange {
+		return nil
+	}
+	_, _, basic := r.BasicAuth()
+	if !basic && r.PostForm.Get("client_secret") == "" && r.PostForm.Get("client_assertion") == "" {
+		return nil
+	}
+	f, ok := p.oauth.(*fosite.Fosite)
+	if !ok {
+		return fosite.ErrServerError.WithDebug("provider is not *fosite.Fosite")
+	}
+	if _, err := f.AuthenticateClient(ctx, r, r.PostForm); err != nil {
+		return fosite.ErrInvalidClient.WithWrap(err).WithHint("Client authentication failed.")
+	}
+	return nil
 }
