@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
+	"strings"
 	"sync"
 
 	"crypto/rand"
@@ -293,7 +294,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		IDTokenLifespan:      cfg.IDTokenLifespan,
 		AuthCodeLifespan:     cfg.AuthCodeLifespan,
 		LoginSessionLifespan: cfg.LoginLifespan,
-		SecureCookies:        cfg.TLSCert != "" || !cfg.Dev,
+		SecureCookies:        cfg.TLSCert != "" || strings.HasPrefix(cfg.Issuer, "https://"),
 		Now:                  now,
 		Logger:               log,
 		Audit:                sink.Record,
