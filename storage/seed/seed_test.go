@@ -3,6 +3,7 @@ package seed_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,27 @@ users:
 	}
 	if _, err := st.UserByUsername(context.Background(), "carol"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("users of an invalid file must not be applied: %v", err)
+	}
+}
+
+// TestExampleSeedFileApplies keeps the example shipped for docker compose
+// and the README valid.
+func TestExampleSeedFileApplies(t *testing.T) {
+	f, err := os.Open("../../docs/seed.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := seed.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := newApplier(t)
+	res, err := a.Apply(context.Background(), doc)
+	if err != nil {
+		t.Fatalf("the example seed file is invalid: %v", err)
+	}
+	if res.ClientsCreated != len(doc.Clients) || res.UsersCreated != len(doc.Users) {
+		t.Fatalf("applied %+v", res)
 	}
 }
