@@ -105,6 +105,15 @@ func seed(t *testing.T, e *env) {
 			t.Fatal(err)
 		}
 	}
+	// Blocks in force, as the anomaly detector and an admin placed them.
+	for _, b := range []*storage.Block{
+		{Kind: "ip", Value: "198.51.100.23", Reason: "failed logins", CreatedAt: now.Add(-3 * time.Hour), ExpiresAt: now.Add(21 * time.Hour)},
+		{Kind: "client", Value: "mobile-app", Reason: "refresh_reuse: 10 in 10m0s", CreatedAt: now.Add(-2 * time.Minute), ExpiresAt: now.Add(3 * time.Minute)},
+	} {
+		if err := e.store.PutBlock(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := e.store.AppendAudit(ctx, &storage.AuditEvent{Time: now.Add(-3 * time.Hour), Event: "block.placed", Actor: "detector", Outcome: "blocked", SourceIP: "198.51.100.23", Details: map[string]string{"kind": "ip", "reason": "failed logins"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +121,8 @@ func seed(t *testing.T, e *env) {
 
 // TestBrowser drives the console in headless Chromium: sign in, create a
 // client and read its secret once, rotate an API key, revoke a signing key,
-// find those events in the audit log, and check that a client named like a
-// script stays text. Screenshots of the main pages go to BULWARK_ARTIFACTS.
+// find those events in the audit log, lift a block, and check that a client
+// named like a script stays text. Screenshots of the main pages go to BULWARK_ARTIFACTS.
 func TestBrowser(t *testing.T) {
 	bin := chromium(t)
 	dir := artifacts(t)
@@ -277,6 +286,28 @@ func TestBrowser(t *testing.T) {
 	rows, err := chromedp.Run(bctx, chromedp.Nodes(chromedp.CSSAll("table.audit tbody tr")))
 	if err != nil || len(rows) != 1 || !strings.Contains(text("table.audit tbody"), nextKID) {
 		t.Fatalf("filtered audit: %d rows (%v)", len(rows), err)
+	}
+
+	// Blocks: a client id like the probe is listed as text and lifted
+	// through its form; the others stay.
+	if err := e.store.PutBlock(context.Background(), &storage.Block{Kind: "client", Value: probe, Reason: "invalid_client: 30 in 5m0s",
+		CreatedAt: e.clock.Now(), ExpiresAt: e.clock.Now().Add(15 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	do("blocks", chromedp.Navigate(base+"/admin/blocks"), chromedp.WaitVisible(chromedp.CSS("table.blocks")))
+	if body := text("table.blocks tbody"); !strings.Contains(body, probe) || !strings.Contains(body, "198.51.100.23") {
+		t.Fatalf("blocks table does not show the blocks as text: %q", body)
+	}
+	shot("08-blocks")
+	submit("lift", chromedp.CSS(`button[aria-label="Lift the block on client `+probe+`"]`))
+	if !strings.Contains(text(".notice-ok"), "lifted") {
+		t.Fatal("no lift notice")
+	}
+	if body := text("table.blocks tbody"); strings.Contains(body, probe) || !strings.Contains(body, "198.51.100.23") || !strings.Contains(body, "mobile-app") {
+		t.Fatalf("blocks after lift: %q", body)
+	}
+	if bs, _ := e.svc.ListBlocks(context.Background()); len(bs) != 2 {
+		t.Fatalf("%d blocks in the store after lifting one of three", len(bs))
 	}
 
 	// A phone-sized viewport for the artifacts.

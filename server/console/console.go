@@ -230,6 +230,8 @@ func (c *Console) Register(r *mux.Router) {
 		{post, "/users/{id}/password", us, c.userReset},
 
 		{get, "/audit", au, c.auditList},
+		{get, "/blocks", au, c.blockList},
+		{post, "/blocks/lift", us, c.blockLift},
 	}
 	for _, rt := range routes {
 		r.Handle(Prefix+rt.path, c.authed(rt.scope, rt.h)).Methods(rt.method)

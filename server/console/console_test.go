@@ -444,12 +444,19 @@ func TestXSSProbe(t *testing.T) {
 		admin.APIKeyInput{Name: probe, OwnerType: apikeys.OwnerService, OwnerID: probe, Scopes: []string{apikeys.ScopeAuditRead}}); err != nil {
 		t.Fatal(err)
 	}
+	// A block on a client id like the probe (client ids in blocks are
+	// whatever a caller sent), with the probe as reason too.
+	now := e.clock.Now()
+	if err := e.store.PutBlock(context.Background(), &storage.Block{Kind: "client", Value: probe, Reason: probe, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	escaped := html.EscapeString(probe)
 	pages := map[string]string{"created": p.body}
 	for _, path := range []string{
 		"/admin/", "/admin/clients", "/admin/clients?q=" + url.QueryEscape(probe), "/admin/clients/" + id,
 		"/admin/clients/" + id + "/edit", "/admin/clients/" + id + "/delete", "/admin/clients/" + id + "/disable",
 		"/admin/apikeys", "/admin/apikeys?q=" + url.QueryEscape(probe), "/admin/audit?event=" + url.QueryEscape(probe), "/admin/keys", "/admin/users",
+		"/admin/blocks",
 	} {
 		p := b.get(path)
 		if p.status != http.StatusOK {
@@ -458,10 +465,19 @@ func TestXSSProbe(t *testing.T) {
 		pages[path] = p.body
 	}
 	// Listing pages must show the probe, escaped.
-	for _, path := range []string{"/admin/clients", "/admin/clients/" + id, "/admin/clients/" + id + "/edit", "/admin/clients/" + id + "/delete", "/admin/apikeys"} {
+	for _, path := range []string{"/admin/clients", "/admin/clients/" + id, "/admin/clients/" + id + "/edit", "/admin/clients/" + id + "/delete", "/admin/apikeys", "/admin/blocks"} {
 		if !strings.Contains(pages[path], escaped) && !strings.Contains(pages[path], "&lt;script&gt;alert(1)&lt;/script&gt;") {
 			t.Errorf("%s does not show the escaped name", path)
 		}
+	}
+	// Lifting it answers with the list again (and, for an unknown block,
+	// with an error page naming nothing): escaped too.
+	for _, status := range []int{http.StatusSeeOther, http.StatusNotFound} {
+		p := b.submit("/admin/blocks", "/admin/blocks/lift", url.Values{"kind": {"client"}, "value": {probe}})
+		if p.status != status {
+			t.Fatalf("lift the probe block: %d, want %d", p.status, status)
+		}
+		pages["lift "+strconv.Itoa(status)] = p.body
 	}
 	for path, body := range pages {
 		if strings.Contains(body, probe) || strings.Contains(body, "alert(1)</script>") {

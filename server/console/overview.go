@@ -37,11 +37,13 @@ func (n count) String() string {
 
 type overviewData struct {
 	Clients, Users, APIKeys count
-	HasActivity             bool
-	Issued, Errors, Failed  count
-	Security                []*storage.AuditEvent
-	HasKeys                 bool
-	Keys                    keysData
+	// Blocks is the number of sources blocked now.
+	Blocks                 count
+	HasActivity            bool
+	Issued, Errors, Failed count
+	Security               []*storage.AuditEvent
+	HasKeys                bool
+	Keys                   keysData
 }
 
 // countAll pages through a listing by id.
@@ -126,6 +128,12 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 			c.fail(w, r, rc, err)
 			return
 		}
+		bs, err := svc.ListBlocks(ctx)
+		if err != nil {
+			c.fail(w, r, rc, err)
+			return
+		}
+		d.Blocks = count{N: len(bs), Shown: true}
 	}
 	if has(apikeys.ScopeKeys) {
 		ks, err := svc.ListSigningKeys(ctx)
