@@ -124,9 +124,11 @@ func (p *Protection) chainFor(kind routeKind, class string) mux.MiddlewareFunc {
 			body = 1 << 20
 		}
 		json := protect.StrictInput(protect.InputConfig{MaxBodyBytes: body, ContentTypes: []string{"application/json"}})
-		return protect.Chain(protect.Headers(protect.API), protect.NoStore, json, blocksIPOnly, limit)
+		// No anomaly blocks on the admin surface: an admin sharing an
+		// address with an attacker must still be able to lift the block.
+		return protect.Chain(protect.Headers(protect.API), protect.NoStore, json, limit)
 	case kindConsole:
-		return protect.Chain(protect.Headers(protect.Page), protect.NoStore, form, blocksIPOnly, onlyPost(limit))
+		return protect.Chain(protect.Headers(protect.Page), protect.NoStore, form, onlyPost(limit))
 	}
 	return protect.Headers(protect.API)
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
 	"golang.org/x/oauth2/clientcredentials"
@@ -114,4 +115,34 @@ func TestE2EAdminAPIAndContainment(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestE2EBlockAndLiftTakeEffectAtOnce(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := startE2E(t, dsn)
+	ctx := context.Background()
+	key := cliCreateKey(t, dsn, "--name", "ops", "--owner-type", "service", "--owner-id", "ops", "--scopes", "admin:users admin:audit:read")
+	token := func() int {
+		st, _ := s.post("/oauth2/token", map[string][]string{"grant_type": {"client_credentials"}}, "svc", e2eSvcSecret)
+		return st
+	}
+	if st := token(); st != 200 {
+		t.Fatalf("before the block: %d", st)
+	}
+	if err := s.app.detector.Block(ctx, "ip", "127.0.0.1", "test", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if st := token(); st != http.StatusForbidden {
+		t.Fatalf("a blocked source must be refused: %d", st)
+	}
+	st, list := adminDo(t, http.MethodGet, s.adminURL+"/admin/v1/blocks", key, "")
+	if st != 200 || !strings.Contains(mustJSON(list), "127.0.0.1") {
+		t.Fatalf("blocks listing: %d %v", st, list)
+	}
+	if st, out := adminDo(t, http.MethodDelete, s.adminURL+"/admin/v1/blocks/ip/127.0.0.1", key, ""); st != http.StatusNoContent && st != http.StatusOK {
+		t.Fatalf("lift: %d %v", st, out)
+	}
+	if st := token(); st != 200 {
+		t.Fatalf("a lifted block must stop refusing at once, got %d", st)
+	}
 }

@@ -308,7 +308,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 	}
 
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: store, Hasher: passwords, Keys: ring, APIKeys: keySvc, Evict: cached.Evict,
+		Store: store, Hasher: passwords, Keys: ring, APIKeys: keySvc, Evict: cached.Evict, Blocks: detector,
 		Now: now, Logger: log, Audit: sink.Record,
 	})
 	if err != nil {

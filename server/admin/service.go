@@ -106,6 +106,11 @@ type Config struct {
 	// Random is the entropy source for ids, secrets and passwords; nil means
 	// crypto/rand.
 	Random io.Reader
+	// Blocks, when set, lifts anomaly blocks so every replica stops
+	// refusing the source at once (protect.Detector.Lift: store, local
+	// cache, NOTIFY). Nil deletes the stored block only, and replicas
+	// notice at their next reload.
+	Blocks BlockLifter
 }
 
 // Service is every admin operation, shared by the JSON API and the console.
@@ -122,6 +127,7 @@ type Service struct {
 	log     logrus.FieldLogger
 	audit   func(context.Context, storage.AuditEvent)
 	random  io.Reader
+	blocks  BlockLifter
 }
 
 // Actor is who performs an operation.
@@ -164,6 +170,7 @@ func NewService(cfg Config) (*Service, error) {
 		log:     cfg.Logger,
 		audit:   cfg.Audit,
 		random:  cfg.Random,
+		blocks:  cfg.Blocks,
 	}
 	if s.overlap == 0 {
 		s.overlap = DefaultSecretOverlap
@@ -290,12 +297,21 @@ func (s *Service) ListBlocks(ctx context.Context) ([]*storage.Block, error) {
 	return bs, nil
 }
 
+// BlockLifter lifts a block everywhere (protect.Detector).
+type BlockLifter interface {
+	Lift(ctx context.Context, kind, value string) error
+}
+
 // LiftBlock removes the block of (kind, value); ErrNotFound if none.
 func (s *Service) LiftBlock(ctx context.Context, a Actor, kind, value string) error {
 	if kind != "ip" && kind != "client" {
 		return invalid("invalid_request", "unknown block kind", storage.FieldProblem{Field: "kind", Problem: "must be ip or client"})
 	}
-	if err := s.store.DeleteBlock(ctx, kind, value); err != nil {
+	lift := s.store.DeleteBlock
+	if s.blocks != nil {
+		lift = s.blocks.Lift
+	}
+	if err := lift(ctx, kind, value); err != nil {
 		return fmt.Errorf("admin: lift block: %w", err)
 	}
 	e := storage.AuditEvent{Details: map[string]string{"kind": kind, "value": value}}
