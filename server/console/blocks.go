@@ -14,10 +14,10 @@ import (
 // KiB; anything longer cannot name a block.
 const maxBlockValue = 4096
 
-// liftedMessage follows a lift. The Service deletes the stored block; each
-// replica's detector drops its cached copy at its next reload, so the page
-// says so rather than promise an instant effect.
-const liftedMessage = "The block is lifted. Replicas stop refusing the source when they next reload their blocks."
+// liftedMessage follows a lift. The Service lifts through the anomaly
+// detector, which deletes the stored block, drops its own copy and
+// notifies the other replicas.
+const liftedMessage = "The block is lifted; every replica stops refusing the source within seconds."
 
 type blocksData struct {
 	Blocks []*storage.Block
