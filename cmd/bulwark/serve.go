@@ -33,6 +33,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server"
 	"github.com/bulwark-auth/bulwark/server/oauth"
 	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/bulwark-auth/bulwark/storage/clientcache"
 	"github.com/bulwark-auth/bulwark/storage/memory"
 	"github.com/bulwark-auth/bulwark/storage/postgres"
 	"github.com/bulwark-auth/bulwark/storage/seed"
@@ -97,6 +98,7 @@ type app struct {
 	store    storage.Store
 	ring     *keys.Ring
 	apiKeys  *apikeys.Service
+	clients  *clientcache.Store
 	detector *protect.Detector
 	server   *server.Server
 	log      logrus.FieldLogger
@@ -111,7 +113,11 @@ func (a *app) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() {
+		defer wg.Done()
+		a.clients.Run(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		runJanitor(ctx, a.store, a.janitorEvery, a.auditRetention, time.Now, a.log)
@@ -143,6 +149,7 @@ func build(ctx context.Context, cfg config, log *logrus.Logger, stdout io.Writer
 		now = cfg.now
 	}
 	var store storage.Store
+	var pgStore *postgres.Store
 	if cfg.Dev && cfg.DatabaseURL == "" {
 		log.Warn("DEV MODE: in-memory store — nothing persists, every restart starts empty. Never use --dev in production.")
 		store = memory.New(memory.Config{Now: now})
@@ -170,19 +177,23 @@ func build(ctx context.Context, cfg config, log *logrus.Logger, stdout io.Writer
 			pg.Close()
 			return nil, fmt.Errorf("the database has %d pending migration(s): run `bulwark migrate up` first, or start with --migrate", pending)
 		}
-		store = pg
+		store, pgStore = pg, pg
 	}
-	a, err := assemble(ctx, cfg, store, log, now)
+	// Clients are read from memory on the token path; changes evict on
+	// every replica through LISTEN/NOTIFY (30 s TTL as the safety net).
+	clients := clientcache.New(store, clientcache.Config{Now: now, Logger: log})
+	a, err := assemble(ctx, cfg, clients, pgStore, log, now)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
 	if cfg.Dev {
-		if err := devBootstrap(ctx, cfg, store, a.hasher, stdout); err != nil {
+		if err := devBootstrap(ctx, cfg, clients, a.hasher, stdout); err != nil {
 			store.Close()
 			return nil, err
 		}
 	}
+	a.app.clients = clients
 	return a.app, nil
 }
 
@@ -191,7 +202,9 @@ type assembled struct {
 	hasher *hash.Cached
 }
 
-func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.Logger, now func() time.Time) (*assembled, error) {
+// assemble builds everything above the store. pg is the Postgres store
+// under store (for pool metrics), or nil for the in-memory store.
+func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres.Store, log *logrus.Logger, now func() time.Time) (*assembled, error) {
 	secrets := cfg.Secrets
 	if len(secrets) == 0 { // --dev only; finish() requires a secret otherwise
 		s := make([]byte, 48)
@@ -236,7 +249,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, log *logrus.
 		return nil, fmt.Errorf("key ring bootstrap: %w", err)
 	}
 	m.SetKeyAges(keyAges(store, now))
-	if pg, ok := store.(*postgres.Store); ok {
+	if pg != nil {
 		m.SetDBStats(poolStats(pg))
 	}
 
