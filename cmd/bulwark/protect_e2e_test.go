@@ -310,9 +310,30 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 // secret — client secrets, passwords, codes, access, refresh and ID tokens,
 // session cookies — then searches every log line and audit row for them.
 func TestE2ENoSecretInLogsOrAudit(t *testing.T) {
-	s := startE2E(t, pgtest.NewDatabase(t))
+	dsn := pgtest.NewDatabase(t)
+	s := startE2E(t, dsn)
 	ctx := context.Background()
-	secrets := []string{e2eSvcSecret, e2eWebSecret, e2ePassword, "wrong-password-xyz"}
+	secrets := []string{e2eSvcSecret, e2eWebSecret, e2ePassword, "wrong-password-xyz", e2eMasterSecret}
+
+	// API keys: created, used as caller credential and as the token,
+	// exchanged for a JWT, rotated by the holder, then presented revoked.
+	rsKey := cliCreateKey(t, dsn, "--name", "rs", "--owner-type", "service", "--owner-id", "rs", "--scopes", "introspect")
+	svcKey := cliCreateKey(t, dsn, "--name", "svc", "--owner-type", "client", "--owner-id", "svc", "--scopes", "admin:audit:read")
+	secrets = append(secrets, rsKey, svcKey)
+	bearerPost(t, s.issuer+"/oauth2/introspect", rsKey, url.Values{"token": {svcKey}})
+	_, ex := s.post("/oauth2/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token": {svcKey}, "subject_token_type": {"urn:bulwark:params:oauth:token-type:api-key"}}, "", "")
+	if at, _ := ex["access_token"].(string); at != "" {
+		secrets = append(secrets, at)
+	} else {
+		t.Fatalf("exchange failed: %v", ex)
+	}
+	if _, rot, _ := bearerPost(t, s.issuer+"/apikeys/self/rotate", svcKey, nil); rot["api_key"] != nil {
+		secrets = append(secrets, rot["api_key"].(string))
+	} else {
+		t.Fatalf("self-rotate failed: %v", rot)
+	}
+	bearerPost(t, s.issuer+"/oauth2/introspect", "bwk_AAAAAAAAAAAA_"+strings.Repeat("B", 49), url.Values{"token": {"x"}})
 
 	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: e2eSvcSecret, TokenURL: s.issuer + "/oauth2/token"}
 	tok, err := cc.Token(ctx)
@@ -365,9 +386,9 @@ func TestE2ENoSecretInLogsOrAudit(t *testing.T) {
 		if secret == "" {
 			t.Fatal("a secret under test is empty")
 		}
-		// Check the secret and a long prefix of it (a truncated token is
-		// still a leak).
-		for _, needle := range []string{secret, secret[:min(len(secret), 16)]} {
+		// Check the secret and its first and last 16 characters (a
+		// truncated token is still a leak).
+		for _, needle := range []string{secret, secret[:min(len(secret), 16)], secret[max(0, len(secret)-16):]} {
 			if strings.Contains(logs, needle) {
 				t.Errorf("a secret (%d chars) appears in the logs", len(secret))
 			}
