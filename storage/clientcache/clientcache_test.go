@@ -459,6 +459,8 @@ func TestTransactionCommitEvicts(t *testing.T) {
 
 			tx, err := s.BeginTX(ctx)
 			must(t, err)
+			// An open transaction would keep the store from closing if the test fails.
+			t.Cleanup(func() { _ = s.Rollback(tx) })
 			c.Disabled = true
 			must(t, s.UpdateClient(tx, c, c.Version))
 			// Inside the transaction its own change is visible ...
@@ -491,6 +493,8 @@ func TestNestedTransaction(t *testing.T) {
 
 	outer, err := s.BeginTX(ctx)
 	must(t, err)
+	// An open transaction would keep the store from closing if the test fails.
+	t.Cleanup(func() { _ = s.Rollback(outer) })
 	inner, err := s.BeginTX(outer)
 	must(t, err)
 	c.Disabled = true
@@ -596,4 +600,53 @@ func TestRunPurges(t *testing.T) {
 	fill()
 	inner.last() <- "b"
 	eventually(t, 5*time.Second, "eviction on the new subscription", func() bool { return s.Stats().Entries == 1 })
+}
+
+// TestTransactionViewStaysPrivate: what a transaction reads of a client it
+// changed is its own uncommitted view; it must neither come from the cache
+// nor go into it, or other requests would see a change that may roll back.
+func TestTransactionViewStaysPrivate(t *testing.T) {
+	ctx := t.Context()
+	s := clientcache.New(pgtest.NewStore(t), clientcache.Config{TTL: time.Hour})
+	c := newClient("app")
+	must(t, s.CreateClient(ctx, c))
+
+	tx, err := s.BeginTX(ctx)
+	must(t, err)
+	// An open transaction would keep the store from closing if the test fails.
+	t.Cleanup(func() { _ = s.Rollback(tx) })
+	c.Scopes = []string{"admin"}
+	must(t, s.UpdateClient(tx, c, c.Version))
+	getClient(t, s, "app") // a concurrent request caches the committed client
+	for range 2 {
+		fc, err := s.GetClient(tx, "app")
+		must(t, err)
+		if got := fc.(*storage.Client).Scopes; !slices.Equal(got, []string{"admin"}) {
+			t.Fatalf("scopes in the transaction %v, want its own [admin]", got)
+		}
+		if got := getClient(t, s, "app").Scopes; !slices.Equal(got, []string{"read", "write"}) {
+			t.Fatalf("scopes outside the transaction %v, want the committed [read write]", got)
+		}
+	}
+	must(t, s.Rollback(tx))
+	if got := getClient(t, s, "app").Scopes; !slices.Equal(got, []string{"read", "write"}) {
+		t.Fatalf("scopes after rollback %v, want [read write]", got)
+	}
+}
+
+// TestRunPurgesOnStart: what was cached before the subscription existed
+// may have changed unannounced, so subscribing drops it.
+func TestRunPurgesOnStart(t *testing.T) {
+	ctx := t.Context()
+	inner := memory.New(memory.Config{})
+	s := clientcache.New(inner, clientcache.Config{TTL: time.Hour})
+	c := newClient("app")
+	must(t, s.CreateClient(ctx, c))
+	getClient(t, s, "app")
+	c.Name = "Renamed"
+	must(t, inner.UpdateClient(ctx, c, c.Version)) // nobody is told
+	run(t, s)
+	if got := getClient(t, s, "app"); got.Name != "Renamed" {
+		t.Fatalf("name %q after Run subscribed, want Renamed", got.Name)
+	}
 }
