@@ -152,7 +152,9 @@ type Locker interface {
 // keys, client updates) to every replica.
 type Notifier interface {
 	Notify(ctx context.Context, channel, payload string) error
-	// Subscribe delivers payloads published on channel until ctx ends.
+	// Subscribe delivers payloads published on channel until ctx ends. An
+	// empty payload means notifications may have been lost (the listening
+	// connection was re-established): the subscriber reloads everything.
 	Subscribe(ctx context.Context, channel string) (<-chan string, error)
 }
 

@@ -185,6 +185,10 @@ func (s *Service) listen(ctx context.Context) {
 		} else {
 			backoff = 100 * time.Millisecond
 			for id := range ch {
+				if id == "" { // notifications may have been lost
+					s.hasher.Purge()
+					continue
+				}
 				s.evictKey(ctx, id)
 			}
 		}

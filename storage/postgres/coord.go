@@ -57,8 +57,9 @@ func (s *Store) Notify(ctx context.Context, channel, payload string) error {
 // Subscribe implements storage.Notifier on a dedicated connection outside
 // the pool (LISTEN would otherwise pin a pool slot forever). When the
 // connection drops it reconnects with capped exponential backoff;
-// notifications sent while disconnected are lost, which is why every
-// consumer also reloads periodically. The channel closes when ctx ends.
+// notifications sent while disconnected are lost, so after a reconnect it
+// delivers one empty payload, meaning "reload everything" (and every
+// consumer also reloads periodically). The channel closes when ctx ends.
 func (s *Store) Subscribe(ctx context.Context, channel string) (<-chan string, error) {
 	conn, err := s.listen(ctx, channel)
 	if err != nil {
@@ -107,6 +108,14 @@ func (s *Store) deliver(ctx context.Context, channel string, conn *pgx.Conn, out
 			}
 			log.Info("postgres: LISTEN connection restored")
 			backoff = minBackoff
+			// Notifications sent while disconnected are lost: an empty
+			// payload tells the subscriber to reload everything.
+			select {
+			case out <- "":
+			case <-ctx.Done():
+				closeConn(ctx, conn)
+				return
+			}
 		}
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

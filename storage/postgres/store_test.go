@@ -248,6 +248,7 @@ func TestNotifyAcrossReplicasAndReconnect(t *testing.T) {
 		return err
 	}())
 	deadline := time.After(15 * time.Second)
+	sawReload := false
 	for delivered := false; !delivered; {
 		must(t, a.Notify(ctxT(t), "bulwark_keys", "after-reconnect"))
 		select {
@@ -255,11 +256,17 @@ func TestNotifyAcrossReplicasAndReconnect(t *testing.T) {
 			if got == "rolled-back" {
 				t.Fatal("rolled back notification delivered")
 			}
+			if got == "" {
+				sawReload = true
+			}
 			delivered = got == "after-reconnect"
 		case <-time.After(200 * time.Millisecond):
 		case <-deadline:
 			t.Fatal("no notification after the LISTEN connection was killed")
 		}
+	}
+	if !sawReload {
+		t.Fatal("after a reconnect the subscriber must get an empty \"reload everything\" payload")
 	}
 	cancel()
 	for range ch { // drains, and returns once the channel closes
