@@ -119,8 +119,19 @@ func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar f
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
+	// Parsed the way fosite parses it (multipart included), so the check
+	// below sees every parameter fosite will see.
+	if err := r.ParseMultipartForm(64 << 10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
+		return
+	}
+	// fosite authenticates the caller with an access_token parameter (RFC
+	// 6750 §2.2/§2.3) in preference to HTTP Basic, even when Basic is
+	// present: any token holder could then introspect every token with
+	// made-up Basic credentials. Callers authenticate only as described
+	// above, so the parameter is refused wherever it appears.
+	if _, ok := r.Form["access_token"]; ok {
+		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The access_token parameter is not accepted; authenticate with HTTP Basic or an API key."))
 		return
 	}
 	token := r.PostForm.Get("token")
