@@ -39,7 +39,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, mode authorizeMode) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
+	if err := parseBody(r); err != nil {
 		p.writePageError(w, r, fosite.ErrInvalidRequest.WithHint("The request could not be parsed.").WithWrap(err))
 		return
 	}
@@ -73,10 +73,28 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, mode author
 		refused = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from the pushed authorization request endpoint are supported.")
 		form.Del("request_uri")
 	}
+	if isPAR {
+		// RFC 9126 §4: with a request_uri, everything but client_id comes
+		// from the pushed request. fosite merges the pushed parameters into
+		// the browser's, so a parameter the client never pushed (prompt,
+		// nonce, max_age, ...) would otherwise be added from the URL.
+		for k := range form {
+			if k != "client_id" && k != "request_uri" {
+				delete(form, k)
+			}
+		}
+	}
 
 	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
 	if err == nil && refused != nil {
 		err = refused
+	}
+	if err == nil && isPAR {
+		// fosite does not check the expiry it gave the pushed request, and
+		// the row lives until the janitor's next round.
+		if exp := ar.GetSession().GetExpiresAt(fosite.PushedAuthorizeRequestContext); !exp.IsZero() && !p.cfg.Now().Before(exp) {
+			err = fosite.ErrInvalidRequestURI.WithHint("The request_uri has expired.")
+		}
 	}
 	if err == nil {
 		err = checkPKCE(client, ar)
@@ -367,6 +385,9 @@ func (p *Provider) resumable(ctx context.Context, r *http.Request, ar fosite.Aut
 		return "", err
 	}
 	uri := parURIPrefix + tok
+	// The resumed request waits for a person to sign in or consent, which
+	// takes longer than the client had to redirect after pushing.
+	ar.GetSession().SetExpiresAt(fosite.PushedAuthorizeRequestContext, p.cfg.Now().UTC().Add(parResumeLifespan))
 	if err := p.cfg.Store.CreatePARSession(ctx, uri, ar); err != nil {
 		return "", fmt.Errorf("oauth: store pushed request: %w", err)
 	}

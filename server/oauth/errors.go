@@ -90,3 +90,13 @@ func (p *Provider) writePageError(w http.ResponseWriter, r *http.Request, err er
 		RequestID: reqinfo.RequestID(r.Context()),
 	})
 }
+
+// parseBody parses the query and body the way fosite does, multipart
+// included, so Bulwark's checks before fosite see every parameter fosite
+// will act on. r.Body must already be size-limited.
+func parseBody(r *http.Request) error {
+	if err := r.ParseMultipartForm(64 << 10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return err
+	}
+	return nil
+}

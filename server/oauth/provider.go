@@ -402,6 +402,9 @@ const (
 const (
 	parURIPrefix = "urn:ietf:params:oauth:request_uri:"
 	parLifespan  = 90 * time.Second
+	// parResumeLifespan bounds a pushed request re-stored while the user
+	// signs in or answers the consent page.
+	parResumeLifespan = 30 * time.Minute
 )
 
 // noFetchJWKS refuses to fetch client key sets: storage.Client never has a

@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ory/fosite"
 )
 
 // ccToken returns a client credentials access token of "svc".
@@ -35,7 +38,7 @@ func TestIntrospectionCallerAuthCannotBeReplacedByAccessToken(t *testing.T) {
 		form       url.Values
 		query      string
 	}{
-		"case=bogus basic plus access_token in body": {"nobody", "wrong", url.Values{"token": {target}, "access_token": {at}}, ""},
+		"case=bogus basic plus access_token in body":  {"nobody", "wrong", url.Values{"token": {target}, "access_token": {at}}, ""},
 		"case=bogus basic plus access_token in query": {"nobody", "wrong", url.Values{"token": {target}}, "?access_token=" + url.QueryEscape(at)},
 		"case=valid basic plus access_token in body":  {"svc", svcSecret, url.Values{"token": {target}, "access_token": {at}}, ""},
 	} {
@@ -75,5 +78,121 @@ func TestIntrospectionMultipartAccessTokenRefused(t *testing.T) {
 	got := readBody(t, resp)
 	if resp.StatusCode == http.StatusOK || strings.Contains(got, `"active":true`) {
 		t.Fatalf("multipart introspection with an access_token caller: %d %s", resp.StatusCode, got)
+	}
+}
+
+// TestPARRedirectURIRulesWithBasicAuth: the loopback port flexibility of
+// RFC 8252 is for native clients only, also when the pushing client
+// authenticates with HTTP Basic and sends no client_id in the body.
+func TestPARRedirectURIRulesWithBasicAuth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for name, tc := range map[string]struct {
+		form url.Values
+	}{
+		"case=no client_id in body": {func() url.Values {
+			v := baseAuthParams("web-loopback", "http://127.0.0.1:8080/cb")
+			v.Del("client_id")
+			return v
+		}()},
+		"case=client_id of another client in body": {func() url.Values {
+			v := baseAuthParams("native-app", "http://127.0.0.1:8080/callback")
+			v.Set("scope", "openid")
+			return v
+		}()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, out := e.postForm(pathPAR, tc.form, "web-loopback", webSecret)
+			if resp.StatusCode == http.StatusCreated {
+				t.Fatalf("PAR accepted a redirect URI the client did not register: %v", out)
+			}
+		})
+	}
+	// The registered URI itself is still accepted.
+	v := baseAuthParams("web-loopback", "http://127.0.0.1:9999/cb")
+	v.Del("client_id")
+	if resp, out := e.postForm(pathPAR, v, "web-loopback", webSecret); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PAR with the registered URI: %d %v", resp.StatusCode, out)
+	}
+}
+
+// pushed pushes v for web-app and returns the authorization URL using it.
+func (e *env) pushed(v url.Values) string {
+	e.t.Helper()
+	resp, out := e.postForm(pathPAR, v, "web-app", webSecret)
+	uri, _ := out["request_uri"].(string)
+	if resp.StatusCode != http.StatusCreated || uri == "" {
+		e.t.Fatalf("PAR %d %v", resp.StatusCode, out)
+	}
+	return uri
+}
+
+// TestPARIgnoresParametersOutsideThePushedRequest: RFC 9126 §4 — with a
+// request_uri, only client_id and request_uri come from the browser; any
+// other parameter there must not change the pushed request.
+func TestPARIgnoresParametersOutsideThePushedRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	uri := e.pushed(baseAuthParams("web-app", webRedirect))
+	resp, err := noRedirect.Get(authURL(e, url.Values{"client_id": {"web-app"}, "request_uri": {uri}, "prompt": {"none"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, pathLogin+"?") {
+		t.Fatalf("prompt added outside the pushed request took effect: %d %s", resp.StatusCode, loc)
+	}
+}
+
+// TestPARRequestURIExpires: a request_uri is refused once its expires_in
+// has passed, even if the janitor has not removed the row yet.
+func TestPARRequestURIExpires(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	uri := e.pushed(baseAuthParams("web-app", webRedirect))
+	ctx := t.Context()
+	ar, err := e.store.GetPARSession(ctx, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar.GetSession().SetExpiresAt(fosite.PushedAuthorizeRequestContext, time.Now().Add(-time.Second))
+	stale := parURIPrefix + "stale-0123456789"
+	if err := e.store.CreatePARSession(ctx, stale, ar); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := noRedirect.Get(authURL(e, url.Values{"client_id": {"web-app"}, "request_uri": {stale}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp)
+	if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, pathLogin) || resp.StatusCode == http.StatusOK {
+		t.Fatalf("expired request_uri accepted: %d %s %s", resp.StatusCode, loc, body)
+	}
+}
+
+// TestPARMultipartClientIDBinding: a multipart body (which fosite parses
+// itself) cannot carry another client's client_id past the binding check.
+func TestPARMultipartClientIDBinding(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, vs := range baseAuthParams("native-app", "http://127.0.0.1:8080/callback") {
+		_ = mw.WriteField(k, vs[0])
+	}
+	_ = mw.Close()
+	req, err := http.NewRequest(http.MethodPost, e.url(pathPAR), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.SetBasicAuth("web-loopback", webSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readBody(t, resp); resp.StatusCode == http.StatusCreated {
+		t.Fatalf("web-loopback pushed a request for native-app: %s", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -19,7 +20,7 @@ import (
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err == nil {
+	if err := parseBody(r); err == nil {
 		// fosite answers invalid_request for grants it has no handler
 		// for; RFC 6749 §5.2 asks for unsupported_grant_type.
 		if gt := r.PostForm.Get("grant_type"); gt != "" && !p.grants.Has(gt) {
@@ -119,9 +120,7 @@ func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar f
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	// Parsed the way fosite parses it (multipart included), so the check
-	// below sees every parameter fosite will see.
-	if err := r.ParseMultipartForm(64 << 10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+	if err := parseBody(r); err != nil {
 		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
 		return
 	}
@@ -301,7 +300,7 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
+	if err := parseBody(r); err != nil {
 		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed.").WithWrap(err))
 		return
 	}
@@ -309,20 +308,26 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		p.writeJSONError(w, r, fosite.ErrRequestNotSupported.WithHint("Request objects are not supported."))
 		return
 	}
-	if id := r.PostForm.Get("client_id"); id != "" {
-		c, err := p.client(ctx, id)
-		if err != nil {
-			p.writeJSONError(w, r, err)
-			return
-		}
-		if !redirectAllowed(c, r.PostForm.Get("redirect_uri")) {
-			p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the OAuth 2.0 Client's pre-registered redirect urls."))
+	// fosite authenticates the client from HTTP Basic but builds the
+	// request for the client_id in the body: the two must be the same
+	// client, or one client could push requests in another's name.
+	if user, _, ok := r.BasicAuth(); ok {
+		id, err := url.QueryUnescape(user)
+		if err != nil || (r.Form.Get("client_id") != "" && r.Form.Get("client_id") != id) {
+			p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The 'client_id' parameter must name the authenticated client."))
 			return
 		}
 	}
 	ar, err := p.oauth.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.writePARError(w, r, ar, err)
+		return
+	}
+	// fosite grants RFC 8252 loopback port flexibility to every client;
+	// Bulwark grants it to native clients only. Checked on the client fosite
+	// resolved, whichever way it authenticated.
+	if c, ok := ar.GetClient().(*storage.Client); !ok || !redirectAllowed(c, r.Form.Get("redirect_uri")) {
+		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the OAuth 2.0 Client's pre-registered redirect urls."))
 		return
 	}
 	resp, err := p.oauth.NewPushedAuthorizeResponse(ctx, ar, storage.NewSession(""))
