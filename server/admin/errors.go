@@ -56,7 +56,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q`, scope.scope))
 		status, body = http.StatusForbidden, errorBody{Error: "insufficient_scope", Description: "this operation requires the scope " + scope.scope}
 	case errors.Is(err, ErrScopeEscalation), errors.Is(err, apikeys.ErrScopeEscalation):
-		status, body = http.StatusForbidden, errorBody{Error: "insufficient_scope", Description: "you cannot grant a scope you do not hold"}
+		status, body = http.StatusForbidden, errorBody{Error: "insufficient_scope", Description: "this would grant, restore or hand over a scope you do not hold"}
 	case errors.Is(err, storage.ErrUnavailable):
 		w.Header().Set("Retry-After", RetryAfterSeconds)
 		status, body = http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: "the database is unavailable; retry later"}

@@ -140,10 +140,31 @@ func (s *Service) CreateUser(ctx context.Context, a Actor, in UserInput) (u *sto
 	return redactUser(u), password, nil
 }
 
+// isSelf reports whether the actor is the console session of user id.
+func isSelf(a Actor, id string) bool { return a.ID == "user:"+id }
+
+// requireTargetScopes refuses an operation that would put u's power within
+// the actor's reach (a password it learns) or give u's power back (enable),
+// unless the actor holds every admin scope u holds. Otherwise admin:users
+// alone would be enough to take over any administrator.
+func requireTargetScopes(a Actor, u *storage.User) error {
+	if extra := missingScopes(u.AdminScopes, a.Scopes); len(extra) > 0 {
+		return fmt.Errorf("%w: the user holds %s", ErrScopeEscalation, strings.Join(extra, ", "))
+	}
+	return nil
+}
+
 // DisableUser is incident containment: in one transaction it marks the
 // user disabled, deletes every login session (public and console) and
-// revokes every token issued to the user.
+// revokes every token issued to the user. It takes power away, so the
+// actor need not hold the user's scopes; but a console user cannot
+// disable their own account (that locks them, and if they are the last
+// administrator everyone, out of the console).
 func (s *Service) DisableUser(ctx context.Context, a Actor, id string) (*storage.User, Containment, error) {
+	if isSelf(a, id) {
+		return nil, Containment{}, invalid("invalid_request", "you cannot disable your own account",
+			storage.FieldProblem{Field: "id", Problem: "is your own account; ask another administrator"})
+	}
 	var (
 		out *storage.User
 		n   Containment
@@ -180,9 +201,13 @@ func (s *Service) DisableUser(ctx context.Context, a Actor, id string) (*storage
 	return redactUser(out), n, nil
 }
 
-// EnableUser lifts DisableUser.
+// EnableUser lifts DisableUser. It gives the user's scopes back, so the
+// actor must hold them all.
 func (s *Service) EnableUser(ctx context.Context, a Actor, id string) (*storage.User, error) {
 	u, err := s.modifyUser(ctx, id, func(u *storage.User) error {
+		if err := requireTargetScopes(a, u); err != nil {
+			return err
+		}
 		u.Disabled = false
 		return nil
 	})
@@ -194,7 +219,9 @@ func (s *Service) EnableUser(ctx context.Context, a Actor, id string) (*storage.
 }
 
 // ResetPassword sets a generated password (returned once) and ends the
-// user's login sessions, so whoever knew the old one is signed out.
+// user's login sessions, so whoever knew the old one is signed out. The
+// actor learns the password, and with it the account: it must hold every
+// admin scope of the user.
 func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*storage.User, string, error) {
 	password, err := s.randomToken(18)
 	if err != nil {
@@ -205,6 +232,9 @@ func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*stora
 		return nil, "", fmt.Errorf("admin: hash password: %w", err)
 	}
 	u, err := s.modifyUser(ctx, id, func(u *storage.User) error {
+		if err := requireTargetScopes(a, u); err != nil {
+			return err
+		}
 		u.PasswordHash = string(h)
 		return nil
 	})

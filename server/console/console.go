@@ -330,7 +330,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, rc *reqCtx, err e
 	case errors.As(err, &inv), errors.As(err, &val):
 		status, msg = http.StatusBadRequest, "The input is invalid."
 	case errors.Is(err, admin.ErrScopeEscalation), errors.Is(err, apikeys.ErrScopeEscalation):
-		status, msg = http.StatusForbidden, "You cannot grant a scope you do not hold yourself."
+		status, msg = http.StatusForbidden, "This would grant, restore or hand over a scope you do not hold yourself."
 	case errors.Is(err, storage.ErrNotFound):
 		status, msg = http.StatusNotFound, "There is no such object; it may have been deleted."
 	case errors.Is(err, storage.ErrPreconditionFailed):

@@ -115,10 +115,6 @@ func (c *Console) userDisable(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		c.fail(w, r, rc, err)
 		return
 	}
-	if u.ID == rc.user.ID {
-		// Disabling yourself ended this session too.
-		c.clearCookie(w)
-	}
 	c.render(w, http.StatusOK, "done", rc.view("User disabled", "users", doneData{
 		Message: "The user is disabled and signed out everywhere.",
 		Facts: []kv{{"User", u.Username}, {"Sessions ended", strconv.FormatInt(n.LoginSessions, 10)},
