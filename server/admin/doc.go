@@ -32,6 +32,15 @@
 //
 // Object-level rule: whoever creates or rotates an API key, or gives a user
 // admin scopes, must hold every scope granted, because the new token (or
-// password) would otherwise be a privilege escalation. Revoking needs no
-// such check: it only takes power away.
+// password) would otherwise be a privilege escalation. Likewise resetting
+// a user's password or enabling a disabled user needs every admin scope
+// that user holds (the caller would otherwise take over, or restore, more
+// power than it has), and an API key owned by a client, which can be
+// exchanged for that client's tokens, needs admin:clients:write to create
+// or rotate. Revoking and disabling need no such check: they only take
+// power away; but a console user cannot disable their own account.
+//
+// Client ids created here must be usable as a path segment (no "/", "?",
+// "#", "%", "\", dot segments, control or formatting characters): a
+// client that cannot be addressed could never be disabled or deleted.
 package admin

@@ -60,11 +60,33 @@ func (s *Service) CreateAPIKey(ctx context.Context, a Actor, in APIKeyInput) (st
 	if extra := missingScopes(in.Scopes, a.Scopes); len(extra) > 0 {
 		return "", nil, fmt.Errorf("%w: %s", ErrScopeEscalation, strings.Join(extra, ", "))
 	}
+	if in.OwnerType == apikeys.OwnerClient {
+		if err := requireClientPower(a); err != nil {
+			return "", nil, err
+		}
+		if _, err := s.store.ClientByID(ctx, in.OwnerID); errors.Is(err, storage.ErrNotFound) {
+			return "", nil, invalid("invalid_request", "the API key is invalid",
+				storage.FieldProblem{Field: "owner_id", Problem: "is not a registered client"})
+		} else if err != nil {
+			return "", nil, fmt.Errorf("admin: create API key: %w", err)
+		}
+	}
 	return s.apiKeys.Create(ctx, apikeys.CreateRequest{
 		Name: in.Name, OwnerType: in.OwnerType, OwnerID: in.OwnerID, Scopes: slices.Clone(in.Scopes),
 		ExpiresIn: in.ExpiresIn, RotationPeriod: in.RotationPeriod, GracePeriod: in.GracePeriod,
 		CreatedBy: a.ID, CreatorScopes: nonNil(a.Scopes),
 	})
+}
+
+// requireClientPower guards keys owned by a client: such a key can be
+// exchanged for the client's access tokens (RFC 8693), so minting one is
+// issuing a client credential, which takes admin:clients:write (as
+// rotating the client's secret does) besides admin:apikeys.
+func requireClientPower(a Actor) error {
+	if !slices.Contains(a.Scopes, apikeys.ScopeClientsWrite) {
+		return fmt.Errorf("%w: a client-owned key needs %s", ErrScopeEscalation, apikeys.ScopeClientsWrite)
+	}
+	return nil
 }
 
 func nonNil(s []string) []string {
@@ -87,6 +109,11 @@ func (s *Service) RotateAPIKey(ctx context.Context, a Actor, id string) (string,
 	}
 	if extra := missingScopes(k.Scopes, a.Scopes); len(extra) > 0 {
 		return "", nil, fmt.Errorf("%w: %s", ErrScopeEscalation, strings.Join(extra, ", "))
+	}
+	if k.OwnerType == apikeys.OwnerClient {
+		if err := requireClientPower(a); err != nil {
+			return "", nil, err
+		}
 	}
 	return s.apiKeys.Rotate(ctx, id, a.ID)
 }
