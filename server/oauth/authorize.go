@@ -73,6 +73,18 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, mode author
 		refused = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from the pushed authorization request endpoint are supported.")
 		form.Del("request_uri")
 	}
+	// Only the query response mode exists (the default of the code flow).
+	// fosite refuses an explicit "query" because storage.Client has no
+	// response modes, and would write the refusal of fragment or form_post
+	// in that very mode, without iss.
+	switch mode := form.Get("response_mode"); mode {
+	case "":
+	case string(fosite.ResponseModeQuery):
+		form.Del("response_mode")
+	default:
+		refused = fosite.ErrUnsupportedResponseMode.WithHint("Only response_mode=query is supported.")
+		form.Del("response_mode")
+	}
 	if isPAR {
 		// RFC 9126 §4: with a request_uri, everything but client_id comes
 		// from the pushed request. fosite merges the pushed parameters into

@@ -196,3 +196,54 @@ func TestPARMultipartClientIDBinding(t *testing.T) {
 		t.Fatalf("web-loopback pushed a request for native-app: %s", got)
 	}
 }
+
+// TestResponseMode: discovery advertises response_modes_supported ["query"],
+// so an explicit response_mode=query works; any other mode is refused with
+// an error in the query (never a fragment or an auto-posting form), with iss.
+func TestResponseMode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	t.Run("case=query", func(t *testing.T) {
+		v := baseAuthParams("web-app", webRedirect)
+		v.Set("response_mode", "query")
+		resp, err := noRedirect.Get(authURL(e, v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readBody(t, resp)
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, pathLogin+"?") {
+			t.Fatalf("response_mode=query refused: %d %s", resp.StatusCode, loc)
+		}
+	})
+	for _, mode := range []string{"fragment", "form_post", "jwt", "query.jwt"} {
+		t.Run("case="+mode, func(t *testing.T) {
+			v := baseAuthParams("web-app", webRedirect)
+			v.Set("response_mode", mode)
+			resp, err := noRedirect.Get(authURL(e, v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readBody(t, resp)
+			loc, err := url.Parse(resp.Header.Get("Location"))
+			if err != nil || resp.StatusCode != http.StatusSeeOther || loc.Fragment != "" {
+				t.Fatalf("status %d location %s: %s", resp.StatusCode, loc, body)
+			}
+			q := loc.Query()
+			if !strings.HasPrefix(loc.String(), webRedirect+"?") || q.Get("error") != "unsupported_response_mode" || q.Get("iss") != e.srv.URL || q.Get("state") != "state-0123456789" {
+				t.Fatalf("location = %s", loc)
+			}
+		})
+	}
+}
+
+func TestPARResponseModeQuery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	v := baseAuthParams("web-app", webRedirect)
+	v.Set("response_mode", "query")
+	e.pushed(v)
+	v.Set("response_mode", "fragment")
+	if resp, out := e.postForm(pathPAR, v, "web-app", webSecret); resp.StatusCode != http.StatusBadRequest || out["error"] != "unsupported_response_mode" {
+		t.Fatalf("PAR response_mode=fragment: %d %v", resp.StatusCode, out)
+	}
+}

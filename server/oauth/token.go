@@ -308,6 +308,10 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		p.writeJSONError(w, r, fosite.ErrRequestNotSupported.WithHint("Request objects are not supported."))
 		return
 	}
+	// An explicit response_mode=query is the default; see authorize.
+	if r.Form.Get("response_mode") == string(fosite.ResponseModeQuery) {
+		r.Form.Del("response_mode")
+	}
 	// fosite authenticates the client from HTTP Basic but builds the
 	// request for the client_id in the body: the two must be the same
 	// client, or one client could push requests in another's name.
