@@ -111,9 +111,17 @@ func (c *Console) clientNew(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 }
 
 func clientForm(isNew bool, id string, version int64, in admin.ClientInput) clientFormData {
+	methods := formAuthMethods
+	if in.TokenEndpointAuthMethod != "" && !slices.Contains(methods, in.TokenEndpointAuthMethod) {
+		// A method the form cannot set up (private_key_jwt) is still
+		// offered, selected, for a client that uses it: otherwise the
+		// browser submits the first option and an edit of the name would
+		// switch the client to a client secret.
+		methods = append(slices.Clone(methods), in.TokenEndpointAuthMethod)
+	}
 	return clientFormData{
 		New: isNew, ID: id, Version: version, In: in,
-		GrantTypes: formGrantTypes, AuthMethods: formAuthMethods,
+		GrantTypes: formGrantTypes, AuthMethods: methods,
 		Redirects: strings.Join(in.RedirectURIs, "\n"), ScopeText: strings.Join(in.Scopes, " "),
 	}
 }
@@ -141,12 +149,20 @@ func readClientForm(f url.Values, in *admin.ClientInput) {
 			in.RedirectURIs = append(in.RedirectURIs, u)
 		}
 	}
-	in.GrantTypes = nil
+	// Grants the form has no checkbox for (token exchange) are kept as
+	// they are: the form cannot show them, so it must not drop them.
+	var grants []string
 	for _, g := range formGrantTypes {
 		if f.Get("grant_"+g) != "" {
-			in.GrantTypes = append(in.GrantTypes, g)
+			grants = append(grants, g)
 		}
 	}
+	for _, g := range in.GrantTypes {
+		if !slices.Contains(formGrantTypes, g) {
+			grants = append(grants, g)
+		}
+	}
+	in.GrantTypes = grants
 	// response_types follow the grants: "code" exactly when the
 	// authorization code grant is allowed.
 	in.ResponseTypes = nil
