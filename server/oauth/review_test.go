@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"golang.org/x/oauth2"
+
+	"github.com/bulwark-auth/bulwark/storage"
 )
 
 // ccToken returns a client credentials access token of "svc".
@@ -245,5 +248,77 @@ func TestPARResponseModeQuery(t *testing.T) {
 	v.Set("response_mode", "fragment")
 	if resp, out := e.postForm(pathPAR, v, "web-app", webSecret); resp.StatusCode != http.StatusBadRequest || out["error"] != "unsupported_response_mode" {
 		t.Fatalf("PAR response_mode=fragment: %d %v", resp.StatusCode, out)
+	}
+}
+
+// ageLogin moves the browser's login session's auth_time back by d.
+func (b *browser) ageLogin(d time.Duration) {
+	t := b.e.t
+	t.Helper()
+	u, _ := url.Parse(b.e.srv.URL)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name != b.e.p.sessionCookieName() {
+			continue
+		}
+		ctx := t.Context()
+		key := storage.HashKey(c.Value)
+		ls, err := b.e.store.GetLoginSession(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.AuthTime = ls.AuthTime.Add(-d)
+		if err := b.e.store.DeleteLoginSession(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.e.store.CreateLoginSession(ctx, ls); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatal("no login session cookie")
+}
+
+// TestMaxAge: a login older than max_age (OpenID Connect Core §3.1.2.1)
+// sends the user to sign in again instead of failing the request with
+// login_required, which a client could only answer by sending the same
+// request again; prompt=none still answers login_required.
+func TestMaxAge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.browser()
+	start := func(mutate func(url.Values)) string {
+		v := baseAuthParams("web-app", webRedirect)
+		mutate(v)
+		return authURL(e, v)
+	}
+	if cb, _ := b.authorize(start(func(url.Values) {}), "approve"); cb.Query().Get("code") == "" {
+		t.Fatalf("first login: %s", cb)
+	}
+	b.ageLogin(2 * time.Hour)
+
+	// Recent enough: a code at once, no page.
+	cb, pages := b.authorize(start(func(v url.Values) { v.Set("max_age", "10800") }), "approve")
+	if cb.Query().Get("code") == "" || len(pages) != 0 {
+		t.Fatalf("max_age=10800: pages=%v callback=%s", pages, cb)
+	}
+	// prompt=none cannot show the login page.
+	cb, _ = b.authorize(start(func(v url.Values) { v.Set("max_age", "3600"); v.Set("prompt", "none") }), "approve")
+	if cb.Query().Get("error") != "login_required" || cb.Query().Get("iss") != e.srv.URL {
+		t.Fatalf("max_age with prompt=none: %s", cb)
+	}
+	// Too old: sign in again, then the code, with a fresh auth_time.
+	before := time.Now().Add(-time.Second)
+	cb, pages = b.authorize(start(func(v url.Values) { v.Set("max_age", "3600") }), "approve")
+	code := cb.Query().Get("code")
+	if code == "" || strings.Join(pages, ",") != "login" {
+		t.Fatalf("max_age=3600: pages=%v callback=%s", pages, cb)
+	}
+	tok, err := e.webConfig().Exchange(t.Context(), code, oauth2.VerifierOption(strings.Repeat("v", 43)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idc, _ := e.verifyJWT(tok.Extra("id_token").(string))
+	if time.Unix(idc.AuthTime, 0).Before(before.Truncate(time.Second)) {
+		t.Fatalf("auth_time %d not refreshed", idc.AuthTime)
 	}
 }
