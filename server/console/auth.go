@@ -25,15 +25,33 @@ const pendingLifetime = 5 * time.Minute
 // maxTOTPFailures ends a pending sign-in after this many wrong codes.
 const maxTOTPFailures = 5
 
+// Whoever knows the password can start sign-in after sign-in, so wrong
+// codes also count per user: maxUserTOTPFailures within totpLockout lock
+// the user's second factor for totpLockout. Without this, six-digit codes
+// fall to a patient password holder (about 3 in 10^6 are valid at a time).
+// The count is per replica, like the other guards.
+const (
+	maxUserTOTPFailures = 10
+	totpLockout         = 15 * time.Minute
+)
+
+// totpStrikes are the recent wrong codes of one user.
+type totpStrikes struct {
+	n           int
+	since       time.Time
+	lockedUntil time.Time
+}
+
 // loginData is the sign-in page.
 type loginData struct {
 	Username string
 }
 
 var loginMessages = map[string]string{
-	"expired":    "Your session expired. Sign in again.",
-	"signed_out": "You have been signed out.",
-	"restart":    "Sign in again to continue.",
+	"expired":     "Your session expired. Sign in again.",
+	"signed_out":  "You have been signed out.",
+	"restart":     "Sign in again to continue.",
+	"totp_locked": "Too many wrong codes. Wait 15 minutes, then sign in again.",
 }
 
 // audit fills request facts and hands e to cfg.Audit.
@@ -175,9 +193,18 @@ func (c *Console) totpSubmit(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, fmt.Errorf("console: open totp secret of %s: %w", u.ID, err))
 		return
 	}
+	if c.totpLocked(u.ID) {
+		// Not even checked: a right code guessed during the lockout must
+		// not be confirmed.
+		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: "user:" + u.ID, Subject: u.ID, Outcome: "failure", Details: map[string]string{"step": "totp", "reason": "locked"}})
+		_ = c.cfg.Store.DeleteLoginSession(ctx, ls.Key)
+		c.toLogin(w, r, "totp_locked")
+		return
+	}
 	code := strings.TrimSpace(strings.ReplaceAll(r.PostForm.Get("code"), " ", ""))
 	if !c.checkCode(u.ID, string(secret), code) {
 		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: "user:" + u.ID, Subject: u.ID, Outcome: "failure", Details: map[string]string{"step": "totp"}})
+		c.userTOTPFailed(u.ID)
 		if c.totpFailed(ls.Key) >= maxTOTPFailures {
 			_ = c.cfg.Store.DeleteLoginSession(ctx, ls.Key)
 			c.toLogin(w, r, "restart")
@@ -187,6 +214,9 @@ func (c *Console) totpSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.totpClear(ls.Key)
+	c.totpMu.Lock()
+	delete(c.userTOTP, u.ID)
+	c.totpMu.Unlock()
 	c.finishLogin(w, r, u, "password+totp")
 }
 
@@ -230,6 +260,48 @@ func (c *Console) totpFailed(key string) int {
 	}
 	c.failedTOTP[key]++
 	return c.failedTOTP[key]
+}
+
+// totpLocked reports whether user id's second factor is locked now.
+func (c *Console) totpLocked(id string) bool {
+	now := c.cfg.Now()
+	c.totpMu.Lock()
+	defer c.totpMu.Unlock()
+	s := c.userTOTP[id]
+	return s != nil && now.Before(s.lockedUntil)
+}
+
+// userTOTPFailed counts a wrong code of user id and locks its second factor
+// when the count within totpLockout reaches maxUserTOTPFailures.
+func (c *Console) userTOTPFailed(id string) {
+	now := c.cfg.Now()
+	c.totpMu.Lock()
+	defer c.totpMu.Unlock()
+	if len(c.userTOTP) > 10000 {
+		// Bounded: drop entries that neither lock nor count any more.
+		for k, s := range c.userTOTP {
+			if !now.Before(s.lockedUntil) && !now.Before(s.since.Add(totpLockout)) {
+				delete(c.userTOTP, k)
+			}
+		}
+	}
+	s := c.userTOTP[id]
+	if s == nil || !now.Before(s.since.Add(totpLockout)) {
+		s = &totpStrikes{since: now, lockedUntil: timeOrZero(s)}
+		c.userTOTP[id] = s
+	}
+	s.n++
+	if s.n >= maxUserTOTPFailures {
+		s.lockedUntil = now.Add(totpLockout)
+		s.n, s.since = 0, now
+	}
+}
+
+func timeOrZero(s *totpStrikes) time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	return s.lockedUntil
 }
 
 func (c *Console) totpClear(key string) {

@@ -97,6 +97,7 @@ type Console struct {
 	totpMu       sync.Mutex
 	usedCodes    map[string]time.Time
 	failedTOTP   map[string]int
+	userTOTP     map[string]*totpStrikes
 	staticServer http.Handler
 }
 
@@ -142,7 +143,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "Bulwark"
 	}
-	c := &Console{cfg: cfg, usedCodes: map[string]time.Time{}, failedTOTP: map[string]int{}}
+	c := &Console{cfg: cfg, usedCodes: map[string]time.Time{}, failedTOTP: map[string]int{}, userTOTP: map[string]*totpStrikes{}}
 	pages, err := web.ParseConsole(c.funcs())
 	if err != nil {
 		return nil, fmt.Errorf("console: parse templates: %w", err)
