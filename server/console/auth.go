@@ -9,6 +9,8 @@ import (
 	"html/template"
 	"image/png"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,6 +88,22 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	password := r.PostForm.Get("password")
+	ip := sourceIP(ctx)
+	// Before any password work, and the same for every username.
+	if wait, locked := c.cfg.Guard.Check(ctx, username, ip); locked || wait > 0 {
+		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: "denied", Details: map[string]string{"step": "password", "reason": "throttled"}})
+		token, err := c.preToken(w, r)
+		if err != nil {
+			c.fail(w, r, nil, err)
+			return
+		}
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(max(1, (wait+time.Second-1)/time.Second)), 10))
+		c.render(w, http.StatusTooManyRequests, "login", view{
+			Title: "Sign in", CSRF: token, Error: "Too many failed sign-ins. Wait a moment and try again.",
+			Data: loginData{Username: username},
+		})
+		return
+	}
 	var user *storage.User
 	hash := c.dummy
 	if username != "" && len(username) <= 256 {
@@ -100,6 +118,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	match := len(password) <= 1024 && c.cfg.Hasher.Compare(ctx, hash, []byte(password)) == nil
 	if user == nil || user.Disabled || len(user.AdminScopes) == 0 || password == "" || !match {
+		c.cfg.Guard.Fail(username, ip)
 		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: "failure", Details: map[string]string{"step": "password"}})
 		token, err := c.preToken(w, r)
 		if err != nil {
@@ -112,6 +131,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	c.cfg.Guard.Succeed(username, ip)
 	if len(user.TOTPSecretSealed) > 0 {
 		if err := c.startSession(ctx, w, r, user, pendingKind, pendingLifetime); err != nil {
 			c.fail(w, r, nil, err)
@@ -121,6 +141,20 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.finishLogin(w, r, user, "password")
+}
+
+// sourceIP is the request's client address as the server determined it
+// (trusted proxies applied), or the zero Addr.
+func sourceIP(ctx context.Context) netip.Addr {
+	info := reqinfo.From(ctx)
+	if info == nil {
+		return netip.Addr{}
+	}
+	ip, err := netip.ParseAddr(info.RemoteIP)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
 }
 
 // finishLogin starts the console session and lands on the overview.

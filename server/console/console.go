@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/server/admin"
+	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/web"
 )
@@ -84,6 +86,17 @@ type Config struct {
 	Audit func(ctx context.Context, e storage.AuditEvent)
 	// Issuer is shown in the header and names the TOTP issuer.
 	Issuer string
+	// Guard slows down and locks password guessing per account and per
+	// source IP; nil makes a protect.Guard with its defaults on Now.
+	Guard LoginGuard
+}
+
+// LoginGuard is the brute-force defence of the password step
+// (*protect.Guard).
+type LoginGuard interface {
+	Check(ctx context.Context, account string, ip netip.Addr) (wait time.Duration, locked bool)
+	Fail(account string, ip netip.Addr)
+	Succeed(account string, ip netip.Addr)
 }
 
 // Console is the admin web console. It is safe for concurrent use.
@@ -142,6 +155,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.Issuer == "" {
 		cfg.Issuer = "Bulwark"
+	}
+	if cfg.Guard == nil {
+		cfg.Guard = protect.NewGuard(protect.GuardConfig{Now: cfg.Now})
 	}
 	c := &Console{cfg: cfg, usedCodes: map[string]time.Time{}, failedTOTP: map[string]int{}, userTOTP: map[string]*totpStrikes{}}
 	pages, err := web.ParseConsole(c.funcs())
