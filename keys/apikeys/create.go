@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/bulwark-auth/bulwark/keys/apikey"
 	"github.com/bulwark-auth/bulwark/storage"
@@ -100,8 +101,8 @@ func (s *Service) validate(req CreateRequest, rotation, grace time.Duration) ([]
 		add("name", "is required")
 	case len(req.Name) > MaxNameLen:
 		add("name", fmt.Sprintf("must be at most %d bytes", MaxNameLen))
-	case strings.ContainsFunc(req.Name, unicode.IsControl):
-		add("name", "must not contain control characters")
+	case !utf8.ValidString(req.Name) || strings.ContainsFunc(req.Name, unprintable):
+		add("name", "must be UTF-8 without control or formatting characters")
 	}
 	switch req.OwnerType {
 	case OwnerClient, OwnerUser, OwnerService:
@@ -111,8 +112,8 @@ func (s *Service) validate(req CreateRequest, rotation, grace time.Duration) ([]
 	switch {
 	case strings.TrimSpace(req.OwnerID) == "":
 		add("owner_id", "is required")
-	case len(req.OwnerID) > MaxOwnerIDLen || strings.ContainsFunc(req.OwnerID, unicode.IsControl):
-		add("owner_id", fmt.Sprintf("must be at most %d bytes without control characters", MaxOwnerIDLen))
+	case len(req.OwnerID) > MaxOwnerIDLen || !utf8.ValidString(req.OwnerID) || strings.ContainsFunc(req.OwnerID, unprintable):
+		add("owner_id", fmt.Sprintf("must be at most %d bytes of UTF-8 without control or formatting characters", MaxOwnerIDLen))
 	}
 	if len(req.Scopes) == 0 {
 		add("scopes", "at least one scope is required")
@@ -146,6 +147,11 @@ func (s *Service) validate(req CreateRequest, rotation, grace time.Duration) ([]
 	}
 	return scopes, nil
 }
+
+// unprintable reports control characters and formatting characters (bidi
+// overrides, zero-width joiners), which would make a name display as
+// something else in the console and CLI.
+func unprintable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 // insertNew gives k a fresh id and secret, hashes the secret into k.Hash
 // and stores k, retrying on the (astronomically unlikely) id collision.

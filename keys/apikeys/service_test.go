@@ -313,6 +313,10 @@ func TestCreateValidationAndEscalation(t *testing.T) {
 		}, nil, []string{"name", "owner_type", "owner_id", "scopes", "expires_in", "rotation_period", "grace_period"}},
 		{"case=grace-not-shorter", func(r *CreateRequest) { r.RotationPeriod, r.GracePeriod = 2*time.Hour, 2*time.Hour }, nil, []string{"grace_period"}},
 		{"case=no-scopes", func(r *CreateRequest) { r.Scopes = nil }, nil, []string{"scopes"}},
+		// Bidi overrides and zero-width characters make a name or owner
+		// display as something else in the console and CLI.
+		{"case=format-characters", func(r *CreateRequest) { r.Name, r.OwnerID = "prod\u202egnp.key", "u\u200b1" }, nil, []string{"name", "owner_id"}},
+		{"case=invalid-utf8", func(r *CreateRequest) { r.Name = "k\xff" }, nil, []string{"name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := base

@@ -83,3 +83,16 @@ func TestUserCannotDisableThemselves(t *testing.T) {
 		t.Fatal("the user is disabled")
 	}
 }
+
+// Usernames are what admins pick accounts by: a bidi override or a
+// zero-width character would let one account pass for another.
+func TestUsernameFormatCharacters(t *testing.T) {
+	e := newEnv(t, memory.New(memory.Config{}))
+	for _, name := range []string{"ad\u200bmin", "\u202eadmin", "admin\ufeff"} {
+		m := expect(t, e.do("users", http.MethodPost, "/users", map[string]any{"username": name}), http.StatusBadRequest, "invalid_request")
+		if !hasField(m, "username") {
+			t.Fatalf("%q: does not name username: %v", name, m)
+		}
+	}
+	expect(t, e.do("users", http.MethodPost, "/users", map[string]any{"username": "zoë"}), http.StatusCreated, "")
+}

@@ -67,8 +67,10 @@ func (s *Service) validateUser(a Actor, in UserInput) error {
 	case strings.TrimSpace(in.Username) == "":
 		add("username", "is required")
 	case utf8.RuneCountInString(in.Username) > 64 || !utf8.ValidString(in.Username) ||
-		strings.ContainsFunc(in.Username, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-		add("username", "must be at most 64 characters without spaces or control characters")
+		strings.ContainsFunc(in.Username, func(r rune) bool {
+			return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+		}):
+		add("username", "must be at most 64 characters without spaces, control or formatting characters")
 	}
 	if in.Email != "" {
 		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email || len(in.Email) > 254 {
