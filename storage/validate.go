@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Grant and response types Bulwark implements. Implicit, hybrid and the
@@ -15,6 +17,9 @@ var (
 	SupportedGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"}
 	SupportedResponseTypes = []string{"code"}
 	SupportedAuthMethods   = []string{AuthMethodSecretBasic, AuthMethodSecretPost, AuthMethodPrivateKeyJWT, AuthMethodNone}
+	// SupportedAuthSigningAlgs are the private_key_jwt assertion algorithms
+	// fosite verifies (RSA and ECDSA with a client's public key).
+	SupportedAuthSigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
 
 // ValidationError lists every problem found in a record, each naming its
@@ -55,6 +60,12 @@ func IsLoopbackHost(host string) bool {
 // user info; https, or http only toward loopback; private-use schemes only
 // for native clients (RFC 8252 §7.1). URIs are parsed, never prefix-matched.
 func ValidateRedirectURI(raw string, native bool) error {
+	if strings.ContainsFunc(raw, unicode.IsSpace) {
+		// url.Parse keeps trailing spaces in the path; a registered URI
+		// that differs from the client's by invisible characters never
+		// matches.
+		return errors.New("must not contain white space")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return errors.New("not a valid URI")
@@ -66,6 +77,18 @@ func ValidateRedirectURI(raw string, native bool) error {
 		return errors.New("must not contain a fragment")
 	case u.User != nil:
 		return errors.New("must not contain user information")
+	case strings.Contains(u.Host, "*") || strings.Contains(u.Path, "*"):
+		// Redirect URIs are compared exactly; a "*" looks like a pattern
+		// to whoever registers it and would never match as one.
+		return errors.New("must not contain \"*\": redirect URIs are matched exactly, without wildcards")
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return errors.New("has an empty port")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return errors.New("has an invalid port")
+		}
 	}
 	switch u.Scheme {
 	case "https":
@@ -145,6 +168,31 @@ func (c *Client) Validate(allowedScopes []string) error {
 	if c.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
 		v.add("jwks", "private_key_jwt needs the client's public keys in jwks")
 	}
+	if c.JWKS != nil {
+		// The key set is returned by the admin API and console: a private
+		// or symmetric key pasted here by mistake would be handed out.
+		for i, k := range c.JWKS.Keys {
+			if !k.Valid() || !k.IsPublic() {
+				v.add("jwks", "keys[%d] must be a valid public key", i)
+			} else if _, symmetric := k.Key.([]byte); symmetric {
+				v.add("jwks", "keys[%d] must be a public key, not a symmetric one", i)
+			}
+		}
+	}
+	if c.TokenEndpointAuthSigningAlg != "" && !slices.Contains(SupportedAuthSigningAlgs, c.TokenEndpointAuthSigningAlg) {
+		v.add("token_endpoint_auth_signing_alg", "must be one of %s", strings.Join(SupportedAuthSigningAlgs, ", "))
+	}
+	for _, s := range c.Scopes {
+		if !validScopeToken(s) {
+			v.add("scope", "%q is not a scope token (RFC 6749 §3.3: printable ASCII without space, \" or \\)", s)
+		}
+	}
+	for _, a := range c.Audience {
+		if strings.TrimSpace(a) == "" || strings.ContainsFunc(a, unicode.IsSpace) {
+			v.add("audience", "entries must be non-empty and contain no white space")
+			break
+		}
+	}
 	if len(allowedScopes) > 0 {
 		for _, s := range c.Scopes {
 			if !slices.Contains(allowedScopes, s) {
@@ -168,4 +216,19 @@ func (c *Client) Validate(allowedScopes []string) error {
 		return v
 	}
 	return nil
+}
+
+// validScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
+// one or more of %x21 / %x23-5B / %x5D-7E.
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b < 0x21 || b > 0x7e || b == '"' || b == '\\' {
+			return false
+		}
+	}
+	return true
 }

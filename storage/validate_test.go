@@ -1,0 +1,110 @@
+package storage
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v3"
+)
+
+func TestValidateRedirectURI(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		raw     string
+		native  bool
+		wantErr bool
+	}{
+		{"https://app.example/cb", false, false},
+		{"https://app.example/cb?x=1", false, false},
+		{"http://127.0.0.1/cb", true, false},
+		{"http://[::1]:8080/cb", true, false},
+		{"com.example.app:/cb", true, false},
+		{"", false, true},
+		{"/cb", false, true},
+		{"https://app.example/cb#frag", false, true},
+		{"https://user@app.example/cb", false, true},
+		{"http://app.example/cb", false, true},
+		{"http://localhost.evil.example/cb", false, true},
+		{"javascript:alert(1)", true, true},
+		{"data:text/html,hi", true, true},
+		{"com.example.app:/cb", false, true},
+		// Exact matching makes these useless at best and misleading at
+		// worst: they look like patterns or hide a character.
+		{"https://*.app.example/cb", false, true},
+		{"https://app.example/*", false, true},
+		{"https://app.example/cb ", false, true},
+		{" https://app.example/cb", false, true},
+		{"https://app.example:99999/cb", false, true},
+		{"https://app.example:/cb", false, true},
+	}
+	for _, tc := range cases {
+		t.Run("case="+tc.raw, func(t *testing.T) {
+			t.Parallel()
+			err := ValidateRedirectURI(tc.raw, tc.native)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("ValidateRedirectURI(%q, native=%v) = %v, want error %v", tc.raw, tc.native, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestClientValidateProblems(t *testing.T) {
+	t.Parallel()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := func() *Client {
+		return &Client{
+			ID: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"},
+			TokenEndpointAuthMethod: AuthMethodPrivateKeyJWT, TokenEndpointAuthSigningAlg: "ES256",
+			JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}},
+		}
+	}
+	if err := base().Validate(nil); err != nil {
+		t.Fatalf("valid client refused: %v", err)
+	}
+	cases := []struct {
+		name   string
+		mutate func(*Client)
+		field  string
+	}{
+		{"case=private key in jwks", func(c *Client) {
+			c.JWKS.Keys[0] = jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
+		}, "jwks"},
+		{"case=symmetric key in jwks", func(c *Client) {
+			c.JWKS.Keys[0] = jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "k1", Algorithm: "HS256"}
+		}, "jwks"},
+		{"case=auth signing alg none", func(c *Client) { c.TokenEndpointAuthSigningAlg = "none" }, "token_endpoint_auth_signing_alg"},
+		{"case=auth signing alg HS256", func(c *Client) { c.TokenEndpointAuthSigningAlg = "HS256" }, "token_endpoint_auth_signing_alg"},
+		{"case=empty scope", func(c *Client) { c.Scopes = []string{"api:read", ""} }, "scope"},
+		{"case=scope with space", func(c *Client) { c.Scopes = []string{"api read"} }, "scope"},
+		{"case=scope with quote", func(c *Client) { c.Scopes = []string{`api"read`} }, "scope"},
+		{"case=empty audience", func(c *Client) { c.Audience = []string{""} }, "audience"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := base()
+			tc.mutate(c)
+			err := c.Validate(nil)
+			var v *ValidationError
+			if !errors.As(err, &v) {
+				t.Fatalf("Validate = %v, want a *ValidationError naming %s", err, tc.field)
+			}
+			for _, p := range v.Problems {
+				if p.Field == tc.field {
+					if strings.Contains(p.Problem, "0123456789abcdef") {
+						t.Fatalf("key material in the problem: %s", p.Problem)
+					}
+					return
+				}
+			}
+			t.Fatalf("problems %v do not name %s", v.Problems, tc.field)
+		})
+	}
+}
