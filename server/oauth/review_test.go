@@ -322,3 +322,67 @@ func TestMaxAge(t *testing.T) {
 		t.Fatalf("auth_time %d not refreshed", idc.AuthTime)
 	}
 }
+
+// disableAlice marks alice disabled in the store without any containment
+// (no session ended, no token revoked), as a concurrent or partial disable
+// would leave things.
+func (e *env) disableAlice() {
+	e.t.Helper()
+	ctx := e.t.Context()
+	u, err := e.store.UserByID(ctx, "user-alice")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	u.Disabled = true
+	if err := e.store.UpdateUser(ctx, u, u.Version); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestDisabledUserGetsNoNewTokens: once a user is disabled, neither a code
+// issued before nor a refresh token yields new tokens, even if containment
+// has not (yet) revoked them; and the login session issues no code.
+func TestDisabledUserGetsNoNewTokens(t *testing.T) {
+	t.Parallel()
+	for _, grant := range []string{"authorization_code", "refresh_token", "authorize"} {
+		t.Run("case="+grant, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			conf := e.webConfig("openid", "offline_access")
+			verifier := oauth2.GenerateVerifier()
+			b := e.browser()
+			cb, _ := b.authorize(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)), "approve")
+			code := cb.Query().Get("code")
+			if code == "" {
+				t.Fatalf("callback = %s", cb)
+			}
+			switch grant {
+			case "authorization_code":
+				e.disableAlice()
+				if _, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+					t.Fatalf("code of a disabled user exchanged: %v", err)
+				}
+			case "refresh_token":
+				tok, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+				if err != nil || tok.RefreshToken == "" {
+					t.Fatalf("exchange: %v", err)
+				}
+				e.disableAlice()
+				resp, out := e.postForm(pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, "web-app", webSecret)
+				if resp.StatusCode != http.StatusBadRequest || out["error"] != "invalid_grant" {
+					t.Fatalf("refresh of a disabled user: %d %v", resp.StatusCode, out)
+				}
+			case "authorize":
+				e.disableAlice()
+				resp, err := b.c.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body := readBody(t, resp)
+				if resp.StatusCode != http.StatusOK || !strings.Contains(body, `action="/login"`) {
+					t.Fatalf("disabled user's login session still signs in: %d %s", resp.StatusCode, resp.Request.URL)
+				}
+			}
+		})
+	}
+}

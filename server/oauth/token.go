@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -73,6 +74,16 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		sess.ClientID = clientID
 	}
 
+	if gt := ar.GetGrantTypes(); gt.ExactOne("authorization_code") || gt.ExactOne("refresh_token") {
+		// Disabling a user revokes their codes and tokens, but a request
+		// already past that point, or a disable without containment, must
+		// not mint new tokens for someone who can no longer sign in.
+		if err := p.checkResourceOwner(ctx, ar.GetSession().GetSubject()); err != nil {
+			p.writeAccessError(w, r, ar, err)
+			return
+		}
+	}
+
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
 		p.writeAccessError(w, r, ar, err)
@@ -94,6 +105,18 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// checkResourceOwner refuses a grant whose user is gone or disabled.
+func (p *Provider) checkResourceOwner(ctx context.Context, subject string) error {
+	u, err := p.cfg.Store.UserByID(ctx, subject)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled):
+		return fosite.ErrInvalidGrant.WithHint("The resource owner is no longer active.")
+	case err != nil:
+		return fmt.Errorf("oauth: load user: %w", err)
+	}
+	return nil
 }
 
 // writeAccessError writes a token endpoint error (RFC 6749 §5.2) with
