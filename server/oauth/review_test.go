@@ -2,6 +2,8 @@ package oauth
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -10,9 +12,11 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	foauth2 "github.com/ory/fosite/handler/oauth2"
 	"golang.org/x/oauth2"
 
 	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/bulwark-auth/bulwark/storage/memory"
 )
 
 // ccToken returns a client credentials access token of "svc".
@@ -384,5 +388,99 @@ func TestDisabledUserGetsNoNewTokens(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRevocationOnlyByOwner: RFC 7009 §2.1 — a client cannot revoke another
+// client's token; the token stays active. fosite answers such a request
+// 200 like an unknown token, so the answer does not reveal that the token
+// exists.
+func TestRevocationOnlyByOwner(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	at := e.ccToken("api:read")
+	if resp, out := e.postForm(pathRevoke, url.Values{"token": {at}}, "web-app", webSecret); resp.StatusCode != http.StatusOK {
+		t.Fatalf("foreign revoke: %d %v", resp.StatusCode, out)
+	}
+	if in := e.introspect(at); in["active"] != true {
+		t.Fatalf("token revoked by a foreign client: %v", in)
+	}
+	if resp, _ := e.postForm(pathRevoke, url.Values{"token": {at}}, "svc", svcSecret); resp.StatusCode != http.StatusOK {
+		t.Fatalf("owner revoke: %d", resp.StatusCode)
+	}
+	if in := e.introspect(at); len(in) != 1 || in["active"] != false {
+		t.Fatalf("after revoke: %v", in)
+	}
+}
+
+// TestPublicClientLimits: a public client gets no client_credentials token
+// and cannot authenticate to introspection.
+func TestPublicClientLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	resp, out := e.postForm(pathToken, url.Values{"grant_type": {"client_credentials"}, "client_id": {"native-app"}}, "", "")
+	if resp.StatusCode == http.StatusOK {
+		t.Fatalf("public client got a client_credentials token: %v", out)
+	}
+	at := e.ccToken("api:read")
+	for _, pass := range []string{"", "x"} {
+		resp, out = e.postForm(pathIntrospect, url.Values{"token": {at}}, "native-app", pass)
+		if resp.StatusCode != http.StatusUnauthorized || out["active"] != nil {
+			t.Fatalf("public client introspected (secret %q): %d %v", pass, resp.StatusCode, out)
+		}
+	}
+}
+
+// TestPromptNoneConsentRequired: signed in but without consent, prompt=none
+// redirects consent_required to the client instead of showing a page.
+func TestPromptNoneConsentRequired(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.browser()
+	if cb, _ := b.authorize(authURL(e, baseAuthParams("web-app", webRedirect)), "approve"); cb.Query().Get("code") == "" {
+		t.Fatalf("first flow: %s", cb)
+	}
+	v := baseAuthParams("web-app", webRedirect)
+	v.Set("scope", "openid email")
+	v.Set("prompt", "none")
+	cb, pages := b.authorize(authURL(e, v), "approve")
+	if len(pages) != 0 || cb.Query().Get("error") != "consent_required" || cb.Query().Get("iss") != e.srv.URL {
+		t.Fatalf("pages=%v callback=%s", pages, cb)
+	}
+	// The consent for "openid" does not cover "openid email" without asking.
+	v.Del("prompt")
+	if _, pages := b.authorize(authURL(e, v), "approve"); strings.Join(pages, ",") != "consent" {
+		t.Fatalf("wider scope without consent page: pages=%v", pages)
+	}
+}
+
+// tokensDownStore fails token lookups as an unreachable database would.
+type tokensDownStore struct{ *memory.Store }
+
+func (tokensDownStore) GetAccessTokenSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fmt.Errorf("memory: dial: %w", storage.ErrUnavailable)
+}
+
+func (tokensDownStore) GetRefreshTokenSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fmt.Errorf("memory: dial: %w", storage.ErrUnavailable)
+}
+
+// TestRevocationDatabaseUnavailableIs503: fosite turns a failed token
+// lookup into temporarily_unavailable and then answers it 200, telling the
+// client its token was revoked when nothing happened.
+func TestRevocationDatabaseUnavailableIs503(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	at := e.ccToken("api:read")
+	h, ok := e.p.fc.RevocationHandlers[0].(*foauth2.TokenRevocationHandler)
+	if !ok {
+		t.Fatalf("revocation handler is %T", e.p.fc.RevocationHandlers[0])
+	}
+	down := *h
+	down.TokenRevocationStorage = tokensDownStore{e.store}
+	e.p.fc.RevocationHandlers = fosite.RevocationHandlers{&down}
+	resp, out := e.postForm(pathRevoke, url.Values{"token": {at}}, "svc", svcSecret)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || out["error"] != "temporarily_unavailable" {
+		t.Fatalf("revoke with the database down: %d %v", resp.StatusCode, out)
 	}
 }

@@ -303,7 +303,10 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	err := p.oauth.NewRevocationRequest(ctx, r)
 	if err != nil {
-		if unavailable(err) {
+		// fosite reports a failed token lookup as temporarily_unavailable
+		// (dropping the cause) and its writer then answers 200: the client
+		// would believe a token revoked that is still active.
+		if unavailable(err) || errors.Is(err, fosite.ErrTemporarilyUnavailable) {
 			p.writeJSONError(w, r, err)
 			return
 		}
