@@ -82,7 +82,13 @@ func TestE2EAdminAPIAndContainment(t *testing.T) {
 		t.Fatalf("new client's token inactive: %v", in)
 	}
 
-	// Containment: one call disables the client and revokes its tokens.
+	ownedKey := cliCreateKey(t, dsn, "--name", "reports key", "--owner-type", "client", "--owner-id", id, "--scopes", "introspect")
+	if in := s.introspect(ownedKey); in["active"] != true {
+		t.Fatalf("client-owned key inactive before containment: %v", in)
+	}
+
+	// Containment: one call disables the client and revokes its tokens
+	// and the API keys it owns.
 	st, out := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/clients/"+id+"/disable", adminKey, "")
 	if st != http.StatusOK {
 		t.Fatalf("disable: %d %v", st, out)
@@ -92,6 +98,9 @@ func TestE2EAdminAPIAndContainment(t *testing.T) {
 	}
 	if _, err := (&clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: s.issuer + "/oauth2/token"}).Token(ctx); err == nil {
 		t.Fatal("a disabled client must not get tokens")
+	}
+	if in := s.introspect(ownedKey); in["active"] != false {
+		t.Fatalf("an API key owned by a disabled client must stop working: %v", in)
 	}
 
 	// The audit trail has it, and metrics count what happened.

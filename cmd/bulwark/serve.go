@@ -137,6 +137,13 @@ func (a *app) Run(ctx context.Context) error {
 		}
 	}()
 	err := a.server.Run(ctx)
+	// Requests have drained: record the API keys' last use before the
+	// background jobs stop, or those uses would be lost.
+	flushCtx, flushCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if ferr := a.apiKeys.FlushTouches(flushCtx); ferr != nil {
+		a.log.WithError(ferr).Warn("final API key last-use flush failed")
+	}
+	flushCancel()
 	cancel()
 	wg.Wait()
 	return err
@@ -330,8 +337,11 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	adminAPI := admin.NewAPI(adminSvc, apikeyauth.Middleware(keySvc, apikeyauth.WithLogger(log)))
 
 	con, err := console.New(console.Config{
-		Service: adminSvc, Store: store, Hasher: passwords, Sealer: box, Secure: cfg.TLSCert != "",
-		Now: now, Logger: log, Audit: sink.Record, Issuer: cfg.Issuer,
+		Service: adminSvc, Store: store, Hasher: passwords, Sealer: box,
+		// Secure cookies with TLS here or behind a TLS-terminating proxy
+		// (an https issuer says so).
+		Secure: cfg.TLSCert != "" || strings.HasPrefix(cfg.Issuer, "https://"),
+		Now:    now, Logger: log, Audit: sink.Record, Issuer: cfg.Issuer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)

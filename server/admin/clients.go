@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"slices"
 	"strings"
 	"time"
@@ -342,8 +343,13 @@ func (s *Service) DisableClient(ctx context.Context, a Actor, id string) (*stora
 		return nil, 0, err
 	}
 	s.evictAll(secretHashes(c))
+	// API keys owned by the client stand in for its secret (token exchange).
+	keys, err := s.revokeOwnedKeys(ctx, a, apikeys.OwnerClient, id)
+	if err != nil {
+		return nil, n, err
+	}
 	s.record(ctx, a, "client.disabled", storage.AuditEvent{ClientID: id, Details: map[string]string{
-		"tokens_revoked": fmt.Sprint(n),
+		"tokens_revoked": fmt.Sprint(n), "api_keys_revoked": fmt.Sprint(keys),
 	}})
 	return redactClient(c), n, nil
 }
@@ -386,4 +392,27 @@ func (s *Service) setClientDisabled(ctx context.Context, id string, disabled boo
 		})
 	})
 	return out, n, err
+}
+
+// revokeOwnedKeys revokes every live API key owned by (ownerType, ownerID):
+// containment of a client or user covers the credentials it owns.
+func (s *Service) revokeOwnedKeys(ctx context.Context, a Actor, ownerType, ownerID string) (int64, error) {
+	if s.apiKeys == nil {
+		return 0, nil
+	}
+	list, err := s.apiKeys.List(ctx, storage.ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("admin: list api keys: %w", err)
+	}
+	var n int64
+	for _, k := range list {
+		if k.OwnerType != ownerType || k.OwnerID != ownerID || (k.Status != storage.APIKeyActive && k.Status != storage.APIKeyRotating) {
+			continue
+		}
+		if err := s.apiKeys.Revoke(ctx, k.ID, a.ID); err != nil {
+			return n, fmt.Errorf("admin: revoke api key %s: %w", k.ID, err)
+		}
+		n++
+	}
+	return n, nil
 }

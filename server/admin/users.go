@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"net/mail"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ type UserInput struct {
 type Containment struct {
 	LoginSessions int64 `json:"login_sessions_deleted"`
 	Tokens        int64 `json:"tokens_revoked"`
+	APIKeys       int64 `json:"api_keys_revoked"`
 }
 
 func redactUser(u *storage.User) *storage.User {
@@ -197,8 +199,13 @@ func (s *Service) DisableUser(ctx context.Context, a Actor, id string) (*storage
 	if err != nil {
 		return nil, Containment{}, err
 	}
+	// The user's own API keys are their credentials too.
+	if n.APIKeys, err = s.revokeOwnedKeys(ctx, a, apikeys.OwnerUser, id); err != nil {
+		return nil, n, err
+	}
 	s.record(ctx, a, "user.disabled", storage.AuditEvent{Subject: id, Details: map[string]string{
 		"login_sessions_deleted": fmt.Sprint(n.LoginSessions), "tokens_revoked": fmt.Sprint(n.Tokens),
+		"api_keys_revoked": fmt.Sprint(n.APIKeys),
 	}})
 	return redactUser(out), n, nil
 }

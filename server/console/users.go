@@ -117,7 +117,7 @@ func (c *Console) userDisable(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	}
 	c.render(w, http.StatusOK, "done", rc.view("User disabled", "users", doneData{
 		Message: "The user is disabled and signed out everywhere.",
-		Facts: []kv{{"User", u.Username}, {"Sessions ended", strconv.FormatInt(n.LoginSessions, 10)},
+		Facts: []kv{{"User", u.Username}, {"Sessions ended", strconv.FormatInt(n.LoginSessions, 10)}, {"API keys revoked", strconv.FormatInt(n.APIKeys, 10)},
 			{"Tokens revoked", strconv.FormatInt(n.Tokens, 10)}},
 		Next: Prefix + "/users", NextLabel: "Back to users",
 	}))
