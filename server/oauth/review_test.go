@@ -484,3 +484,32 @@ func TestRevocationDatabaseUnavailableIs503(t *testing.T) {
 		t.Fatalf("revoke with the database down: %d %v", resp.StatusCode, out)
 	}
 }
+
+// TestIntrospectionDatabaseUnavailableIs503: a failed token lookup is not
+// an inactive token.
+func TestIntrospectionDatabaseUnavailableIs503(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	at := e.ccToken("api:read")
+	h, ok := e.p.fc.TokenIntrospectionHandlers[0].(*foauth2.CoreValidator)
+	if !ok {
+		t.Fatalf("introspection handler is %T", e.p.fc.TokenIntrospectionHandlers[0])
+	}
+	down := *h
+	down.CoreStorage = tokensDownStore{e.store}
+	e.p.fc.TokenIntrospectionHandlers = fosite.TokenIntrospectionHandlers{&down}
+	resp, out := e.postForm(pathIntrospect, url.Values{"token": {at}}, "svc", svcSecret)
+	if resp.StatusCode != http.StatusServiceUnavailable || out["error"] != "temporarily_unavailable" {
+		t.Fatalf("introspect with the database down: %d %v", resp.StatusCode, out)
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.url(pathUserinfo), nil)
+	req.Header.Set("Authorization", "Bearer "+at)
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, r2)
+	if r2.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("userinfo with the database down: %d", r2.StatusCode)
+	}
+}
