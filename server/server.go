@@ -174,10 +174,16 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) httpServer(addr string, h http.Handler) *http.Server {
+	var tlsConfig *tls.Config
+	if s.cfg.TLS != nil {
+		// Each listener gets its own copy: net/http adds its ALPN protocols
+		// to the config it serves with, which would race on a shared one.
+		tlsConfig = s.cfg.TLS.Clone()
+	}
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
-		TLSConfig:         s.cfg.TLS,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
