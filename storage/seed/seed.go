@@ -251,12 +251,15 @@ func (a *Applier) applyClient(ctx context.Context, c *storage.Client, secret str
 	case err != nil:
 		return false, fmt.Errorf("seed: look up client %s: %w", c.ID, err)
 	}
-	// Keep the stored hash when the declared secret still matches it, so
-	// re-applying the same file does not pay Argon2id for every client.
+	// The declared secret is used only to create the client (or when it
+	// had none). Afterwards the stored secret wins, so a secret rotated
+	// through the admin API after an incident is not silently put back to
+	// the old one at the next restart.
 	c.SecretHash = existing.SecretHash
-	if secret == "" {
+	switch {
+	case secret == "":
 		c.SecretHash = ""
-	} else if existing.SecretHash == "" || a.Hasher.Compare(ctx, []byte(existing.SecretHash), []byte(secret)) != nil {
+	case existing.SecretHash == "":
 		h, err := a.Hasher.Hash(ctx, []byte(secret))
 		if err != nil {
 			return false, fmt.Errorf("seed: hash secret of %s: %w", c.ID, err)
@@ -293,13 +296,8 @@ func (a *Applier) applyUser(ctx context.Context, su User, now time.Time) (bool, 
 	u.Email = su.Email
 	u.AdminScopes = su.AdminScopes
 	u.UpdatedAt = now
-	if a.Hasher.Compare(ctx, []byte(existing.PasswordHash), []byte(su.Password)) != nil {
-		h, err := a.Hasher.Hash(ctx, []byte(su.Password))
-		if err != nil {
-			return false, fmt.Errorf("seed: hash password of %s: %w", su.Username, err)
-		}
-		u.PasswordHash = string(h)
-	}
+	// Like client secrets, the declared password only creates the user: a
+	// password reset after an incident survives restarts.
 	if err := a.Store.UpdateUser(ctx, &u, existing.Version); err != nil {
 		return false, fmt.Errorf("seed: update user %s: %w", su.Username, err)
 	}
