@@ -39,7 +39,7 @@ gosec:
 	$(GOBIN)/gosec -quiet -exclude-generated -exclude-dir=.ci $(PKGS)
 
 unit:
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # Bounded fuzzing of the parsers that face the network.
 fuzz:
