@@ -2,9 +2,6 @@ package oauth
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,38 +10,21 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-jose/go-jose/v3"
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/token/jwt"
 	"github.com/sirupsen/logrus"
 
 	"github.com/bulwark-auth/bulwark/keys/hash"
 	"github.com/bulwark-auth/bulwark/storage"
-	"github.com/bulwark-auth/bulwark/storage/memory"
 )
 
 // benchTokenHandler builds a provider on the memory store whose client
 // secrets verify through h, with one client-credentials client.
 func benchTokenHandler(b *testing.B, h fosite.Hasher) http.Handler {
 	b.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	priv := &jose.JSONWebKey{Key: key, KeyID: "bench", Algorithm: "ES256", Use: "sig"}
-	signer := &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (interface{}, error) { return priv, nil }}
-	store := memory.New(memory.Config{})
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	p, err := New(Config{
-		Issuer: "https://bench.example", Store: store, AccessTokenSigner: signer, IDTokenSigner: signer,
-		AccessTokenAlg: "ES256", IDTokenAlg: "ES256", JWKS: func() ([]byte, string) { return []byte(`{"keys":[]}`), "x" },
-		Hasher: h, GlobalSecret: []byte("0123456789abcdef0123456789abcdef"), Logger: log,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p, store, _ := newTestProvider(b, "https://bench.example", h, log, nil)
 	secret, err := h.Hash(context.Background(), []byte(svcSecret))
 	if err != nil {
 		b.Fatal(err)

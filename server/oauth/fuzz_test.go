@@ -11,9 +11,6 @@ package oauth
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net"
@@ -24,14 +21,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-jose/go-jose/v3"
 	"github.com/gorilla/mux"
-	"github.com/ory/fosite/token/jwt"
 	"github.com/sirupsen/logrus"
 
-	"github.com/bulwark-auth/bulwark/keys/hash"
 	"github.com/bulwark-auth/bulwark/storage"
-	"github.com/bulwark-auth/bulwark/storage/memory"
 )
 
 // fixedRedirects is a realistic registration mixing every kind of URI a
@@ -259,38 +252,10 @@ type fuzzEnv struct {
 func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	tb.Helper()
 	ctx := context.Background()
-	hasher, err := hash.New(hash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	signKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	priv := &jose.JSONWebKey{Key: signKey, KeyID: "fuzz-kid-1", Algorithm: "ES256", Use: "sig"}
-	signer := &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (interface{}, error) { return priv, nil }}
-	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{priv.Public()}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	store := memory.New(memory.Config{})
+	hasher := fastHasher(tb)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	p, err := New(Config{
-		Issuer:            "https://issuer.example",
-		Store:             store,
-		AccessTokenSigner: signer,
-		IDTokenSigner:     signer,
-		AccessTokenAlg:    "ES256",
-		IDTokenAlg:        "ES256",
-		JWKS:              func() ([]byte, string) { return jwks, "jwks-v1" },
-		Hasher:            hasher,
-		GlobalSecret:      []byte("0123456789abcdef0123456789abcdef"),
-		Logger:            log,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	p, store, _ := newTestProvider(tb, "https://issuer.example", hasher, log, nil)
 	r := mux.NewRouter()
 	p.Register(r)
 	secret, err := hasher.Hash(ctx, []byte(svcSecret))

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"github.com/ory/fosite"
 	"html"
 	"io"
 	"net/http"
@@ -70,51 +71,21 @@ func (e *env) url(path string) string { return e.srv.URL + path }
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	hasher, err := hash.New(hash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv := &jose.JSONWebKey{Key: signKey, KeyID: "test-kid-1", Algorithm: "ES256", Use: "sig"}
-	signer := &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (interface{}, error) { return priv, nil }}
-	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{priv.Public()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	hasher := fastHasher(t)
 	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	store := memory.New(memory.Config{})
-	e := &env{t: t, store: store, hasher: hasher, jwksRaw: jwks, clientKey: clientKey}
 	r := mux.NewRouter()
-	e.srv = httptest.NewServer(r)
-	t.Cleanup(e.srv.Close)
-
-	p, err := New(Config{
-		Issuer:            e.srv.URL,
-		Store:             store,
-		AccessTokenSigner: signer,
-		IDTokenSigner:     signer,
-		AccessTokenAlg:    "ES256",
-		IDTokenAlg:        "ES256",
-		JWKS:              func() ([]byte, string) { return jwks, "jwks-v1" },
-		Hasher:            hasher,
-		GlobalSecret:      []byte("0123456789abcdef0123456789abcdef"),
-		Logger:            testLogger(t),
-		Audit: func(_ context.Context, ev storage.AuditEvent) {
-			e.mu.Lock()
-			e.events = append(e.events, ev)
-			e.mu.Unlock()
-		},
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	e := &env{t: t, hasher: hasher, clientKey: clientKey, srv: srv}
+	p, store, jwks := newTestProvider(t, srv.URL, hasher, testLogger(t), func(_ context.Context, ev storage.AuditEvent) {
+		e.mu.Lock()
+		e.events = append(e.events, ev)
+		e.mu.Unlock()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.store, e.jwksRaw = store, jwks
 	p.Register(r)
 	e.p = p
 
@@ -324,3 +295,49 @@ func (w testWriter) Write(b []byte) (int, error) {
 }
 
 func ecdsaKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+
+// fastHasher is Argon2id with tiny parameters: the tests exercise the
+// protocol, not the cost of hashing.
+func fastHasher(tb testing.TB) *hash.Hasher {
+	tb.Helper()
+	h, err := hash.New(hash.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// newTestProvider builds a provider on a fresh memory store, signing with
+// a fresh ES256 test key; it returns the provider, the store and the JWKS
+// the provider serves. audit may be nil.
+func newTestProvider(tb testing.TB, issuer string, hasher fosite.Hasher, log logrus.FieldLogger, audit func(context.Context, storage.AuditEvent)) (*Provider, *memory.Store, []byte) {
+	tb.Helper()
+	signKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	priv := &jose.JSONWebKey{Key: signKey, KeyID: "test-kid-1", Algorithm: "ES256", Use: "sig"}
+	signer := &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (interface{}, error) { return priv, nil }}
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{priv.Public()}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := memory.New(memory.Config{})
+	p, err := New(Config{
+		Issuer:            issuer,
+		Store:             store,
+		AccessTokenSigner: signer,
+		IDTokenSigner:     signer,
+		AccessTokenAlg:    "ES256",
+		IDTokenAlg:        "ES256",
+		JWKS:              func() ([]byte, string) { return jwks, "jwks-v1" },
+		Hasher:            hasher,
+		GlobalSecret:      []byte("0123456789abcdef0123456789abcdef"),
+		Logger:            log,
+		Audit:             audit,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p, store, jwks
+}
