@@ -40,8 +40,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, mode authorizeMode) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := parseBody(r); err != nil {
+	if err := parseBody(w, r); err != nil {
 		p.writePageError(w, r, fosite.ErrInvalidRequest.WithHint("The request could not be parsed.").WithWrap(err))
 		return
 	}

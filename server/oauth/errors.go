@@ -91,11 +91,16 @@ func (p *Provider) writePageError(w http.ResponseWriter, r *http.Request, err er
 	})
 }
 
-// parseBody parses the query and body the way fosite does, multipart
-// included, so Bulwark's checks before fosite see every parameter fosite
-// will act on. r.Body must already be size-limited.
-func parseBody(r *http.Request) error {
-	if err := r.ParseMultipartForm(64 << 10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+// maxBody caps request bodies of the OAuth endpoints.
+const maxBody = 64 << 10
+
+// parseBody caps the body at maxBody and parses the query and body the way
+// fosite does, multipart included, so Bulwark's checks before fosite see
+// every parameter fosite will act on.
+func parseBody(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	// #nosec G120 -- the body was just capped at maxBody by MaxBytesReader
+	if err := r.ParseMultipartForm(maxBody); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 		return err
 	}
 	return nil

@@ -20,8 +20,7 @@ import (
 // handleToken is the token endpoint (RFC 6749 §3.2).
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := parseBody(r); err == nil {
+	if err := parseBody(w, r); err == nil {
 		// fosite answers invalid_request for grants it has no handler
 		// for; RFC 6749 §5.2 asks for unsupported_grant_type.
 		if gt := r.PostForm.Get("grant_type"); gt != "" && !p.grants.Has(gt) {
@@ -142,8 +141,7 @@ func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar f
 // exactly {"active":false}.
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := parseBody(r); err != nil {
+	if err := parseBody(w, r); err != nil {
 		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
 		return
 	}
@@ -325,8 +323,7 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // handlePAR is the pushed authorization request endpoint (RFC 9126).
 func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := parseBody(r); err != nil {
+	if err := parseBody(w, r); err != nil {
 		p.writeJSONError(w, r, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed.").WithWrap(err))
 		return
 	}
