@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Grant and response types Bulwark implements. Implicit, hybrid and the
@@ -119,6 +120,8 @@ func (c *Client) Validate(allowedScopes []string) error {
 		v.add("client_id", "is required")
 	} else if len(c.ID) > 128 || strings.ContainsAny(c.ID, " \t\r\n:") {
 		v.add("client_id", "must be at most 128 characters without spaces or colons")
+	} else if problem := clientIDProblem(c.ID); problem != "" {
+		v.add("client_id", "%s", problem)
 	}
 	if len(c.Name) > 200 {
 		v.add("client_name", "must be at most 200 characters")
@@ -231,4 +234,22 @@ func validScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// clientIDProblem says why id could not be addressed as one path segment
+// of the admin API (/clients/{id}), or "" when it can: a client that
+// cannot be addressed cannot be read, disabled or deleted there.
+func clientIDProblem(id string) string {
+	if id == "." || id == ".." {
+		return "must not be a dot segment"
+	}
+	if !utf8.ValidString(id) {
+		return "must be valid UTF-8"
+	}
+	if strings.ContainsAny(id, `/\?#%`) || strings.ContainsFunc(id, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+	}) {
+		return `must not contain / \ ? # %, control or formatting characters`
+	}
+	return ""
 }

@@ -108,3 +108,19 @@ func TestClientValidateProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestClientIDMustBeAddressable: every path to a client (admin API, seed
+// file, console) refuses ids the admin API could not address again.
+func TestClientIDMustBeAddressable(t *testing.T) {
+	for _, id := range []string{"a/b", ".", "..", "a?b", "a%2Fb", "a#b", `a\b`, "a\x00b", "a\u202eb", "a\u200bb"} {
+		c := &Client{ID: id, GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: AuthMethodSecretBasic}
+		err := c.Validate(nil)
+		if err == nil || !strings.Contains(err.Error(), "client_id") {
+			t.Errorf("client_id %q accepted: %v", id, err)
+		}
+	}
+	ok := &Client{ID: "billing-service_v2.prod", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: AuthMethodSecretBasic}
+	if err := ok.Validate(nil); err != nil {
+		t.Fatalf("an ordinary id refused: %v", err)
+	}
+}

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v3"
 
@@ -113,27 +110,6 @@ func redactClient(c *storage.Client) *storage.Client {
 	return c
 }
 
-// clientIDProblem says why id cannot be a client id the admin surface
-// creates, or "". The id is a path segment of the admin API and console
-// (/clients/{id}): a slash or dot segment never reaches the route, "?",
-// "#" and "%" change the URL's meaning, and control or bidi formatting
-// characters break headers or disguise the id on screen. Such a client
-// could never be read, disabled or deleted again.
-func clientIDProblem(id string) string {
-	if id == "." || id == ".." {
-		return "must not be a dot segment"
-	}
-	if !utf8.ValidString(id) {
-		return "must be valid UTF-8"
-	}
-	if strings.ContainsAny(id, `/\?#%`) || strings.ContainsFunc(id, func(r rune) bool {
-		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
-	}) {
-		return `must not contain / \ ? # %, control or formatting characters`
-	}
-	return ""
-}
-
 func (s *Service) validateClient(c *storage.Client) error {
 	err := c.Validate(s.scopes)
 	var v *storage.ValidationError
@@ -191,10 +167,6 @@ func (s *Service) CreateClient(ctx context.Context, a Actor, in ClientInput) (c 
 	}
 	if err := s.validateClient(c); err != nil {
 		return nil, "", err
-	}
-	if problem := clientIDProblem(c.ID); problem != "" {
-		return nil, "", invalid("invalid_client_metadata", "the client metadata is invalid",
-			storage.FieldProblem{Field: "client_id", Problem: problem})
 	}
 	if usesSecret(c.TokenEndpointAuthMethod) {
 		if secret, c.SecretHash, err = s.newSecret(ctx); err != nil {
