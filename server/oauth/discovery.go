@@ -21,7 +21,9 @@ var advertisedScopes = []string{"openid", "profile", "email", "offline_access"}
 
 // metadata is the authorization server metadata (RFC 8414 §2) and OpenID
 // Provider metadata (OpenID Connect Discovery 1.0 §3). It advertises exactly
-// what the composed handlers do.
+// what the composed handlers do. end_session_endpoint (OpenID Connect
+// RP-Initiated Logout 1.0 §2.1) is in the RFC 8414 document too, since the
+// same clients read either.
 type metadata struct {
 	Issuer                                 string   `json:"issuer"`
 	AuthorizationEndpoint                  string   `json:"authorization_endpoint"`
@@ -30,6 +32,7 @@ type metadata struct {
 	UserinfoEndpoint                       string   `json:"userinfo_endpoint,omitempty"`
 	IntrospectionEndpoint                  string   `json:"introspection_endpoint"`
 	RevocationEndpoint                     string   `json:"revocation_endpoint"`
+	EndSessionEndpoint                     string   `json:"end_session_endpoint"`
 	PushedAuthorizationRequestEndpoint     string   `json:"pushed_authorization_request_endpoint"`
 	ScopesSupported                        []string `json:"scopes_supported"`
 	ResponseTypesSupported                 []string `json:"response_types_supported"`
@@ -67,6 +70,7 @@ func (p *Provider) metadata(oidc bool) metadata {
 		JWKSURI:                            iss + pathJWKS,
 		IntrospectionEndpoint:              iss + pathIntrospect,
 		RevocationEndpoint:                 iss + pathRevoke,
+		EndSessionEndpoint:                 iss + pathLogout,
 		PushedAuthorizationRequestEndpoint: iss + pathPAR,
 		ScopesSupported:                    advertisedScopes,
 		ResponseTypesSupported:             []string{"code"},

@@ -289,8 +289,8 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 			t.Errorf("%s = %s, want %s", k, got, v)
 		}
 	}
-	if _, ok := m["end_session_endpoint"]; ok {
-		t.Error("end_session_endpoint advertised without RP-initiated logout")
+	if m["end_session_endpoint"] != e.url(pathLogout) {
+		t.Errorf("end_session_endpoint = %v", m["end_session_endpoint"])
 	}
 
 	resp, err = http.Get(e.url(pathJWKS))

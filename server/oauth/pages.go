@@ -29,6 +29,9 @@ type pageData struct {
 	Username   string
 	ClientName string
 	Scopes     []scopeView
+	// Logout carries an RP-initiated logout request through the
+	// confirmation form.
+	Logout *logoutRequest
 }
 
 type scopeView struct{ Name, Description string }
@@ -248,8 +251,19 @@ func (p *Provider) resumeAuthorize(w http.ResponseWriter, r *http.Request, retur
 }
 
 // handleLogoutPage asks for confirmation, so a cross-site link cannot sign
-// the user out.
+// the user out. It is also the end_session_endpoint of OpenID Connect
+// RP-Initiated Logout 1.0: the client's parameters are validated here and
+// carried in the form, and validated again on submit.
+//
+// The page is shown even when nobody is signed in: the answer to a logout
+// request then looks the same whatever the session state, and the user
+// still returns to the client after confirming.
 func (p *Provider) handleLogoutPage(w http.ResponseWriter, r *http.Request) {
+	lr, err := p.parseLogoutRequest(r.Context(), r.URL.Query())
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
 	_, user, err := p.currentLogin(r.Context(), r)
 	if err != nil {
 		p.writePageError(w, r, err)
@@ -260,18 +274,27 @@ func (p *Provider) handleLogoutPage(w http.ResponseWriter, r *http.Request) {
 		p.writePageError(w, r, err)
 		return
 	}
-	data := pageData{Title: "Sign out", CSRF: token}
+	data := pageData{Title: "Sign out", CSRF: token, Logout: lr, ClientName: lr.clientName()}
 	if user != nil {
 		data.Username = user.Username
 	}
 	p.render(w, r, http.StatusOK, "logout", data)
 }
 
-// handleLogoutSubmit ends the login session server-side.
+// handleLogoutSubmit ends the login session server-side, then returns the
+// user to the client when the (re-validated) request named a registered
+// post_logout_redirect_uri (RP-Initiated Logout 1.0 §3).
 func (p *Provider) handleLogoutSubmit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
 		p.renderForbidden(w, r)
+		return
+	}
+	// The hidden fields are client input like the original query: a
+	// tampered redirect URI is refused before anything happens.
+	lr, err := p.parseLogoutRequest(r.Context(), r.PostForm)
+	if err != nil {
+		p.writePageError(w, r, err)
 		return
 	}
 	subject, err := p.endLogin(r.Context(), w, r)
@@ -280,7 +303,16 @@ func (p *Provider) handleLogoutSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subject != "" {
-		p.audit(r.Context(), storage.AuditEvent{Event: EventLogout, Subject: subject, Outcome: OutcomeSuccess})
+		ev := storage.AuditEvent{Event: EventLogout, Subject: subject, Outcome: OutcomeSuccess}
+		if lr.client != nil {
+			ev.ClientID = lr.client.GetID()
+		}
+		p.audit(r.Context(), ev)
+	}
+	if target := lr.redirectTarget(); target != "" {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, target, http.StatusSeeOther) // #nosec G710 -- target exactly matches a redirect URI registered for the client
+		return
 	}
 	p.render(w, r, http.StatusOK, "message", pageData{Title: "Signed out", Message: "You have been signed out."})
 }
