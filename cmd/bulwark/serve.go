@@ -329,7 +329,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 
 	adminSvc, err := admin.NewService(admin.Config{
 		Store: store, Hasher: passwords, Keys: ring, APIKeys: keySvc, Evict: cached.Evict, Blocks: detector,
-		Now: now, Logger: log, Audit: sink.Record,
+		SecretOverlap: cfg.SecretOverlap,
+		Now:           now, Logger: log, Audit: sink.Record,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("admin service: %w", err)
