@@ -155,3 +155,18 @@ func TestE2EBlockAndLiftTakeEffectAtOnce(t *testing.T) {
 		t.Fatalf("a lifted block must stop refusing at once, got %d", st)
 	}
 }
+
+func TestE2EAllowedScopesRestrictRegistration(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := startE2E(t, dsn, func(c *config) {
+		c.AllowedScopes = []string{"openid", "profile", "email", "offline_access", "api:read", "api:write"}
+	})
+	key := cliCreateKey(t, dsn, "--name", "ops", "--owner-type", "service", "--owner-id", "ops", "--scopes", "admin:clients:read admin:clients:write")
+	st, out := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/clients", key, `{"client_name":"x","grant_types":["client_credentials"],"scope":"api:read root:everything"}`)
+	if st != http.StatusBadRequest || !strings.Contains(mustJSON(out), "root:everything") {
+		t.Fatalf("a scope outside the allowed set must be refused by name: %d %v", st, out)
+	}
+	if st, out := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/clients", key, `{"client_name":"x","grant_types":["client_credentials"],"scope":"api:read"}`); st != http.StatusCreated {
+		t.Fatalf("an allowed scope: %d %v", st, out)
+	}
+}

@@ -54,7 +54,10 @@ type config struct {
 	APIKeyRotation      time.Duration
 	JanitorInterval     time.Duration
 	SecretOverlap       time.Duration
-	APIKeyGrace         time.Duration
+	AllowedScopes       []string
+
+	allowedScopesRaw string
+	APIKeyGrace      time.Duration
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -149,6 +152,7 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 	fs.StringVar(&c.clientRateLimitsRaw, "client-rate-limits", envOr("BULWARK_CLIENT_RATE_LIMITS", defaultClientRateLimits), "per-client limits by endpoint class, class=rate:burst")
 	fs.StringVar(&c.clientOverridesRaw, "client-rate-overrides", envOr("BULWARK_CLIENT_RATE_OVERRIDES", ""), "per-client overrides, client_id=rate:burst")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", envDuration("BULWARK_AUDIT_RETENTION", 365*24*time.Hour), "how long audit events are kept (janitor trims older ones)")
+	fs.StringVar(&c.allowedScopesRaw, "allowed-scopes", envOr("BULWARK_ALLOWED_SCOPES", ""), "scopes clients may be registered with (space-separated); empty allows any scope")
 	fs.DurationVar(&c.SecretOverlap, "client-secret-overlap", envDuration("BULWARK_CLIENT_SECRET_OVERLAP", 24*time.Hour), "how long a rotated client secret keeps working")
 	fs.DurationVar(&c.JanitorInterval, "janitor-interval", envDuration("BULWARK_JANITOR_INTERVAL", time.Hour), "how often the built-in janitor removes expired rows (one replica per round; 0 disables)")
 	fs.DurationVar(&c.APIKeyRotation, "apikey-rotation-period", envDuration("BULWARK_APIKEY_ROTATION_PERIOD", 90*24*time.Hour), "default API key rotation period")
@@ -200,6 +204,7 @@ func (c *config) finish(secretFlag, secretFile, algs string) error {
 		}
 		c.TrustedProxies = append(c.TrustedProxies, pfx)
 	}
+	c.AllowedScopes = strings.Fields(c.allowedScopesRaw)
 	var err error
 	if c.RateLimits, err = parseLimits(c.rateLimitsRaw); err != nil {
 		problems = append(problems, fmt.Errorf("--rate-limits: %w", err))

@@ -329,8 +329,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 
 	adminSvc, err := admin.NewService(admin.Config{
 		Store: store, Hasher: passwords, Keys: ring, APIKeys: keySvc, Evict: cached.Evict, Blocks: detector,
-		SecretOverlap: cfg.SecretOverlap,
-		Now:           now, Logger: log, Audit: sink.Record,
+		SecretOverlap: cfg.SecretOverlap, AllowedScopes: cfg.AllowedScopes,
+		Now: now, Logger: log, Audit: sink.Record,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("admin service: %w", err)
@@ -380,7 +380,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		return nil, err
 	}
 	if cfg.SeedFile != "" {
-		if err := applySeed(ctx, cfg.SeedFile, store, cached, now, log); err != nil {
+		if err := applySeed(ctx, cfg.SeedFile, store, cached, cfg.AllowedScopes, now, log); err != nil {
 			return nil, err
 		}
 	}
@@ -430,7 +430,7 @@ func deriveSecret(master []byte, purpose string) []byte {
 	return out
 }
 
-func applySeed(ctx context.Context, path string, store storage.Store, hasher *hash.Cached, now func() time.Time, log logrus.FieldLogger) error {
+func applySeed(ctx context.Context, path string, store storage.Store, hasher *hash.Cached, allowedScopes []string, now func() time.Time, log logrus.FieldLogger) error {
 	f, err := os.Open(path) // #nosec G304 -- the operator names the seed file; reading it is the point
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
@@ -440,7 +440,7 @@ func applySeed(ctx context.Context, path string, store storage.Store, hasher *ha
 	if err != nil {
 		return err
 	}
-	res, err := (&seed.Applier{Store: store, Hasher: hasher, Now: now}).Apply(ctx, doc)
+	res, err := (&seed.Applier{Store: store, Hasher: hasher, AllowedScopes: allowedScopes, Now: now}).Apply(ctx, doc)
 	if err != nil {
 		return err
 	}
