@@ -41,9 +41,18 @@ gosec:
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-# Bounded fuzzing of the parsers that face the network.
+# Bounded fuzzing of the parsers that face the network: every Fuzz* target
+# in the repository, FUZZTIME each.
 fuzz:
-	@scripts/fuzz.sh $(FUZZTIME)
+	@status=0; \
+	for file in $$(grep -rlE '^func Fuzz' --include='*_test.go' .); do \
+	  pkg=$$(dirname "$$file"); \
+	  for target in $$(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$$file" | awk '{print $$2}'); do \
+	    echo "== fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg" || status=1; \
+	  done; \
+	done; \
+	exit $$status
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
