@@ -80,6 +80,7 @@ func (a *API) routes() []route {
 		{http.MethodPost, "/users/{id}/disable", us, a.disableUser},
 		{http.MethodPost, "/users/{id}/enable", us, a.enableUser},
 		{http.MethodPost, "/users/{id}/password", us, a.resetPassword},
+		{http.MethodPost, "/users/{id}/totp/reset", us, a.resetTOTP},
 		{http.MethodGet, "/users/{id}/consents", us, a.listConsents},
 		{http.MethodDelete, "/users/{id}/consents/{client_id}", us, a.revokeConsent},
 

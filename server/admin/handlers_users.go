@@ -37,7 +37,7 @@ type userView struct {
 func viewUser(u *storage.User) userView {
 	return userView{
 		ID: u.ID, Username: u.Username, Email: u.Email, Disabled: u.Disabled,
-		AdminScopes: nonNilSlice(u.AdminScopes), TOTPEnrolled: len(u.TOTPSecretSealed) > 0,
+		AdminScopes: nonNilSlice(u.AdminScopes), TOTPEnrolled: TOTPEnrolled(u),
 		CreatedAt: ts(u.CreatedAt), UpdatedAt: ts(u.UpdatedAt), Version: u.Version,
 	}
 }
@@ -128,6 +128,19 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request, act Actor) e
 	v.Password = password
 	w.Header().Set("ETag", etag(u.Version))
 	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) resetTOTP(w http.ResponseWriter, r *http.Request, act Actor) error {
+	if err := requireEmpty(r); err != nil {
+		return err
+	}
+	u, err := a.svc.ResetTOTP(r.Context(), act, mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(u.Version))
+	writeJSON(w, http.StatusOK, viewUser(u))
 	return nil
 }
 

@@ -30,10 +30,25 @@ type Containment struct {
 	APIKeys       int64 `json:"api_keys_revoked"`
 }
 
+// redactedTOTP stands in for the sealed TOTP secret in every user the
+// Service returns. The real sealed bytes never leave the Service; the
+// marker keeps len(u.TOTPSecretSealed) > 0 meaning "TOTP is enrolled" for
+// callers (the API's totp_enrolled, the console's badge). It is no secret
+// and opens under no key, so a caller that mistakes it for the sealed
+// secret fails closed.
+const redactedTOTP = "redacted: totp enrolled"
+
+// TOTPEnrolled reports whether u (as returned by the Service, or as
+// stored) has a TOTP second factor.
+func TOTPEnrolled(u *storage.User) bool { return u != nil && len(u.TOTPSecretSealed) > 0 }
+
 func redactUser(u *storage.User) *storage.User {
 	out := *u
 	out.PasswordHash = ""
 	out.TOTPSecretSealed = nil
+	if len(u.TOTPSecretSealed) > 0 {
+		out.TOTPSecretSealed = []byte(redactedTOTP)
+	}
 	out.AdminScopes = slices.Clone(u.AdminScopes)
 	return &out
 }
@@ -258,6 +273,43 @@ func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*stora
 		"login_sessions_deleted": fmt.Sprint(n),
 	}})
 	return u, password, nil
+}
+
+// ResetTOTP removes the user's TOTP second factor (lost phone, or the
+// user turning it off). The next sign-in asks for the password only, and
+// the user may enrol again. Whoever resets it can then get in with the
+// password alone, so the actor must hold every admin scope of the user,
+// as for ResetPassword.
+//
+// An actor may reset their own second factor (the console's "remove" on
+// the Account page uses this path): it needs no scope beyond their own,
+// and their sessions stay, since they already passed the factor. For
+// anyone else, the user's login sessions end, so a session opened with
+// the old factor (perhaps by whoever has the lost phone) does not outlive
+// it.
+func (s *Service) ResetTOTP(ctx context.Context, a Actor, userID string) (*storage.User, error) {
+	wasEnrolled := false
+	u, err := s.modifyUser(ctx, userID, func(u *storage.User) error {
+		if err := requireTargetScopes(a, u); err != nil {
+			return err
+		}
+		wasEnrolled = len(u.TOTPSecretSealed) > 0
+		u.TOTPSecretSealed = nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	details := map[string]string{"was_enrolled": fmt.Sprint(wasEnrolled)}
+	if !isSelf(a, userID) {
+		n, err := s.store.DeleteLoginSessionsBySubject(ctx, userID)
+		if err != nil {
+			return nil, fmt.Errorf("admin: delete login sessions: %w", err)
+		}
+		details["login_sessions_deleted"] = fmt.Sprint(n)
+	}
+	s.record(ctx, a, "user.totp_reset", storage.AuditEvent{Subject: userID, Details: details})
+	return u, nil
 }
 
 // modifyUser applies fn to the stored user and saves it, retrying when a

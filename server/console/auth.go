@@ -457,3 +457,37 @@ func (c *Console) totpEnrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	rc.user = saved
 	c.renderAccount(w, r, rc, http.StatusOK, "Two-factor authentication is on. You will be asked for a code at every sign-in.", "")
 }
+
+func (c *Console) totpRemoveConfirm(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	if len(rc.user.TOTPSecretSealed) == 0 {
+		http.Redirect(w, r, Prefix+"/account", http.StatusSeeOther)
+		return
+	}
+	c.render(w, http.StatusOK, "confirm", rc.view("Remove two-factor?", "account", confirmData{
+		Action: Prefix + "/account/totp/remove", Verb: "Remove two-factor",
+		Message: "Sign-in will ask for your password only until you enrol again. Do this to move to a new device, then enrol it right away.",
+		Object:  rc.user.Username, Cancel: Prefix + "/account", Danger: true,
+	}))
+}
+
+// totpRemove takes the signed-in user's own second factor away through the
+// Service (audited as user.totp_reset; the current session stays) and
+// shows the Account page with a fresh enrolment.
+func (c *Console) totpRemove(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	ctx := r.Context()
+	if len(rc.user.TOTPSecretSealed) == 0 {
+		c.renderAccount(w, r, rc, http.StatusConflict, "", "Two-factor authentication is not enrolled.")
+		return
+	}
+	if _, err := c.cfg.Service.ResetTOTP(ctx, rc.actor, rc.user.ID); err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	u, err := c.cfg.Store.UserByID(ctx, rc.user.ID)
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	rc.user = u
+	c.renderAccount(w, r, rc, http.StatusOK, "Two-factor authentication is off. Enrol a device below to turn it on again.", "")
+}

@@ -211,6 +211,8 @@ func (c *Console) Register(r *mux.Router) {
 		{get, "/", anyScope, c.overview},
 		{get, "/account", anyScope, c.accountPage},
 		{post, "/account/totp", anyScope, c.totpEnrol},
+		{get, "/account/totp/remove", anyScope, c.totpRemoveConfirm},
+		{post, "/account/totp/remove", anyScope, c.totpRemove},
 
 		{get, "/clients", cr, c.clientList},
 		{get, "/clients/new", cw, c.clientNew},
@@ -245,6 +247,8 @@ func (c *Console) Register(r *mux.Router) {
 		{post, "/users/{id}/enable", us, c.userEnable},
 		{get, "/users/{id}/password", us, c.userResetConfirm},
 		{post, "/users/{id}/password", us, c.userReset},
+		{get, "/users/{id}/totp/reset", us, c.userTOTPResetConfirm},
+		{post, "/users/{id}/totp/reset", us, c.userTOTPReset},
 
 		{get, "/audit", au, c.auditList},
 		{get, "/blocks", au, c.blockList},

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -36,6 +37,9 @@ func (c *Console) funcs() template.FuncMap {
 			return false
 		},
 		"stateClass": stateClass,
+		// totpEnrolled reads the Service's redacted users: it says whether a
+		// second factor exists, never what it is.
+		"totpEnrolled": admin.TOTPEnrolled,
 	}
 }
 

@@ -147,3 +147,24 @@ func (c *Console) userReset(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		Details: []kv{{"Username", u.Username}, {"User ID", u.ID}},
 	})
 }
+
+func (c *Console) userTOTPResetConfirm(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	c.confirmUser(w, r, rc, "Reset two-factor?", "Reset two-factor", "totp/reset",
+		"The user's authenticator app stops being asked for: the next sign-in needs the password only, and the user can enrol a new device on their Account page. The user is signed out everywhere now.")
+}
+
+// userTOTPReset removes another user's second factor (lost phone). The
+// Service refuses it unless the signed-in user holds every admin scope of
+// the target, and ends the target's sessions.
+func (c *Console) userTOTPReset(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	u, err := c.cfg.Service.ResetTOTP(r.Context(), rc.actor, mux.Vars(r)["id"])
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	c.render(w, http.StatusOK, "done", rc.view("Two-factor reset", "users", doneData{
+		Message: "The second factor is removed. The user signs in with the password only until they enrol a new device.",
+		Facts:   []kv{{"User", u.Username}, {"User ID", u.ID}},
+		Next:    Prefix + "/users", NextLabel: "Back to users",
+	}))
+}
