@@ -514,14 +514,17 @@ func TestNestedTransaction(t *testing.T) {
 func TestTwoReplicas(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.NewDatabase(t)
+	innerA := pgtest.OpenStore(t, dsn, nil)
 	innerB := &counting{Store: pgtest.OpenStore(t, dsn, nil)}
-	a := clientcache.New(pgtest.OpenStore(t, dsn, nil), clientcache.Config{TTL: time.Hour})
+	a := clientcache.New(innerA, clientcache.Config{TTL: time.Hour})
 	b := clientcache.New(innerB, clientcache.Config{TTL: time.Hour})
 	run(t, a)
 	run(t, b)
 
+	// Created under the decorators (no notification), so no in-flight
+	// eviction of "x" can race with B's caching below.
 	c := newClient("x")
-	must(t, a.CreateClient(ctx, c))
+	must(t, innerA.CreateClient(ctx, c))
 	getClient(t, a, "x")
 	getClient(t, b, "x")
 	getClient(t, b, "x")
