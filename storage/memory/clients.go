@@ -79,11 +79,7 @@ func (s *Store) ClientByID(ctx context.Context, id string) (*storage.Client, err
 func (s *Store) ListClients(ctx context.Context, opts storage.ListOptions) ([]*storage.Client, error) {
 	unlock := s.read(ctx)
 	defer unlock()
-	out := []*storage.Client{}
-	for _, id := range page(s.clients, opts, func(c *storage.Client) string { return c.Name }) {
-		out = append(out, s.clients[id].Clone())
-	}
-	return out, nil
+	return page(s.clients, opts, func(c *storage.Client) string { return c.Name }, (*storage.Client).Clone), nil
 }
 
 // UpdateClient implements storage.ClientStore; on success c.Version,
@@ -125,8 +121,10 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return nil
 }
 
-// page returns the ids of m selected by opts, in id order.
-func page[V any](m map[string]V, opts storage.ListOptions, name func(V) string) []string {
+// page returns copies (clone) of the values of m matching opts, ordered by
+// id: after opts.After, name containing opts.NameContains
+// (case-insensitive), at most opts.Limit of them (0 means all).
+func page[V any](m map[string]V, opts storage.ListOptions, name func(V) string, clone func(V) V) []V {
 	needle := strings.ToLower(opts.NameContains)
 	ids := make([]string, 0, len(m))
 	for id, v := range m {
@@ -142,5 +140,9 @@ func page[V any](m map[string]V, opts storage.ListOptions, name func(V) string) 
 	if opts.Limit > 0 && len(ids) > opts.Limit {
 		ids = ids[:opts.Limit]
 	}
-	return ids
+	out := make([]V, len(ids))
+	for i, id := range ids {
+		out[i] = clone(m[id])
+	}
+	return out
 }

@@ -68,11 +68,7 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (*storage.U
 func (s *Store) ListUsers(ctx context.Context, opts storage.ListOptions) ([]*storage.User, error) {
 	unlock := s.read(ctx)
 	defer unlock()
-	out := []*storage.User{}
-	for _, id := range page(s.users, opts, func(u *storage.User) string { return u.Username }) {
-		out = append(out, cloneUser(s.users[id]))
-	}
-	return out, nil
+	return page(s.users, opts, func(u *storage.User) string { return u.Username }, cloneUser), nil
 }
 
 // UpdateUser implements storage.UserStore; on success u.Version,
@@ -383,11 +379,7 @@ func (s *Store) APIKeyByID(ctx context.Context, id string) (*storage.APIKey, err
 func (s *Store) ListAPIKeys(ctx context.Context, opts storage.ListOptions) ([]*storage.APIKey, error) {
 	unlock := s.read(ctx)
 	defer unlock()
-	out := []*storage.APIKey{}
-	for _, id := range page(s.apiKeys, opts, func(k *storage.APIKey) string { return k.Name }) {
-		out = append(out, cloneAPIKey(s.apiKeys[id]))
-	}
-	return out, nil
+	return page(s.apiKeys, opts, func(k *storage.APIKey) string { return k.Name }, cloneAPIKey), nil
 }
 
 // UpdateAPIKey implements storage.APIKeyStore: every field but ID and
