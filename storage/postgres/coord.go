@@ -70,8 +70,15 @@ func (s *Store) Subscribe(ctx context.Context, channel string) (<-chan string, e
 	return out, nil
 }
 
+// ListenApplicationName is the application_name of every LISTEN
+// connection, so operators (and tests) can tell it apart in
+// pg_stat_activity from pooled query connections.
+const ListenApplicationName = "bulwark-listen"
+
 func (s *Store) listen(ctx context.Context, channel string) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	cfg := s.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = ListenApplicationName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, classify("postgres: listen", err)
 	}

@@ -44,3 +44,15 @@ func newRequest(id, subject string) *fosite.Request {
 	r.Form.Set("scope", "openid")
 	return r
 }
+
+// waitUntil polls cond until it holds or the (generous) deadline passes.
+func waitUntil(t testing.TB, deadline time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", deadline, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -231,7 +231,7 @@ func TestNotifyAcrossReplicasAndReconnect(t *testing.T) {
 		if got != "ring-changed" {
 			t.Fatalf("payload = %q", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("notification not delivered")
 	}
 
@@ -241,13 +241,28 @@ func TestNotifyAcrossReplicasAndReconnect(t *testing.T) {
 	must(t, a.Notify(tx, "bulwark_keys", "rolled-back"))
 	must(t, a.Rollback(tx))
 
-	// Kill the listening session; Subscribe must reconnect by itself.
-	must(t, func() error {
-		_, err := a.Pool().Exec(ctxT(t), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-			WHERE datname = current_database() AND query LIKE 'LISTEN%'`)
-		return err
-	}())
-	deadline := time.After(15 * time.Second)
+	// Kill exactly the listening session, and wait until its backend is gone:
+	// a backend that is still shutting down could otherwise deliver the next
+	// notification itself. Subscribe must then reconnect by itself.
+	rows, err := a.Pool().Query(ctxT(t), `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1`, postgres.ListenApplicationName)
+	must(t, err)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	must(t, err)
+	if len(pids) != 1 {
+		t.Fatalf("listening sessions = %v; want exactly one", pids)
+	}
+	var terminated bool
+	must(t, a.Pool().QueryRow(ctxT(t), `SELECT pg_terminate_backend($1)`, pids[0]).Scan(&terminated))
+	if !terminated {
+		t.Fatal("pg_terminate_backend refused")
+	}
+	waitUntil(t, 30*time.Second, "the killed LISTEN backend to exit", func() bool {
+		var alive bool
+		must(t, a.Pool().QueryRow(ctxT(t), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, pids[0]).Scan(&alive))
+		return !alive
+	})
+	deadline := time.After(60 * time.Second)
 	sawReload := false
 	for delivered := false; !delivered; {
 		must(t, a.Notify(ctxT(t), "bulwark_keys", "after-reconnect"))
