@@ -3,13 +3,12 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
-	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 )
 
@@ -45,23 +44,27 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// accessLog writes one line per request: time, request id, method, route
-// template, status, latency, remote IP and client id. It never logs the
-// path's query, headers, cookies or bodies, which may carry codes, tokens or
-// secrets.
-func accessLog(log logrus.FieldLogger, listener string, now func() time.Time, clientIP func(*http.Request) netip.Addr, next http.Handler) http.Handler {
+// pipeline is the outermost layer of each listener. It establishes the
+// per-request facts every later layer reads from reqinfo (request id, the
+// client IP resolved once behind the trusted proxies, the user agent), and
+// afterwards writes one access-log line: time, request id, method, route
+// template, protection kind, status, latency, client IP and client id. It
+// never logs the query, headers, cookies or bodies, which may carry codes,
+// tokens or secrets.
+func pipeline(log logrus.FieldLogger, listener string, now func() time.Time, clientIP func(*http.Request) netip.Addr, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := now()
-		remote, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			remote = r.RemoteAddr
-		}
+		var ip netip.Addr
 		if clientIP != nil {
-			if ip := clientIP(r); ip.IsValid() {
-				remote = ip.String()
-			}
+			ip = clientIP(r)
+		} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			ip = ap.Addr().Unmap()
 		}
-		info := &reqinfo.Info{ID: newRequestID(), RemoteIP: remote, UserAgent: r.UserAgent()}
+		remote := r.RemoteAddr
+		if ip.IsValid() {
+			remote = ip.String()
+		}
+		info := &reqinfo.Info{ID: newRequestID(), IP: ip, RemoteIP: remote, UserAgent: cleanUserAgent(r.UserAgent())}
 		w.Header().Set("X-Request-Id", info.ID)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(reqinfo.With(r.Context(), info)))
@@ -78,6 +81,7 @@ func accessLog(log logrus.FieldLogger, listener string, now func() time.Time, cl
 			"request_id": info.ID,
 			"method":     r.Method,
 			"route":      route,
+			"protection": info.Kind(),
 			"status":     status,
 			"latency_ms": float64(now().Sub(start).Microseconds()) / 1000,
 			"remote_ip":  info.RemoteIP,
@@ -86,17 +90,18 @@ func accessLog(log logrus.FieldLogger, listener string, now func() time.Time, cl
 	})
 }
 
-// recordRoute stores the matched route template for the access log and
-// metrics.
-func recordRoute(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if route := mux.CurrentRoute(r); route != nil {
-			if tpl, err := route.GetPathTemplate(); err == nil {
-				reqinfo.From(r.Context()).SetRoute(tpl)
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
+// maxUserAgent bounds what audit rows and logs keep of a User-Agent.
+const maxUserAgent = 512
+
+// cleanUserAgent makes the User-Agent safe to store: valid UTF-8, no NUL,
+// bounded. (Routes refuse bad bytes with 400 anyway; this covers requests
+// that match no route.)
+func cleanUserAgent(ua string) string {
+	ua = strings.ReplaceAll(strings.ToValidUTF8(ua, "\uFFFD"), "\x00", "")
+	if len(ua) > maxUserAgent {
+		ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
+	}
+	return ua
 }
 
 // recoverPanics turns a panic into a plain 500 without a stack trace in the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/bulwark-auth/bulwark/server/protect"
@@ -44,20 +45,21 @@ type Config struct {
 	// Public and Admin mount routes on each listener's router.
 	Public []Mounter
 	Admin  []Mounter
-	// PublicMiddleware and AdminMiddleware run inside the access log and
-	// panic recovery and outside Protection, outermost first (metrics go
-	// here so refused requests are counted).
+	// PublicMiddleware and AdminMiddleware wrap each listener's whole
+	// router once, inside the pipeline and panic recovery, outermost first
+	// (metrics go here so refused and unmatched requests are counted; the
+	// route template is in reqinfo once the handler returns).
 	PublicMiddleware []mux.MiddlewareFunc
 	AdminMiddleware  []mux.MiddlewareFunc
 	// Timeouts cut off slow clients. Zero values take the defaults below.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
 	Now                                                       func() time.Time
-	// ClientIP resolves the caller's address for logs, audit and
-	// protection (trusted proxies applied). Nil means the direct peer.
+	// ClientIP resolves the caller's address (trusted proxies applied),
+	// once per request, for every later layer. Nil means the direct peer.
 	ClientIP func(*http.Request) netip.Addr
-	// Protection, when set, wraps routes with rate limits, blocks, strict
-	// input and security headers chosen by route (see protection.go).
+	// Protection supplies the limiter and detector the routes' policies
+	// use (see protection.go). Nil still applies headers and strict input.
 	Protection *Protection
 }
 
@@ -66,6 +68,7 @@ type Server struct {
 	cfg    Config
 	public http.Handler
 	admin  http.Handler
+	routes []RouteInfo
 }
 
 // New validates cfg and builds both routers.
@@ -91,8 +94,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxHeaderBytes = 32 << 10
 	}
 	s := &Server{cfg: cfg}
-	s.public = s.buildRouter("public", cfg.PublicMiddleware, cfg.Public)
-	s.admin = s.buildRouter("admin", cfg.AdminMiddleware, cfg.Admin)
+	var err error
+	if s.public, err = s.buildRouter("public", cfg.PublicMiddleware, cfg.Public); err != nil {
+		return nil, err
+	}
+	if s.admin, err = s.buildRouter("admin", cfg.AdminMiddleware, cfg.Admin); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -102,31 +110,34 @@ func setDefault(d *time.Duration, v time.Duration) {
 	}
 }
 
-func (s *Server) buildRouter(listener string, mw []mux.MiddlewareFunc, mounts []Mounter) http.Handler {
+// buildRouter registers every route, replaces each with its protection
+// chain (built here, once) and wraps the router in the listener's
+// middleware, panic recovery and the pipeline.
+func (s *Server) buildRouter(listener string, mw []mux.MiddlewareFunc, mounts []Mounter) (http.Handler, error) {
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
-	r.Use(recordRoute)
-	for _, m := range mw {
-		r.Use(m)
-	}
-	if s.cfg.Protection != nil {
-		r.Use(s.cfg.Protection.middleware())
-	}
-	r.HandleFunc("/healthz", healthz).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	// Unmatched requests run no route chain: they get the API headers here.
+	r.NotFoundHandler = protect.Headers(protect.API)(http.HandlerFunc(notFound))
+	r.MethodNotAllowedHandler = protect.Headers(protect.API)(http.HandlerFunc(methodNotAllowed))
+	r.Handle("/healthz", protect.RouteFunc(protect.Ops(), healthz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", protect.RouteFunc(protect.Ops(), s.readyz)).Methods(http.MethodGet, http.MethodHead)
 	for _, m := range mounts {
 		m.Register(r)
 	}
-	// mux runs middleware only for matched routes; the access log and panic
-	// recovery wrap the whole router so 404s and 405s are covered too.
-	var h http.Handler = r
-	if s.cfg.Protection != nil {
-		// Unmatched requests (404/405) get the API headers too.
-		h = protect.Headers(protect.API)(r)
+	routes, err := s.cfg.Protection.protectRoutes(listener, r)
+	if err != nil {
+		return nil, err
 	}
-	return accessLog(s.cfg.Logger, listener, s.cfg.Now, s.cfg.ClientIP, recoverPanics(s.cfg.Logger, h))
+	s.routes = append(s.routes, routes...)
+	var h http.Handler = r
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return pipeline(s.cfg.Logger, listener, s.cfg.Now, s.cfg.ClientIP, recoverPanics(s.cfg.Logger, h)), nil
 }
+
+// Routes lists every registered route of both listeners with its declared
+// protection (tests enumerate it so new routes are covered automatically).
+func (s *Server) Routes() []RouteInfo { return slices.Clone(s.routes) }
 
 // PublicHandler is the public listener's handler (for tests and embedding).
 func (s *Server) PublicHandler() http.Handler { return s.public }

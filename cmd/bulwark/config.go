@@ -59,6 +59,17 @@ type config struct {
 	allowedScopesRaw string
 	APIKeyGrace      time.Duration
 
+	// Protection pipeline (issue 10). NeverBlock networks are never
+	// blocked; StuffingAccounts distinct accounts failing from one address
+	// within 10m block it; RefreshReuseThreshold reuses by one client
+	// within 10m raise an alert, and block that client only with
+	// BlockOnRefreshReuse.
+	NeverBlock            []netip.Prefix
+	StuffingAccounts      int
+	RefreshReuseThreshold int
+	BlockOnRefreshReuse   bool
+	neverBlockRaw         string
+
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
 
@@ -68,11 +79,24 @@ type config struct {
 	clientOverridesRaw  string
 }
 
-// Default rate limits per source IP and per client, as "class=rate:burst"
-// (rate per second). They hold per replica.
+// Default rate limits, as "class=rate:burst" (rate per second), per
+// replica. Per source IP only FAILED requests count (400/401/403, invalid
+// tokens at introspection): an address shared by thousands of users (NAT,
+// a load balancer before --trusted-proxies is set) never runs out on
+// successful traffic. Successful traffic is limited per claimed client id
+// and per API key, generously: a busy confidential client may mint 100
+// tokens a second, sustained. See README "Protection defaults".
 const (
-	defaultRateLimits       = "token=20:40,introspect=100:200,revoke=20:40,par=10:20,login=1:10,admin=20:40"
-	defaultClientRateLimits = "token=50:100,introspect=200:400,revoke=50:100,par=20:40"
+	defaultRateLimits       = "token=2:100,introspect=5:200,revoke=2:100,par=2:100,login=1:30,admin=1:30"
+	defaultClientRateLimits = "token=100:200,introspect=500:1000,revoke=100:200,par=50:100,admin=50:100"
+)
+
+// Anomaly thresholds: distinct accounts failing sign-in from one address
+// within 10 minutes (credential stuffing), and refresh-token reuses by one
+// client within 10 minutes (alert).
+const (
+	defaultStuffingAccounts  = 20
+	defaultRefreshReuseAlert = 10
 )
 
 // parseLimits reads "key=rate:burst,key=rate:burst".
@@ -109,6 +133,15 @@ func envDuration(name string, def time.Duration) time.Duration {
 	if v, ok := os.LookupEnv(name); ok {
 		if d, err := time.ParseDuration(v); err == nil {
 			return d
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
 		}
 	}
 	return def
@@ -157,6 +190,11 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 	fs.DurationVar(&c.JanitorInterval, "janitor-interval", envDuration("BULWARK_JANITOR_INTERVAL", time.Hour), "how often the built-in janitor removes expired rows (one replica per round; 0 disables)")
 	fs.DurationVar(&c.APIKeyRotation, "apikey-rotation-period", envDuration("BULWARK_APIKEY_ROTATION_PERIOD", 90*24*time.Hour), "default API key rotation period")
 	fs.DurationVar(&c.APIKeyGrace, "apikey-grace-period", envDuration("BULWARK_APIKEY_GRACE_PERIOD", 7*24*time.Hour), "default API key grace period after rotation")
+	// Protection pipeline flags (issue 10).
+	fs.StringVar(&c.neverBlockRaw, "never-block", envOr("BULWARK_NEVER_BLOCK", ""), "comma-separated addresses/CIDRs that are never blocked (office, partner egress, the load balancer)")
+	fs.IntVar(&c.StuffingAccounts, "stuffing-accounts", envInt("BULWARK_STUFFING_ACCOUNTS", defaultStuffingAccounts), "distinct accounts failing sign-in from one address within 10m that block the address for 15m")
+	fs.IntVar(&c.RefreshReuseThreshold, "refresh-reuse-alert", envInt("BULWARK_REFRESH_REUSE_ALERT", defaultRefreshReuseAlert), "refresh-token reuses by one client within 10m that raise an alert (audit anomaly.alert, metric)")
+	fs.BoolVar(&c.BlockOnRefreshReuse, "block-on-refresh-reuse", envBool("BULWARK_BLOCK_ON_REFRESH_REUSE", false), "also block the client (never the address) for 15m when --refresh-reuse-alert is crossed")
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
@@ -189,20 +227,21 @@ func (c *config) finish(secretFlag, secretFile, algs string) error {
 			problems = append(problems, err)
 		}
 	}
-	for _, p := range strings.Split(c.trustedProxiesRaw, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(p); aerr == nil {
-				pfx = netip.PrefixFrom(a, a.BitLen())
-			} else {
-				problems = append(problems, fmt.Errorf("trusted proxy %q: use an address or CIDR prefix", p))
-				continue
-			}
-		}
-		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	var perr []error
+	c.TrustedProxies, perr = parsePrefixes("trusted proxy", c.trustedProxiesRaw)
+	problems = append(problems, perr...)
+	c.NeverBlock, perr = parsePrefixes("--never-block", c.neverBlockRaw)
+	problems = append(problems, perr...)
+	// Zero takes the default, so a config built without the flags (tests,
+	// another CLI front end) still gets safe thresholds.
+	if c.StuffingAccounts == 0 {
+		c.StuffingAccounts = defaultStuffingAccounts
+	}
+	if c.RefreshReuseThreshold == 0 {
+		c.RefreshReuseThreshold = defaultRefreshReuseAlert
+	}
+	if c.StuffingAccounts < 0 || c.RefreshReuseThreshold < 0 {
+		problems = append(problems, errors.New("--stuffing-accounts and --refresh-reuse-alert must be positive"))
 	}
 	c.AllowedScopes = strings.Fields(c.allowedScopesRaw)
 	var err error
@@ -239,6 +278,29 @@ func (c *config) finish(secretFlag, secretFile, algs string) error {
 		problems = append(problems, errors.New("--signing-algs must include both the ID token and the access token algorithm"))
 	}
 	return errors.Join(problems...)
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDR
+// prefixes (an address is a one-address prefix).
+func parsePrefixes(what, raw string) ([]netip.Prefix, []error) {
+	var out []netip.Prefix
+	var problems []error
+	for _, p := range strings.Split(raw, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				problems = append(problems, fmt.Errorf("%s %q: use an address or CIDR prefix", what, p))
+				continue
+			}
+			pfx = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out, problems
 }
 
 // loadSecrets reads the master secret(s), newest first: from the flag, else

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -269,26 +271,44 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		return nil, fmt.Errorf("api keys: %w", err)
 	}
 
-	ips := protect.NewIPResolver(cfg.TrustedProxies)
+	// The client IP is resolved once per request by the server's pipeline.
+	// Forwarded headers from a peer that is not a trusted proxy are
+	// ignored; the first one is logged loudly (every one is counted),
+	// because it usually means a load balancer nobody declared, and then
+	// every user shares its address.
+	var warnProxy sync.Once
+	ips := protect.NewIPResolver(cfg.TrustedProxies).OnUntrustedForwarded(func(peer netip.Addr) {
+		m.UntrustedForwarded()
+		warnProxy.Do(func() {
+			log.WithField("peer", peer.String()).Warn("a request carried X-Forwarded-For/Forwarded from a peer that is not a trusted proxy; the header is ignored. " +
+				"If Bulwark runs behind a load balancer or ingress, set --trusted-proxies (BULWARK_TRUSTED_PROXIES) to its addresses, " +
+				"or every user will appear to come from the proxy's address")
+		})
+	})
 	limiter := protect.NewLimiter(protect.RateConfig{
 		PerIP: cfg.RateLimits, PerClient: cfg.ClientRateLimits, ClientOverrides: cfg.ClientRateOverrides,
-		IPs: ips, Now: now,
+		Now: now,
 		OnBlock: func(r *http.Request, key string) {
 			class, source := protect.SplitKey(key)
 			m.RateLimited(class)
 			sink.Record(r.Context(), storage.AuditEvent{Event: "ratelimit.blocked", Outcome: "refused", Details: map[string]string{"class": class, "source": source}})
 		},
 	})
+	// Anomaly responses target the offender the signal names. An address
+	// is blocked only for credential stuffing (failed sign-ins across many
+	// accounts); refresh-token reuse counts against the client that
+	// replayed and alerts, blocking that client only if the operator asked.
+	reuse := protect.Threshold{Count: cfg.RefreshReuseThreshold, Window: 10 * time.Minute, BlockFor: 15 * time.Minute, AlertOnly: !cfg.BlockOnRefreshReuse}
 	detector, err := protect.NewDetector(protect.DetectorConfig{
 		Store: store, Notifier: store, Log: log, Now: now, Audit: sink.Record, OnBlock: m.Blocked,
+		OnPlaced:   func(kind string, sig protect.Signal) { m.BlockPlaced(kind, string(sig)) },
+		OnAlert:    func(kind string, sig protect.Signal) { m.AnomalyAlert(kind, string(sig)) },
+		NeverBlock: cfg.NeverBlock,
 		PerIP: map[protect.Signal]protect.Threshold{
-			protect.SignalFailedLogin:   {Count: 30, Window: 5 * time.Minute, BlockFor: 15 * time.Minute},
-			protect.SignalInvalidClient: {Count: 30, Window: 5 * time.Minute, BlockFor: 15 * time.Minute},
-			protect.SignalInvalidToken:  {Count: 200, Window: 5 * time.Minute, BlockFor: 10 * time.Minute},
-			protect.SignalRefreshReuse:  {Count: 5, Window: 10 * time.Minute, BlockFor: 15 * time.Minute},
+			protect.SignalFailedLogin: {Count: cfg.StuffingAccounts, Window: 10 * time.Minute, BlockFor: 15 * time.Minute, Distinct: true},
 		},
 		PerClient: map[protect.Signal]protect.Threshold{
-			protect.SignalRefreshReuse: {Count: 10, Window: 10 * time.Minute, BlockFor: 5 * time.Minute},
+			protect.SignalRefreshReuse: reuse,
 		},
 	})
 	if err != nil {
@@ -320,7 +340,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Audit:                sink.Record,
 		APIKeys:              keySvc,
 		Defense: oauth.Defense{
-			ClientIP: ips.IP, LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m,
+			LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m,
 		},
 	})
 	if err != nil {
@@ -363,15 +383,13 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Logger:     log,
 		DB:         store,
 		ClientIP:   ips.IP,
-		Public: []server.Mounter{provider, server.MounterFunc(func(r *mux.Router) {
-			r.Handle("/apikeys/self/rotate", apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log))).Methods(http.MethodPost)
-		})},
+		Public:     []server.Mounter{provider, apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log))},
 		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
-			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
+			r.Handle("/metrics", protect.Route(protect.Ops(), m.Handler())).Methods(http.MethodGet)
 		})},
 		PublicMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
 		AdminMiddleware:   []mux.MiddlewareFunc{m.Instrument(nil)},
-		Protection:        &server.Protection{IPs: ips, Limiter: limiter, Detector: detector},
+		Protection:        &server.Protection{Limiter: limiter, Detector: detector, TrustedOrigins: trustedOrigins(cfg.Issuer)},
 		ReadHeaderTimeout: readHeader, ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle,
 		MaxHeaderBytes: protect.MaxHeaderBytes,
 		Now:            now,
@@ -386,6 +404,16 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	}
 	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, server: srv, log: log,
 		janitorEvery: cfg.JanitorInterval, auditRetention: cfg.AuditRetention}, hasher: cached}, nil
+}
+
+// trustedOrigins is the issuer's origin, accepted as same-site by the
+// cross-origin check of form posts even when a proxy rewrites Host.
+func trustedOrigins(issuer string) []string {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	return []string{u.Scheme + "://" + u.Host}
 }
 
 // keyAges reports, per algorithm, how long the active signing key has been

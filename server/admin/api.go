@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
+	"github.com/bulwark-auth/bulwark/server/protect"
 )
 
 // Prefix is where the API is mounted.
@@ -103,15 +104,17 @@ func (a *API) routes() []route {
 	}
 }
 
-// Register mounts the API under Prefix on r. Every route runs behind the
-// authentication middleware and its own scope check.
+// Register mounts the API under Prefix on r with the admin-API protection
+// policy (JSON input, no-store, the admin rate-limit class). Every route
+// runs behind the authentication middleware, applied here once per route,
+// and its own scope check.
 func (a *API) Register(r *mux.Router) {
-	sub := r.PathPrefix(Prefix).Subrouter()
-	if a.auth != nil {
-		sub.Use(a.auth)
-	}
 	for _, rt := range a.routes() {
-		sub.Handle(rt.path, a.guard(rt)).Methods(rt.method)
+		h := a.guard(rt)
+		if a.auth != nil {
+			h = a.auth(h)
+		}
+		r.Handle(Prefix+rt.path, protect.Route(protect.AdminAPI(), h)).Methods(rt.method)
 	}
 }
 

@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
 )
@@ -41,6 +44,15 @@ type SelfRotateResponse struct {
 type SelfRotateHandler struct {
 	svc SelfRotator
 	o   options
+}
+
+// SelfRotatePath is where the self-rotation endpoint is mounted.
+const SelfRotatePath = "/apikeys/self/rotate"
+
+// Register mounts the self-rotation endpoint with its protection policy:
+// an API endpoint in the token class (the old key is the credential).
+func (h *SelfRotateHandler) Register(r *mux.Router) {
+	r.Handle(SelfRotatePath, protect.Route(protect.OAuthEndpoint(protect.ClassToken), h)).Methods(http.MethodPost)
 }
 
 // SelfRotate returns the self-rotation handler.

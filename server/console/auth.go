@@ -146,15 +146,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 // sourceIP is the request's client address as the server determined it
 // (trusted proxies applied), or the zero Addr.
 func sourceIP(ctx context.Context) netip.Addr {
-	info := reqinfo.From(ctx)
-	if info == nil {
-		return netip.Addr{}
-	}
-	ip, err := netip.ParseAddr(info.RemoteIP)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ip.Unmap()
+	return reqinfo.ClientIP(ctx)
 }
 
 // finishLogin starts the console session and lands on the overview.

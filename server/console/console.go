@@ -193,16 +193,19 @@ func (c *Console) Register(r *mux.Router) {
 		au = apikeys.ScopeAuditRead
 	)
 	get, post := http.MethodGet, http.MethodPost
-	r.Handle(Prefix+"/static/{file}", http.HandlerFunc(c.static)).Methods(get, http.MethodHead)
-	r.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
+	// Every route declares its protection here: the sign-in pages the
+	// login class, signed-in pages the console policy (both refuse
+	// cross-site form posts even with a valid CSRF token).
+	r.Handle(Prefix+"/static/{file}", protect.RouteFunc(protect.StaticAsset(), c.static)).Methods(get, http.MethodHead)
+	r.Handle(Prefix, protect.RouteFunc(protect.Console(), func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)
-	}).Methods(get)
+	})).Methods(get)
 
-	r.HandleFunc(Prefix+"/login", c.loginPage).Methods(get)
-	r.HandleFunc(Prefix+"/login", c.loginSubmit).Methods(post)
-	r.HandleFunc(Prefix+"/login/totp", c.totpPage).Methods(get)
-	r.HandleFunc(Prefix+"/login/totp", c.totpSubmit).Methods(post)
-	r.Handle(Prefix+"/logout", c.authed(anyScope, c.logout)).Methods(post)
+	r.Handle(Prefix+"/login", protect.RouteFunc(protect.ConsoleLogin(), c.loginPage)).Methods(get)
+	r.Handle(Prefix+"/login", protect.RouteFunc(protect.ConsoleLogin(), c.loginSubmit)).Methods(post)
+	r.Handle(Prefix+"/login/totp", protect.RouteFunc(protect.ConsoleLogin(), c.totpPage)).Methods(get)
+	r.Handle(Prefix+"/login/totp", protect.RouteFunc(protect.ConsoleLogin(), c.totpSubmit)).Methods(post)
+	r.Handle(Prefix+"/logout", protect.Route(protect.Console(), c.authed(anyScope, c.logout))).Methods(post)
 
 	routes := []struct {
 		method, path, scope string
@@ -255,7 +258,7 @@ func (c *Console) Register(r *mux.Router) {
 		{post, "/blocks/lift", us, c.blockLift},
 	}
 	for _, rt := range routes {
-		r.Handle(Prefix+rt.path, c.authed(rt.scope, rt.h)).Methods(rt.method)
+		r.Handle(Prefix+rt.path, protect.Route(protect.Console(), c.authed(rt.scope, rt.h))).Methods(rt.method)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
 )
 
 // Metrics holds Bulwark's collectors. Its methods are safe for concurrent
@@ -22,6 +24,9 @@ type Metrics struct {
 	oauthErrors  *prometheus.CounterVec
 	rateLimited  *prometheus.CounterVec
 	blocked      *prometheus.CounterVec
+	placed       *prometheus.CounterVec
+	alerts       *prometheus.CounterVec
+	forwarded    prometheus.Counter
 	gauges       *funcCollector
 }
 
@@ -68,9 +73,21 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "bulwark_blocked_requests_total",
 			Help: "Requests refused because their source is blocked, by block kind.",
 		}, []string{"kind"}),
+		placed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_blocks_placed_total",
+			Help: "Blocks placed by anomaly thresholds, by block kind (ip, client) and signal.",
+		}, []string{"kind", "signal"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_anomaly_alerts_total",
+			Help: "Anomaly thresholds crossed that alert without blocking, by source kind and signal.",
+		}, []string{"kind", "signal"}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bulwark_untrusted_forwarded_requests_total",
+			Help: "Requests carrying X-Forwarded-For or Forwarded from a peer not in --trusted-proxies (the header was ignored).",
+		}),
 		gauges: newFuncCollector(),
 	}
-	reg.MustRegister(m.requests, m.latency, m.tokensIssued, m.oauthErrors, m.rateLimited, m.blocked, m.gauges)
+	reg.MustRegister(m.requests, m.latency, m.tokensIssued, m.oauthErrors, m.rateLimited, m.blocked, m.placed, m.alerts, m.forwarded, m.gauges)
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	} else {
@@ -85,22 +102,21 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{})
 }
 
-// RouteTemplate returns the gorilla/mux path template of the matched route
-// ("/admin/api/clients/{id}"), or "unmatched". It is the default for
-// Instrument's route function.
+// RouteTemplate returns the path template of the matched route
+// ("/admin/v1/clients/{id}") as the pipeline recorded it in reqinfo, or
+// "unmatched". It is the default for Instrument's route function; call it
+// after the handler ran.
 func RouteTemplate(r *http.Request) string {
-	if rt := mux.CurrentRoute(r); rt != nil {
-		if tpl, err := rt.GetPathTemplate(); err == nil {
-			return tpl
-		}
+	if tpl := reqinfo.From(r.Context()).Route(); tpl != "" {
+		return tpl
 	}
 	return "unmatched"
 }
 
 // Instrument counts requests and observes latency by route, method and
 // status. route must return a template, never the raw path (which carries
-// ids); nil means RouteTemplate. Used as router middleware it sees only
-// matched routes; wrap the whole router to count 404s as "unmatched".
+// ids); nil means RouteTemplate. Wrap the whole router with it (server
+// Config.PublicMiddleware), so 404s count as "unmatched".
 func (m *Metrics) Instrument(route func(*http.Request) string) mux.MiddlewareFunc {
 	if route == nil {
 		route = RouteTemplate
@@ -161,6 +177,7 @@ var (
 		"invalid_dpop_proof", "unsupported_token_type", "invalid_target", "not_found", "method_not_allowed")
 	classes = set("token", "introspect", "revoke", "par", "login", "admin")
 	kinds   = set("ip", "client")
+	signals = set("failed_login", "invalid_client", "invalid_token", "refresh_reuse")
 )
 
 func set(vs ...string) map[string]bool {
@@ -199,6 +216,20 @@ func (m *Metrics) RateLimited(class string) {
 func (m *Metrics) Blocked(kind string) {
 	m.blocked.WithLabelValues(bounded(kinds, kind)).Inc()
 }
+
+// BlockPlaced counts a block placed by an anomaly threshold.
+func (m *Metrics) BlockPlaced(kind, signal string) {
+	m.placed.WithLabelValues(bounded(kinds, kind), bounded(signals, signal)).Inc()
+}
+
+// AnomalyAlert counts a crossed alert-only threshold.
+func (m *Metrics) AnomalyAlert(kind, signal string) {
+	m.alerts.WithLabelValues(bounded(kinds, kind), bounded(signals, signal)).Inc()
+}
+
+// UntrustedForwarded counts a forwarded header ignored because the peer is
+// not a trusted proxy.
+func (m *Metrics) UntrustedForwarded() { m.forwarded.Inc() }
 
 // SetDBStats installs the function read at every scrape for the pool
 // gauges (pass a closure over pgxpool.Pool.Stat). nil removes it.

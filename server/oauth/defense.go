@@ -23,6 +23,9 @@ type Guard interface {
 // Signals receives security signals for anomaly detection (protect.Detector).
 type Signals interface {
 	Observe(ctx context.Context, sig protect.Signal, ip netip.Addr, clientID string)
+	// ObserveLogin reports a failed sign-in for account (credential
+	// stuffing is failures across many accounts from one address).
+	ObserveLogin(ctx context.Context, ip netip.Addr, account string)
 }
 
 // Counters receives business metrics (server/metrics).
@@ -34,9 +37,6 @@ type Counters interface {
 // Defense is the optional protection the provider consults; nil fields
 // disable that part.
 type Defense struct {
-	// ClientIP resolves the caller's address (trusted proxies applied);
-	// nil uses the address the access log resolved (reqinfo).
-	ClientIP func(*http.Request) netip.Addr
 	// LoginGuard throttles failed sign-ins; ClientGuard throttles failed
 	// client authentication at the token endpoint.
 	LoginGuard  Guard
@@ -45,20 +45,11 @@ type Defense struct {
 	Metrics     Counters
 }
 
+// clientIP is the caller's address as the server's pipeline resolved it
+// once (trusted proxies applied). Outside the pipeline (a handler served
+// bare in a test) it is the zero Addr, which the guards treat as unknown.
 func (p *Provider) clientIP(r *http.Request) netip.Addr {
-	if p.cfg.Defense.ClientIP != nil {
-		return p.cfg.Defense.ClientIP(r)
-	}
-	if info := reqinfo.From(r.Context()); info != nil {
-		if a, err := netip.ParseAddr(info.RemoteIP); err == nil {
-			return a.Unmap()
-		}
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+	return reqinfo.ClientIP(r.Context())
 }
 
 func (p *Provider) observe(r *http.Request, sig protect.Signal, clientID string) {

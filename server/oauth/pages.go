@@ -11,7 +11,6 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/web"
@@ -169,7 +168,9 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		if g := p.cfg.Defense.LoginGuard; g != nil {
 			g.Fail(username, ip)
 		}
-		p.observe(r, protect.SignalFailedLogin, "")
+		if p.cfg.Defense.Signals != nil {
+			p.cfg.Defense.Signals.ObserveLogin(ctx, ip, username)
+		}
 		p.audit(ctx, storage.AuditEvent{
 			Event:   EventLogin,
 			Actor:   username,

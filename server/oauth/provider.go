@@ -25,6 +25,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 	"github.com/sirupsen/logrus"
 
+	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/web"
 )
@@ -362,24 +363,30 @@ func (p *Provider) composeHandlers() {
 	fc.PushedAuthorizeEndpointHandlers.Append(pushed)
 }
 
-// Register mounts the public routes on r.
+// Register mounts the public routes on r, each with its protection policy
+// (the server builds the chain from it: headers, strict input, blocks,
+// rate-limit class).
 func (p *Provider) Register(r *mux.Router) {
-	r.HandleFunc(pathOIDCDiscovery, p.handleOIDCDiscovery).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc(pathOAuthDiscovery, p.handleOAuthDiscovery).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc(pathJWKS, p.handleJWKS).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc(pathAuthorize, p.handleAuthorize).Methods(http.MethodGet, http.MethodPost)
-	r.HandleFunc(pathToken, p.handleToken).Methods(http.MethodPost)
-	r.HandleFunc(pathIntrospect, p.handleIntrospect).Methods(http.MethodPost)
-	r.HandleFunc(pathRevoke, p.handleRevoke).Methods(http.MethodPost)
-	r.HandleFunc(pathPAR, p.handlePAR).Methods(http.MethodPost)
-	r.HandleFunc(pathUserinfo, p.handleUserinfo).Methods(http.MethodGet, http.MethodPost)
-	r.HandleFunc(pathLogin, p.handleLoginPage).Methods(http.MethodGet)
-	r.HandleFunc(pathLogin, p.handleLoginSubmit).Methods(http.MethodPost)
-	r.HandleFunc(pathConsent, p.handleConsentPage).Methods(http.MethodGet)
-	r.HandleFunc(pathConsent, p.handleConsentSubmit).Methods(http.MethodPost)
-	r.HandleFunc(pathLogout, p.handleLogoutPage).Methods(http.MethodGet)
-	r.HandleFunc(pathLogout, p.handleLogoutSubmit).Methods(http.MethodPost)
-	r.PathPrefix(pathStatic).Handler(p.static)
+	get, head, post := http.MethodGet, http.MethodHead, http.MethodPost
+	route := func(path string, pol protect.Policy, h http.HandlerFunc, methods ...string) {
+		r.Handle(path, protect.Route(pol, h)).Methods(methods...)
+	}
+	route(pathOIDCDiscovery, protect.Discovery(), p.handleOIDCDiscovery, get, head)
+	route(pathOAuthDiscovery, protect.Discovery(), p.handleOAuthDiscovery, get, head)
+	route(pathJWKS, protect.Discovery(), p.handleJWKS, get, head)
+	route(pathAuthorize, protect.Authorize(), p.handleAuthorize, get, post)
+	route(pathToken, protect.OAuthEndpoint(protect.ClassToken), p.handleToken, post)
+	route(pathIntrospect, protect.OAuthEndpoint(protect.ClassIntrospect), p.handleIntrospect, post)
+	route(pathRevoke, protect.OAuthEndpoint(protect.ClassRevoke), p.handleRevoke, post)
+	route(pathPAR, protect.OAuthEndpoint(protect.ClassPAR), p.handlePAR, post)
+	route(pathUserinfo, protect.Userinfo(), p.handleUserinfo, get, post)
+	route(pathLogin, protect.PageForm(), p.handleLoginPage, get)
+	route(pathLogin, protect.PageForm(), p.handleLoginSubmit, post)
+	route(pathConsent, protect.PageForm(), p.handleConsentPage, get)
+	route(pathConsent, protect.PageForm(), p.handleConsentSubmit, post)
+	route(pathLogout, protect.PageForm(), p.handleLogoutPage, get)
+	route(pathLogout, protect.PageForm(), p.handleLogoutSubmit, post)
+	r.PathPrefix(pathStatic).Handler(protect.Route(protect.StaticAsset(), p.static))
 }
 
 // Public paths.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"github.com/bulwark-auth/bulwark/server/protect"
-	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"time"
 
 	"github.com/google/uuid"
@@ -167,11 +166,9 @@ func (h *refreshAudit) HandleTokenEndpointRequest(ctx context.Context, r fosite.
 			clientID = r.GetClient().GetID()
 		}
 		if sig := h.p.cfg.Defense.Signals; sig != nil {
-			var ip netip.Addr
-			if info := reqinfo.From(ctx); info != nil {
-				ip, _ = netip.ParseAddr(info.RemoteIP)
-			}
-			sig.Observe(ctx, protect.SignalRefreshReuse, ip, clientID)
+			// Counted against the client that replayed, never the
+			// address: one buggy client must not take a network down.
+			sig.Observe(ctx, protect.SignalRefreshReuse, netip.Addr{}, clientID)
 		}
 		h.p.audit(ctx, storage.AuditEvent{
 			Event:    EventRefreshReuse,

@@ -28,8 +28,11 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The client this request claims to be, whichever way it
+	// authenticates (Basic, client_secret_post, private_key_jwt), as the
+	// pipeline read it once: the key of the client-secret guard.
 	ip := p.clientIP(r)
-	claimed := protect.ClientIDFromRequest(r)
+	claimed := reqinfo.ClaimedClientID(ctx)
 	if wait, held := throttled(ctx, p.cfg.Defense.ClientGuard, claimed, ip); held && claimed != "" {
 		retryAfter(w, wait)
 		p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
@@ -184,6 +187,7 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				p.observe(r, protect.SignalInvalidToken, "")
+				reqinfo.From(ctx).MarkFailure()
 				writeIntrospection(w, map[string]any{"active": false})
 				return
 			}
@@ -228,6 +232,7 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		default:
 			p.logError(r, "introspection: inactive token", err)
 			p.observe(r, protect.SignalInvalidToken, callerID(r))
+			reqinfo.From(ctx).MarkFailure()
 			writeIntrospection(w, map[string]any{"active": false})
 		}
 		return

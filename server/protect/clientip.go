@@ -14,7 +14,8 @@ import (
 // first address that is not itself a trusted proxy is the client. With no
 // trusted proxies (the default) the header is ignored entirely.
 type IPResolver struct {
-	trusted []netip.Prefix
+	trusted   []netip.Prefix
+	untrusted func(peer netip.Addr)
 }
 
 // NewIPResolver returns a resolver that trusts X-Forwarded-For only from
@@ -29,11 +30,24 @@ func NewIPResolver(trustedProxies []netip.Prefix) *IPResolver {
 	return &IPResolver{trusted: t}
 }
 
+// OnUntrustedForwarded sets f to be called for every request that carries
+// X-Forwarded-For or Forwarded but comes from a peer that is not a trusted
+// proxy: behind a load balancer that nobody declared with
+// --trusted-proxies, every user then shares the balancer's address. Call
+// it while assembling the server, before serving; it returns r.
+func (r *IPResolver) OnUntrustedForwarded(f func(peer netip.Addr)) *IPResolver {
+	r.untrusted = f
+	return r
+}
+
 // IP returns the client address of req. It returns the zero Addr only when
 // RemoteAddr itself is unparseable (never the case for a real listener).
 func (r *IPResolver) IP(req *http.Request) netip.Addr {
 	peer := parseHostAddr(req.RemoteAddr)
 	if !peer.IsValid() || !r.isTrusted(peer) {
+		if r.untrusted != nil && (req.Header.Get("X-Forwarded-For") != "" || req.Header.Get("Forwarded") != "") {
+			r.untrusted(peer)
+		}
 		return peer
 	}
 	hops := req.Header.Values("X-Forwarded-For")

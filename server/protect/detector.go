@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
@@ -36,12 +37,19 @@ const (
 // announced; every replica reloads its cache when a message arrives.
 const BlocksChannel = "bulwark_blocks"
 
-// Threshold blocks a source that produced Count signals within Window, for
-// BlockFor.
+// Threshold acts on a source that produced Count signals within Window:
+// it blocks the source for BlockFor, or, with AlertOnly, raises an alert
+// (audit event "anomaly.alert" and a metric) and blocks nothing.
 type Threshold struct {
 	Count    int
 	Window   time.Duration
 	BlockFor time.Duration
+	// Distinct counts distinct accounts instead of signals (credential
+	// stuffing: failed sign-ins across many accounts from one address,
+	// as opposed to one user mistyping a password).
+	Distinct bool
+	// AlertOnly raises an alert instead of blocking.
+	AlertOnly bool
 }
 
 // DetectorConfig configures a Detector.
@@ -61,6 +69,14 @@ type DetectorConfig struct {
 	// OnBlock is called with the block kind ("ip" or "client") for every
 	// request the middleware refuses (metrics). Optional.
 	OnBlock func(kind string)
+	// OnPlaced is called for every block a threshold places, and OnAlert
+	// for every alert, with the block kind and the signal (metrics).
+	// Optional.
+	OnPlaced, OnAlert func(kind string, sig Signal)
+	// NeverBlock lists networks whose addresses are never blocked, by a
+	// threshold or by hand (an office, a partner's egress, the load
+	// balancer itself).
+	NeverBlock []netip.Prefix
 	// Log receives store failures. Required.
 	Log logrus.FieldLogger
 	// ReloadEvery is the periodic reload in Run, the safety net behind
@@ -139,15 +155,34 @@ func NewDetector(cfg DetectorConfig) (*Detector, error) {
 // Observe records one signal from ip and/or clientID (either may be empty /
 // invalid) and blocks the source if its threshold is crossed.
 func (d *Detector) Observe(ctx context.Context, sig Signal, ip netip.Addr, clientID string) {
-	if th, ok := d.cfg.PerIP[sig]; ok && ip.IsValid() {
-		d.observe(ctx, sig, th, BlockIP, ip.String())
+	if th, ok := d.cfg.PerIP[sig]; ok && ip.IsValid() && !d.neverBlock(ip) {
+		d.observe(ctx, sig, th, BlockIP, ip.Unmap().String(), "")
 	}
 	if th, ok := d.cfg.PerClient[sig]; ok && clientID != "" {
-		d.observe(ctx, sig, th, BlockClient, clientID)
+		d.observe(ctx, sig, th, BlockClient, clientID, "")
 	}
 }
 
-func (d *Detector) observe(ctx context.Context, sig Signal, th Threshold, kind, value string) {
+// ObserveLogin records a failed sign-in for account from ip. A per-IP
+// threshold with Distinct counts the distinct accounts an address fails
+// on, which is what tells credential stuffing from a user who mistyped.
+func (d *Detector) ObserveLogin(ctx context.Context, ip netip.Addr, account string) {
+	if th, ok := d.cfg.PerIP[SignalFailedLogin]; ok && ip.IsValid() && !d.neverBlock(ip) {
+		d.observe(ctx, SignalFailedLogin, th, BlockIP, ip.Unmap().String(), normalizeAccount(account))
+	}
+}
+
+func (d *Detector) neverBlock(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range d.cfg.NeverBlock {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Detector) observe(ctx context.Context, sig Signal, th Threshold, kind, value, account string) {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	if exp, ok := d.blocks[blockKey{kind, value}]; ok && now.Before(exp) {
@@ -161,7 +196,12 @@ func (d *Detector) observe(ctx context.Context, sig Signal, th Threshold, kind, 
 		c = &slidingCounter{window: th.Window}
 		d.counters[k] = c
 	}
-	n := c.add(now)
+	var n float64
+	if th.Distinct {
+		n = c.addDistinct(now, account, th.Count)
+	} else {
+		n = c.add(now)
+	}
 	crossed := n >= float64(th.Count)
 	if crossed {
 		delete(d.counters, k)
@@ -169,6 +209,13 @@ func (d *Detector) observe(ctx context.Context, sig Signal, th Threshold, kind, 
 	d.mu.Unlock()
 	if !crossed {
 		return
+	}
+	if th.AlertOnly {
+		d.alert(ctx, sig, th, kind, value)
+		return
+	}
+	if d.cfg.OnPlaced != nil {
+		d.cfg.OnPlaced(kind, sig)
 	}
 	b := &storage.Block{
 		Kind:      kind,
@@ -206,6 +253,36 @@ func (d *Detector) observe(ctx context.Context, sig Signal, th Threshold, kind, 
 	}
 }
 
+// alert reports a crossed AlertOnly threshold: an audit event and a metric,
+// and nothing refused.
+func (d *Detector) alert(ctx context.Context, sig Signal, th Threshold, kind, value string) {
+	if d.cfg.OnAlert != nil {
+		d.cfg.OnAlert(kind, sig)
+	}
+	d.cfg.Log.WithFields(logrus.Fields{"kind": kind, "signal": string(sig), "count": th.Count, "window": th.Window.String()}).Warn("anomaly threshold crossed; alerting only (blocking this kind of source is not enabled)")
+	if d.cfg.Audit == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.StoreTimeout)
+	defer cancel()
+	e := storage.AuditEvent{
+		Event:   "anomaly.alert",
+		Actor:   "system:anomaly",
+		Outcome: "alert",
+		Details: map[string]string{"kind": kind, "signal": string(sig), "count": strconv.Itoa(th.Count), "window": th.Window.String()},
+	}
+	if kind == BlockIP {
+		e.SourceIP = value
+	} else {
+		e.ClientID = value
+	}
+	d.cfg.Audit(ctx, e)
+}
+
+// ErrNeverBlock refuses a manual block of an address in a never-block
+// network.
+var ErrNeverBlock = errors.New("protect: the address is in a never-block network")
+
 // Block places a block by hand (admin API) for dur.
 func (d *Detector) Block(ctx context.Context, kind, value, reason string, dur time.Duration) error {
 	if kind != BlockIP && kind != BlockClient {
@@ -215,6 +292,9 @@ func (d *Detector) Block(ctx context.Context, kind, value, reason string, dur ti
 		a, err := netip.ParseAddr(value)
 		if err != nil {
 			return fmt.Errorf("protect: block value is not an IP address: %w", err)
+		}
+		if d.neverBlock(a) {
+			return ErrNeverBlock
 		}
 		value = a.Unmap().String()
 	}
@@ -331,28 +411,25 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
-// Middleware refuses requests from a blocked IP or a blocked client id with
-// 403 {"error":"access_denied",...}. clientID may be nil (IP only). Place it
-// after StrictInput so ClientIDFromRequest reads a size-limited body.
-func (d *Detector) Middleware(ips *IPResolver, clientID func(*http.Request) string) mux.MiddlewareFunc {
-	if ips == nil {
-		ips = NewIPResolver(nil)
-	}
+// Middleware refuses requests from a blocked address or a blocked claimed
+// client id with 403 access_denied, in the route's response format. Both
+// facts come from reqinfo; place it after StrictInput, which records the
+// claimed client id. Addresses in a never-block network are never refused.
+func (d *Detector) Middleware(kind Kind) mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			kind := ""
-			if d.Blocked(BlockIP, ips.IP(r).String()) {
-				kind = BlockIP
-			} else if clientID != nil {
-				if id := clientID(r); id != "" && d.Blocked(BlockClient, id) {
-					kind = BlockClient
-				}
+			info := reqinfo.From(r.Context())
+			blocked := ""
+			if info != nil && info.IP.IsValid() && d.Blocked(BlockIP, info.IP.String()) && !d.neverBlock(info.IP) {
+				blocked = BlockIP
+			} else if id := info.ClaimedClientID(); id != "" && d.Blocked(BlockClient, id) {
+				blocked = BlockClient
 			}
-			if kind != "" {
+			if blocked != "" {
 				if d.cfg.OnBlock != nil {
-					d.cfg.OnBlock(kind)
+					d.cfg.OnBlock(blocked)
 				}
-				writeError(w, http.StatusForbidden, "access_denied", "Requests from this source are temporarily blocked.")
+				refuse(w, kind, http.StatusForbidden, "access_denied", "Requests from this source are temporarily blocked.")
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -384,6 +461,9 @@ type slidingCounter struct {
 	window    time.Duration
 	start     time.Time // start of the current fixed window
 	prev, cur float64
+	// seen and seenSince count distinct accounts in a fixed window.
+	seen      map[string]struct{}
+	seenSince time.Time
 }
 
 func (c *slidingCounter) roll(now time.Time) {
@@ -405,6 +485,20 @@ func (c *slidingCounter) value(now time.Time) float64 {
 	c.roll(now)
 	f := float64(now.Sub(c.start)) / float64(c.window)
 	return c.prev*(1-f) + c.cur
+}
+
+// addDistinct counts account once per window and returns how many distinct
+// accounts were seen. The set holds at most limit names: more cannot change
+// the decision.
+func (c *slidingCounter) addDistinct(now time.Time, account string, limit int) float64 {
+	c.roll(now)
+	if c.seen == nil || now.Sub(c.seenSince) >= c.window {
+		c.seen, c.seenSince = map[string]struct{}{}, now
+	}
+	if _, ok := c.seen[account]; !ok && len(c.seen) < limit {
+		c.seen[account] = struct{}{}
+	}
+	return float64(len(c.seen))
 }
 
 func (c *slidingCounter) add(now time.Time) float64 {

@@ -2,6 +2,7 @@ package protect
 
 import (
 	"encoding/json"
+	"html"
 	"net/http"
 	"strconv"
 	"time"
@@ -48,4 +49,24 @@ func Chain(mws ...mux.MiddlewareFunc) mux.MiddlewareFunc {
 		}
 		return h
 	}
+}
+
+// refuse answers a refusal in the format of the route's response kind: an
+// RFC 6749 §5.2 JSON error for APIs (OAuth endpoints and the admin API), a
+// small HTML page for pages, so a browser user reads a message instead of
+// JSON. code and description are fixed text chosen by this package.
+func refuse(w http.ResponseWriter, kind Kind, status int, code, description string) {
+	if kind != Page {
+		writeError(w, status, code, description)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
+		html.EscapeString(http.StatusText(status)) + "</title></head><body><h1>" +
+		html.EscapeString(http.StatusText(status)) + "</h1><p>" + html.EscapeString(description) +
+		"</p><p><small>" + html.EscapeString(code) + "</small></p></body></html>\n"))
 }

@@ -1,17 +1,15 @@
 package protect
 
 import (
-	"bytes"
-	"io"
 	"math"
-	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
 )
 
 // Endpoint classes, the keys of RateConfig.PerIP and RateConfig.PerClient.
@@ -39,15 +37,15 @@ func (l Limit) enabled() bool { return l.Rate > 0 && l.Burst > 0 }
 // with N replicas behind a load balancer a source may get up to N times the
 // configured rate. Size limits with that in mind (or divide by N).
 type RateConfig struct {
-	// PerIP maps an endpoint class to the limit per source IP.
+	// PerIP maps an endpoint class to the failure budget per source IP:
+	// only failed requests take from it (see Middleware).
 	PerIP map[string]Limit
-	// PerClient maps an endpoint class to the limit per OAuth client id.
+	// PerClient maps an endpoint class to the limit per claimed OAuth
+	// client id (every request counts).
 	PerClient map[string]Limit
 	// ClientOverrides maps a client id to a limit that replaces its
 	// PerClient limit in every class (buckets stay separate per class).
 	ClientOverrides map[string]Limit
-	// IPs resolves the source IP; nil means the direct peer only.
-	IPs *IPResolver
 	// OnBlock is called for every refused request with the bucket key
 	// "<class>:ip:<addr>" or "<class>:client:<id>", for audit and metrics
 	// (SplitKey separates the class). Optional.
@@ -87,47 +85,90 @@ func NewLimiter(cfg RateConfig) *Limiter {
 	if cfg.MaxBuckets <= 0 {
 		cfg.MaxBuckets = 100_000
 	}
-	if cfg.IPs == nil {
-		cfg.IPs = NewIPResolver(nil)
-	}
 	return &Limiter{cfg: cfg, buckets: make(map[bucketKey]*bucket)}
 }
 
-// Middleware limits requests of one endpoint class. clientID extracts the
-// client id (ClientIDFromRequest for OAuth endpoints); nil disables the
-// per-client limit. The per-IP bucket is checked first, so a refused IP does
-// not drain the client's bucket.
+// Middleware limits requests of one endpoint class. The source address and
+// the claimed client id come from reqinfo (established once per request by
+// the pipeline).
 //
-// Over the limit the response is 429 with Retry-After (whole seconds,
-// rounded up) and {"error":"rate_limited",...}.
-func (l *Limiter) Middleware(class string, clientID func(*http.Request) string) mux.MiddlewareFunc {
+// Successful traffic is limited per claimed client (PerClient, with
+// ClientOverrides), never per address: many legitimate users share one
+// address behind NAT or a load balancer. Per address (PerIP) only failure
+// signals count: a response with status 400, 401 or 403, or a request a
+// handler marked failed (reqinfo.MarkFailure). An address whose failure
+// budget is spent is refused until it refills; its successes cost nothing.
+//
+// Over a limit the response is 429 with Retry-After (whole seconds,
+// rounded up), in the route's response format.
+func (l *Limiter) Middleware(class string, kind Kind) mux.MiddlewareFunc {
+	ipLim, ipOK := l.cfg.PerIP[class]
+	ipOK = ipOK && ipLim.enabled()
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if lim, ok := l.cfg.PerIP[class]; ok && lim.enabled() {
-				ip := l.cfg.IPs.IP(r)
-				if ok, wait := l.allow(bucketKey{class: class, kind: 'i', value: ip.String()}, lim); !ok {
-					l.refuse(w, r, class+":ip:"+ip.String(), wait)
+			info := reqinfo.From(r.Context())
+			var ipKey bucketKey
+			if ipOK && info != nil && info.IP.IsValid() {
+				ipKey = bucketKey{class: class, kind: 'i', value: info.IP.String()}
+				if ok, wait := l.take(ipKey, ipLim, false); !ok {
+					l.refuse(w, r, kind, class+":ip:"+ipKey.value, wait)
 					return
 				}
 			}
-			if clientID != nil {
-				if id := clientID(r); id != "" {
-					lim, ok := l.cfg.ClientOverrides[id]
-					if !ok {
-						lim, ok = l.cfg.PerClient[class]
-					}
-					if ok && lim.enabled() {
-						if ok, wait := l.allow(bucketKey{class: class, kind: 'c', value: id}, lim); !ok {
-							l.refuse(w, r, class+":client:"+id, wait)
-							return
-						}
+			if id := info.ClaimedClientID(); id != "" {
+				lim, ok := l.cfg.ClientOverrides[id]
+				if !ok {
+					lim, ok = l.cfg.PerClient[class]
+				}
+				if ok && lim.enabled() {
+					if ok, wait := l.take(bucketKey{class: class, kind: 'c', value: id}, lim, true); !ok {
+						l.refuse(w, r, kind, class+":client:"+id, wait)
+						return
 					}
 				}
 			}
-			next.ServeHTTP(w, r)
+			if ipKey.value == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			sw := &failureWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r)
+			if isFailure(sw.status) || info.Failed() {
+				l.take(ipKey, ipLim, true)
+			}
 		})
 	}
 }
+
+// isFailure says whether a status is a failure signal: bad input, failed
+// authentication, refused authorization. 404, 429 and 5xx are not: they
+// say nothing about the caller's intent.
+func isFailure(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden
+}
+
+// failureWriter remembers the status code.
+type failureWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *failureWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *failureWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *failureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // SplitKey splits an OnBlock key into the endpoint class and the source
 // ("ip:<addr>" or "client:<id>").
@@ -136,17 +177,18 @@ func SplitKey(key string) (class, source string) {
 	return class, source
 }
 
-func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, key string, wait time.Duration) {
+func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, kind Kind, key string, wait time.Duration) {
 	if l.cfg.OnBlock != nil {
 		l.cfg.OnBlock(r, key)
 	}
 	w.Header().Set("Retry-After", retryAfterSeconds(wait))
-	writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many requests; retry later.")
+	refuse(w, kind, http.StatusTooManyRequests, "rate_limited", "Too many requests; retry later.")
 }
 
-// allow takes one token from the bucket at key, creating it full. It
-// returns false and the time until a token is available when empty.
-func (l *Limiter) allow(key bucketKey, lim Limit) (bool, time.Duration) {
+// take refills the bucket at key (creating it full) and reports whether it
+// holds a token; consume takes it. When empty it returns false and the time
+// until a token is available.
+func (l *Limiter) take(key bucketKey, lim Limit, consume bool) (bool, time.Duration) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -162,7 +204,9 @@ func (l *Limiter) allow(key bucketKey, lim Limit) (bool, time.Duration) {
 		b.last = now
 	}
 	if b.tokens >= 1 {
-		b.tokens--
+		if consume {
+			b.tokens--
+		}
 		return true, 0
 	}
 	need := (1 - b.tokens) / lim.Rate
@@ -199,50 +243,6 @@ func (l *Limiter) maybeSweep(now time.Time) {
 		}
 		delete(l.buckets, k)
 	}
-}
-
-// maxClientIDBody caps how much body ClientIDFromRequest reads if no body
-// limit ran before it.
-const maxClientIDBody = 64 << 10
-
-// ClientIDFromRequest returns the client id a request claims: the HTTP Basic
-// username (form-decoded, RFC 6749 §2.3.1) or, for a form POST, the
-// client_id parameter. It reads at most 64 KiB of the body and puts back
-// exactly what it read, so the next handler sees the whole body. The id is
-// unauthenticated: use it to key limits, never to grant anything.
-func ClientIDFromRequest(r *http.Request) string {
-	if user, _, ok := r.BasicAuth(); ok {
-		if u, err := url.QueryUnescape(user); err == nil {
-			return u
-		}
-		return user
-	}
-	if id := r.URL.Query().Get("client_id"); id != "" && r.Method == http.MethodGet {
-		return id
-	}
-	if r.Body == nil || r.Body == http.NoBody || !isForm(r) {
-		return ""
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxClientIDBody))
-	r.Body = restoredBody{Reader: io.MultiReader(bytes.NewReader(b), r.Body), Closer: r.Body}
-	if err != nil {
-		return ""
-	}
-	vals, err := url.ParseQuery(string(b))
-	if err != nil {
-		return ""
-	}
-	return vals.Get("client_id")
-}
-
-type restoredBody struct {
-	io.Reader
-	io.Closer
-}
-
-func isForm(r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && strings.EqualFold(mt, formType)
 }
 
 const formType = "application/x-www-form-urlencoded"

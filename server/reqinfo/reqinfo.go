@@ -1,26 +1,39 @@
-// Package reqinfo carries per-request facts (request id, authenticated client
-// id, subject) from the handlers that learn them to the access log and the
-// audit trail, through the request context.
+// Package reqinfo carries the per-request facts that the request pipeline
+// establishes once (request id, client IP, user agent, route template and
+// its protection kind, the claimed client id) and the facts handlers learn
+// later (authenticated client id, subject), through the request context.
+// Every layer reads them here instead of deriving them again from the raw
+// request.
 package reqinfo
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 )
 
 type ctxKey struct{}
 
-// Info is filled in while a request is handled. The access-log middleware
-// creates it; handlers set what they learn (never secrets).
+// Info is created by the outermost middleware of each listener. ID, IP,
+// RemoteIP and UserAgent are set before anything else runs and never change;
+// the route, its protection kind and the claimed client id are set by the
+// route's chain before its handler runs; handlers record what they learn
+// (never secrets).
 type Info struct {
-	ID        string
+	ID string
+	// IP is the client address, resolved once behind the trusted proxies.
+	IP netip.Addr
+	// RemoteIP is IP as text, for logs and audit rows.
 	RemoteIP  string
 	UserAgent string
 
 	mu       sync.Mutex
 	clientID string
+	claimed  string
 	subject  string
 	route    string
+	kind     string
+	failed   bool
 }
 
 // With returns ctx carrying info.
@@ -42,63 +55,73 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-// SetClientID records the authenticated OAuth client. Nil-safe.
-func (i *Info) SetClientID(id string) {
+// ClientIP returns the resolved client address in ctx, or the zero Addr.
+func ClientIP(ctx context.Context) netip.Addr {
+	if info := From(ctx); info != nil {
+		return info.IP
+	}
+	return netip.Addr{}
+}
+
+// ClaimedClientID returns the client id the request claims in ctx, or "".
+func ClaimedClientID(ctx context.Context) string {
+	return From(ctx).ClaimedClientID()
+}
+
+func (i *Info) set(f func()) {
 	if i == nil {
 		return
 	}
 	i.mu.Lock()
-	i.clientID = id
+	f()
 	i.mu.Unlock()
 }
+
+func get[T any](i *Info, f func() T) T {
+	if i == nil {
+		var zero T
+		return zero
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return f()
+}
+
+// SetClientID records the authenticated OAuth client. Nil-safe.
+func (i *Info) SetClientID(id string) { i.set(func() { i.clientID = id }) }
+
+// ClientID returns the authenticated client id. Nil-safe.
+func (i *Info) ClientID() string { return get(i, func() string { return i.clientID }) }
+
+// SetClaimedClientID records the client id the request claims (HTTP Basic
+// user, the client_id parameter, or a client assertion's sub/iss). It is
+// unauthenticated: it keys limits, guards and blocks, never grants. Nil-safe.
+func (i *Info) SetClaimedClientID(id string) { i.set(func() { i.claimed = id }) }
+
+// ClaimedClientID returns the claimed client id. Nil-safe.
+func (i *Info) ClaimedClientID() string { return get(i, func() string { return i.claimed }) }
 
 // SetSubject records the authenticated end user or API key owner. Nil-safe.
-func (i *Info) SetSubject(sub string) {
-	if i == nil {
-		return
-	}
-	i.mu.Lock()
-	i.subject = sub
-	i.mu.Unlock()
-}
-
-// ClientID returns the recorded client id. Nil-safe.
-func (i *Info) ClientID() string {
-	if i == nil {
-		return ""
-	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.clientID
-}
+func (i *Info) SetSubject(sub string) { i.set(func() { i.subject = sub }) }
 
 // Subject returns the recorded subject. Nil-safe.
-func (i *Info) Subject() string {
-	if i == nil {
-		return ""
-	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.subject
-}
+func (i *Info) Subject() string { return get(i, func() string { return i.subject }) }
 
 // SetRoute records the matched route template (never the raw path, which may
-// carry ids). Nil-safe.
-func (i *Info) SetRoute(route string) {
-	if i == nil {
-		return
-	}
-	i.mu.Lock()
-	i.route = route
-	i.mu.Unlock()
-}
+// carry ids) and the name of its protection kind. Nil-safe.
+func (i *Info) SetRoute(route, kind string) { i.set(func() { i.route, i.kind = route, kind }) }
 
 // Route returns the matched route template, or "" when none matched.
-func (i *Info) Route() string {
-	if i == nil {
-		return ""
-	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.route
-}
+func (i *Info) Route() string { return get(i, func() string { return i.route }) }
+
+// Kind returns the matched route's protection kind, or "".
+func (i *Info) Kind() string { return get(i, func() string { return i.kind }) }
+
+// MarkFailure records that the request is a failure signal although its
+// status does not say so (an introspection of an invalid token answers 200
+// {"active":false}). The rate limiter counts failures per source address.
+// Nil-safe.
+func (i *Info) MarkFailure() { i.set(func() { i.failed = true }) }
+
+// Failed reports whether MarkFailure was called. Nil-safe.
+func (i *Info) Failed() bool { return get(i, func() bool { return i.failed }) }
