@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 )
@@ -29,8 +30,8 @@ func newTestServer(t *testing.T, db Pinger) (*httptest.Server, *bytes.Buffer) {
 		Logger: log,
 		DB:     db,
 		Public: []Mounter{MounterFunc(func(r *mux.Router) {
-			r.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("secret-value-in-panic") })
-			r.HandleFunc("/items/{id}", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }).Methods(http.MethodGet)
+			r.Handle("/panic", protect.RouteFunc(protect.Ops(), func(http.ResponseWriter, *http.Request) { panic("secret-value-in-panic") }))
+			r.Handle("/items/{id}", protect.RouteFunc(protect.Ops(), func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })).Methods(http.MethodGet)
 		})},
 	})
 	if err != nil {

@@ -110,6 +110,12 @@ func RouteTemplate(r *http.Request) string {
 	if tpl := reqinfo.From(r.Context()).Route(); tpl != "" {
 		return tpl
 	}
+	// Used as plain router middleware, outside the server's pipeline.
+	if rt := mux.CurrentRoute(r); rt != nil {
+		if tpl, err := rt.GetPathTemplate(); err == nil {
+			return tpl
+		}
+	}
 	return "unmatched"
 }
 

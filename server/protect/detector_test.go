@@ -57,7 +57,7 @@ func TestDetectorBlocksAndLifts(t *testing.T) {
 		events = append(events, e)
 		mu.Unlock()
 	})
-	srv := httptest.NewServer(d.Middleware(nil, ClientIDFromRequest)(echoBody))
+	srv := httptest.NewServer(pipelined(d.Middleware(API)(echoBody)))
 	defer srv.Close()
 	ip := netip.MustParseAddr("127.0.0.1")
 
@@ -105,7 +105,7 @@ func TestDetectorClientBlockAndExpiry(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	d := newTestDetector(t, newBlockStore(), nil, clk, nil)
-	srv := httptest.NewServer(d.Middleware(nil, ClientIDFromRequest)(echoBody))
+	srv := httptest.NewServer(pipelined(d.Middleware(API)(echoBody)))
 	defer srv.Close()
 
 	for i := 0; i < 3; i++ {

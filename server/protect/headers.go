@@ -10,14 +10,15 @@ import (
 // Kind is what a route answers with; it selects the Content-Security-Policy.
 type Kind int
 
-// Response kinds.
+// Response kinds. API is the zero value, so a zero InputConfig or Policy
+// answers JSON.
 const (
-	// Page is server-rendered HTML (login, consent, console): scripts,
-	// styles and forms only from our own origin.
-	Page Kind = iota
 	// API is JSON (OAuth endpoints, discovery, admin API): nothing may be
 	// loaded or framed at all.
-	API
+	API Kind = iota
+	// Page is server-rendered HTML (login, consent, console): scripts,
+	// styles and forms only from our own origin.
+	Page
 	// Static is embedded CSS, JS and images.
 	Static
 )

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -29,6 +30,18 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
+}
+
+// pipelined stands in for the server's pipeline in these unit tests: it
+// establishes reqinfo (the IP is the direct peer) and runs StrictInput,
+// which records the claimed client id, before h.
+func pipelined(h http.Handler) http.Handler {
+	in := StrictInput(InputConfig{})(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := parseHostAddr(r.RemoteAddr)
+		info := &reqinfo.Info{ID: "test", IP: ip, RemoteIP: ip.String()}
+		in.ServeHTTP(w, r.WithContext(reqinfo.With(r.Context(), info)))
+	})
 }
 
 // decodeOAuthError reads an OAuth JSON error body and checks its media type.
