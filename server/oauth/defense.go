@@ -58,6 +58,14 @@ func (p *Provider) observe(r *http.Request, sig protect.Signal, clientID string)
 	}
 }
 
+// The provider gives the guards no address (netip.Addr{}). The guards
+// key on the account (the user name, the claimed client id); a per-address
+// delay or lock there would throttle every user behind one NAT or load
+// balancer after a few typos. Failures per address are counted by the
+// limiter's failure budget and by the detector's credential-stuffing rule
+// (many distinct accounts failing from one address), which target the
+// offending address only.
+//
 // throttled answers whether g holds this account back, and how long.
 func throttled(ctx context.Context, g Guard, account string, ip netip.Addr) (time.Duration, bool) {
 	if g == nil {

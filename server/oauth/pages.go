@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -131,7 +132,7 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	returnTo := safeReturnTo(r.PostForm.Get("return_to"))
 
 	ip := p.clientIP(r)
-	if wait, held := throttled(ctx, p.cfg.Defense.LoginGuard, username, ip); held {
+	if wait, held := throttled(ctx, p.cfg.Defense.LoginGuard, username, netip.Addr{}); held {
 		// Answered before any lookup or hashing, identically for known and
 		// unknown usernames.
 		p.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: OutcomeFailure, Details: map[string]string{"reason": "throttled"}})
@@ -166,7 +167,7 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	match := p.passwords().Compare(ctx, []byte(hash), []byte(password)) == nil
 	if user == nil || user.Disabled || password == "" || !match {
 		if g := p.cfg.Defense.LoginGuard; g != nil {
-			g.Fail(username, ip)
+			g.Fail(username, netip.Addr{})
 		}
 		if p.cfg.Defense.Signals != nil {
 			p.cfg.Defense.Signals.ObserveLogin(ctx, ip, username)
@@ -191,7 +192,7 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g := p.cfg.Defense.LoginGuard; g != nil {
-		g.Succeed(username, ip)
+		g.Succeed(username, netip.Addr{})
 	}
 	if _, err := p.startLogin(ctx, w, r, user); err != nil {
 		p.writePageError(w, r, err)

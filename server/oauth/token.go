@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -31,16 +32,15 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	// The client this request claims to be, whichever way it
 	// authenticates (Basic, client_secret_post, private_key_jwt), as the
 	// pipeline read it once: the key of the client-secret guard.
-	ip := p.clientIP(r)
 	claimed := reqinfo.ClaimedClientID(ctx)
-	if wait, held := throttled(ctx, p.cfg.Defense.ClientGuard, claimed, ip); held && claimed != "" {
+	if wait, held := throttled(ctx, p.cfg.Defense.ClientGuard, claimed, netip.Addr{}); held && claimed != "" {
 		retryAfter(w, wait)
 		p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
 		return
 	}
 	if err := p.checkExchangeClientAuth(ctx, r); err != nil {
 		if g := p.cfg.Defense.ClientGuard; g != nil && claimed != "" {
-			g.Fail(claimed, ip)
+			g.Fail(claimed, netip.Addr{})
 		}
 		p.observe(r, protect.SignalInvalidClient, claimed)
 		p.writeAccessError(w, r, nil, err)
@@ -51,7 +51,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if isInvalidClient(err) && claimed != "" {
 			if g := p.cfg.Defense.ClientGuard; g != nil {
-				g.Fail(claimed, ip)
+				g.Fail(claimed, netip.Addr{})
 			}
 			p.observe(r, protect.SignalInvalidClient, claimed)
 		}
