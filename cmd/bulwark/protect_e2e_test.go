@@ -73,9 +73,10 @@ func rawPost(t *testing.T, u, contentType, body string, hdr map[string]string) (
 	return res, string(b)
 }
 
+// Successful traffic is limited per client (never per address).
 func TestE2ERateLimitAnswers429WithRetryAfter(t *testing.T) {
 	s := startE2E(t, pgtest.NewDatabase(t), func(c *config) {
-		c.RateLimits = map[string]protect.Limit{protect.ClassToken: {Rate: 0.01, Burst: 2}}
+		c.ClientRateLimits = map[string]protect.Limit{protect.ClassToken: {Rate: 0.01, Burst: 2}}
 	})
 	form := url.Values{"grant_type": {"client_credentials"}}
 	var last int
