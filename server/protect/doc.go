@@ -3,36 +3,31 @@
 // re-implementing per handler.
 //
 // It owns:
+//   - Policy and Route: what a route declares about its protection where
+//     its package registers it; the server builds each route's chain from
+//     it once, at start-up (server/protection.go).
 //   - IPResolver: the client IP, honouring X-Forwarded-For only from
-//     configured trusted proxies.
-//   - Limiter: token-bucket rate limits per source IP and per client id,
-//     per endpoint class, with per-client overrides (429 + Retry-After).
+//     configured trusted proxies, and reporting forwarded headers from
+//     anyone else.
+//   - StrictInput: NUL bytes and invalid UTF-8 refused everywhere, body
+//     size, parameter count/length, duplicate OAuth parameters (RFC 6749
+//     §3.1), content types; the one read of the body, which records the
+//     claimed client id in reqinfo.
+//   - SameOrigin: cross-site form posts refused (CrossOriginProtection).
+//   - Limiter: token buckets per claimed client id (every request) and per
+//     source IP (failures only), per endpoint class (429 + Retry-After).
 //   - Guard: brute-force defence for passwords and client secrets
-//     (progressive delay, then a temporary lock).
-//   - Detector: anomaly detection that places temporary storage.Block rows
-//     shared by every replica, and the middleware that refuses them.
-//   - StrictInput: body size, parameter count/length, duplicate OAuth
-//     parameters (RFC 6749 §3.1) and content-type checks.
+//     (progressive delay, then a temporary lock), per account.
+//   - Detector: anomaly thresholds that block the offender a signal names
+//     (an address for credential stuffing, a client), or only alert;
+//     blocks are storage.Block rows shared by every replica.
 //   - Headers and NoStore: security and caching headers by response kind.
 //   - ServerTimeouts and MaxHeaderBytes: defaults against slow clients.
 //
-// Wiring, outermost first, per route (Chain builds a per-route stack):
-//
-//	OAuth token/introspect/revoke/par:
-//	  Headers(API), NoStore, StrictInput(InputConfig{}),
-//	  detector.Middleware(ips, ClientIDFromRequest),
-//	  limiter.Middleware(class, ClientIDFromRequest)
-//	login/consent pages (POST):  Headers(Page), NoStore, StrictInput, detector
-//	  .Middleware(ips, nil), limiter.Middleware(ClassLogin, nil); Guard in
-//	  the handler around the password check
-//	discovery/JWKS/authorize GET: Headers(API or Page), StrictInput (query)
-//	static assets:                Headers(Static)
-//	admin API: Headers(API), NoStore, StrictInput(InputConfig{
-//	  MaxBodyBytes: 1 << 20, ContentTypes: []string{"application/json"}}),
-//	  limiter.Middleware(ClassAdmin, nil)
-//
-// StrictInput must run before anything that reads the body, so the body is
-// size-limited once and every later reader gets it back intact.
+// Every middleware reads the per-request facts (client IP, claimed client
+// id) from server/reqinfo; none derives them from the raw request again.
+// Refusals answer in the route's response format: OAuth JSON for APIs, a
+// small HTML page for pages.
 //
 // Every in-memory structure here is per replica and bounded in size; limits
 // therefore hold per replica (N replicas admit up to N times a limit), while
