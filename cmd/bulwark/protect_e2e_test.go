@@ -150,17 +150,18 @@ func TestE2ELoginThrottleLockAndUniformAnswers(t *testing.T) {
 		t.Fatalf("known and unknown usernames answered differently: %d vs %d", st1, st2)
 	}
 
-	// Progressive delay: after the free failures the next attempt is held
-	// back with 429 + Retry-After, before the password is even checked.
-	for i := 0; i < 2; i++ {
+	// Progressive delay: after the free failures (3, counted per account,
+	// never per address) the next attempt is held back with 429 +
+	// Retry-After, before the password is even checked.
+	for i := 0; i < 3; i++ {
 		loginAttempt(t, s, c, "alice", "wrong")
 	}
 	st, retry, _ := loginAttempt(t, s, c, "alice", e2ePassword)
 	if st != http.StatusTooManyRequests || retry == "" {
-		t.Fatalf("after 3 failures a quick retry must get 429 + Retry-After, got %d %q", st, retry)
+		t.Fatalf("after 4 failures a quick retry must get 429 + Retry-After, got %d %q", st, retry)
 	}
 	// Unknown usernames are throttled identically.
-	for i := 0; i < 2; i++ {
+	for i := 0; i < 3; i++ {
 		loginAttempt(t, s, c, "mallory-does-not-exist", "wrong")
 	}
 	if st, retry, _ := loginAttempt(t, s, c, "mallory-does-not-exist", "x"); st != http.StatusTooManyRequests || retry == "" {
