@@ -50,6 +50,7 @@ type config struct {
 	RateLimits          map[string]protect.Limit
 	ClientRateLimits    map[string]protect.Limit
 	ClientRateOverrides map[string]protect.Limit
+	AccountRateLimits   map[string]protect.Limit
 	AuditRetention      time.Duration
 	APIKeyRotation      time.Duration
 	JanitorInterval     time.Duration
@@ -69,6 +70,7 @@ type config struct {
 	RefreshReuseThreshold int
 	BlockOnRefreshReuse   bool
 	neverBlockRaw         string
+	accountRateLimitsRaw  string
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -89,6 +91,9 @@ type config struct {
 const (
 	defaultRateLimits       = "token=2:100,introspect=5:200,revoke=2:100,par=2:100,login=1:30,admin=1:30"
 	defaultClientRateLimits = "token=100:200,introspect=500:1000,revoke=100:200,par=50:100,admin=50:100"
+	// Per account a sign-in form names: 20 attempts at once, then one
+	// every 2 seconds, whatever the address.
+	defaultAccountRateLimits = "login=0.5:20"
 )
 
 // Anomaly thresholds: distinct accounts failing sign-in from one address
@@ -192,6 +197,7 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 	fs.DurationVar(&c.APIKeyGrace, "apikey-grace-period", envDuration("BULWARK_APIKEY_GRACE_PERIOD", 7*24*time.Hour), "default API key grace period after rotation")
 	// Protection pipeline flags (issue 10).
 	fs.StringVar(&c.neverBlockRaw, "never-block", envOr("BULWARK_NEVER_BLOCK", ""), "comma-separated addresses/CIDRs that are never blocked (office, partner egress, the load balancer)")
+	fs.StringVar(&c.accountRateLimitsRaw, "account-rate-limits", envOr("BULWARK_ACCOUNT_RATE_LIMITS", defaultAccountRateLimits), "per-account limits on sign-in forms, class=rate:burst")
 	fs.IntVar(&c.StuffingAccounts, "stuffing-accounts", envInt("BULWARK_STUFFING_ACCOUNTS", defaultStuffingAccounts), "distinct accounts failing sign-in from one address within 10m that block the address for 15m")
 	fs.IntVar(&c.RefreshReuseThreshold, "refresh-reuse-alert", envInt("BULWARK_REFRESH_REUSE_ALERT", defaultRefreshReuseAlert), "refresh-token reuses by one client within 10m that raise an alert (audit anomaly.alert, metric)")
 	fs.BoolVar(&c.BlockOnRefreshReuse, "block-on-refresh-reuse", envBool("BULWARK_BLOCK_ON_REFRESH_REUSE", false), "also block the client (never the address) for 15m when --refresh-reuse-alert is crossed")
@@ -250,6 +256,9 @@ func (c *config) finish(secretFlag, secretFile, algs string) error {
 	}
 	if c.ClientRateLimits, err = parseLimits(c.clientRateLimitsRaw); err != nil {
 		problems = append(problems, fmt.Errorf("--client-rate-limits: %w", err))
+	}
+	if c.AccountRateLimits, err = parseLimits(c.accountRateLimitsRaw); err != nil {
+		problems = append(problems, fmt.Errorf("--account-rate-limits: %w", err))
 	}
 	if c.ClientRateOverrides, err = parseLimits(c.clientOverridesRaw); err != nil {
 		problems = append(problems, fmt.Errorf("--client-rate-overrides: %w", err))

@@ -110,7 +110,7 @@ func startE2E(t testing.TB, dsn string, opts ...func(*config)) *e2eServer {
 		IDTokenAlg: "RS256", AccessTokenAlg: "ES256", KeyRotation: 30 * 24 * time.Hour, KeyLeadTime: 48 * time.Hour,
 		KeyRetention: 7 * 24 * time.Hour, JWKSMaxAge: 15 * time.Minute,
 	}
-	cfg.rateLimitsRaw, cfg.clientRateLimitsRaw = defaultRateLimits, defaultClientRateLimits
+	cfg.rateLimitsRaw, cfg.clientRateLimitsRaw, cfg.accountRateLimitsRaw = defaultRateLimits, defaultClientRateLimits, defaultAccountRateLimits
 	if err := cfg.finish("e2e-master-secret-0123456789-abcdefghijklmnop", "", "ES256,RS256"); err != nil {
 		t.Fatal(err)
 	}

@@ -286,7 +286,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		})
 	})
 	limiter := protect.NewLimiter(protect.RateConfig{
-		PerIP: cfg.RateLimits, PerClient: cfg.ClientRateLimits, ClientOverrides: cfg.ClientRateOverrides,
+		PerIP: cfg.RateLimits, PerClient: cfg.ClientRateLimits, ClientOverrides: cfg.ClientRateOverrides, PerAccount: cfg.AccountRateLimits,
 		Now: now,
 		OnBlock: func(r *http.Request, key string) {
 			class, source := protect.SplitKey(key)

@@ -231,13 +231,14 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 			p.writeJSONError(w, r, err)
 		default:
 			p.logError(r, "introspection: inactive token", err)
-			p.observe(r, protect.SignalInvalidToken, callerID(r))
+			p.observe(r, protect.SignalInvalidToken, reqinfo.ClaimedClientID(ctx))
 			reqinfo.From(ctx).MarkFailure()
 			writeIntrospection(w, map[string]any{"active": false})
 		}
 		return
 	}
-	reqinfo.From(ctx).SetClientID(callerID(r))
+	// fosite authenticated the Basic user, which the pipeline read.
+	reqinfo.From(ctx).SetClientID(reqinfo.ClaimedClientID(ctx))
 	if !ir.IsActive() {
 		writeIntrospection(w, map[string]any{"active": false})
 		return
@@ -435,12 +436,6 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 // isInvalidClient reports a failed client authentication.
 func isInvalidClient(err error) bool {
 	return fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInvalidClient.ErrorField
-}
-
-// callerID is the client id an introspection caller claims (HTTP Basic).
-func callerID(r *http.Request) string {
-	id, _, _ := r.BasicAuth()
-	return id
 }
 
 // writeJSONStatus writes an OAuth-style error body with the given status.

@@ -259,7 +259,11 @@ func StrictInput(cfg InputConfig) mux.MiddlewareFunc {
 					}
 				}
 			}
-			reqinfo.From(r.Context()).SetClaimedClientID(claimed)
+			info := reqinfo.From(r.Context())
+			info.SetClaimedClientID(claimed)
+			if u := form.Get("username"); u != "" {
+				info.SetClaimedAccount(normalizeAccount(u))
+			}
 			next.ServeHTTP(w, r)
 		})
 	}

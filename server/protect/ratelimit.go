@@ -43,6 +43,9 @@ type RateConfig struct {
 	// PerClient maps an endpoint class to the limit per claimed OAuth
 	// client id (every request counts).
 	PerClient map[string]Limit
+	// PerAccount maps an endpoint class to the limit per account a sign-in
+	// form names (every attempt counts, successful or not).
+	PerAccount map[string]Limit
 	// ClientOverrides maps a client id to a limit that replaces its
 	// PerClient limit in every class (buckets stay separate per class).
 	ClientOverrides map[string]Limit
@@ -93,7 +96,7 @@ func NewLimiter(cfg RateConfig) *Limiter {
 // the pipeline).
 //
 // Successful traffic is limited per claimed client (PerClient, with
-// ClientOverrides), never per address: many legitimate users share one
+// ClientOverrides) and per claimed account (PerAccount), never per address: many legitimate users share one
 // address behind NAT or a load balancer. Per address (PerIP) only failure
 // signals count: a response with status 400, 401 or 403, or a request a
 // handler marked failed (reqinfo.MarkFailure). An address whose failure
@@ -123,6 +126,14 @@ func (l *Limiter) Middleware(class string, kind Kind) mux.MiddlewareFunc {
 				if ok && lim.enabled() {
 					if ok, wait := l.take(bucketKey{class: class, kind: 'c', value: id}, lim, true); !ok {
 						l.refuse(w, r, kind, class+":client:"+id, wait)
+						return
+					}
+				}
+			}
+			if acct := info.ClaimedAccount(); acct != "" {
+				if lim, ok := l.cfg.PerAccount[class]; ok && lim.enabled() {
+					if ok, wait := l.take(bucketKey{class: class, kind: 'a', value: acct}, lim, true); !ok {
+						l.refuse(w, r, kind, class+":account", wait)
 						return
 					}
 				}

@@ -195,3 +195,25 @@ func BenchmarkLimiterMiddleware(b *testing.B) {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }
+
+// TestLimiterPerAccount: attempts naming one account are limited whatever
+// their address; other accounts from the same address are not affected.
+func TestLimiterPerAccount(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	l := NewLimiter(RateConfig{PerAccount: map[string]Limit{ClassLogin: {Rate: 0.01, Burst: 2}}, Now: clk.Now})
+	srv := httptest.NewServer(pipelined(l.Middleware(ClassLogin, Page)(echoBody)))
+	defer srv.Close()
+	for i := range 2 {
+		if resp := postForm(t, srv, "", url.Values{"username": {"Alice"}}); resp.StatusCode != 200 {
+			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+		}
+	}
+	// The account is normalized like the guard's key.
+	if resp := postForm(t, srv, "", url.Values{"username": {" alice"}}); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third attempt for the account: %d, want 429", resp.StatusCode)
+	}
+	if resp := postForm(t, srv, "", url.Values{"username": {"bob"}}); resp.StatusCode != 200 {
+		t.Fatalf("another account from the same address: %d", resp.StatusCode)
+	}
+}

@@ -30,6 +30,7 @@ type Info struct {
 	mu       sync.Mutex
 	clientID string
 	claimed  string
+	account  string
 	subject  string
 	route    string
 	kind     string
@@ -100,6 +101,14 @@ func (i *Info) SetClaimedClientID(id string) { i.set(func() { i.claimed = id }) 
 
 // ClaimedClientID returns the claimed client id. Nil-safe.
 func (i *Info) ClaimedClientID() string { return get(i, func() string { return i.claimed }) }
+
+// SetClaimedAccount records the account a sign-in form names (the
+// username, normalized). Unauthenticated, like the claimed client id: it
+// keys per-account limits. Nil-safe.
+func (i *Info) SetClaimedAccount(a string) { i.set(func() { i.account = a }) }
+
+// ClaimedAccount returns the claimed account. Nil-safe.
+func (i *Info) ClaimedAccount() string { return get(i, func() string { return i.account }) }
 
 // SetSubject records the authenticated end user or API key owner. Nil-safe.
 func (i *Info) SetSubject(sub string) { i.set(func() { i.subject = sub }) }
