@@ -36,10 +36,12 @@ type RouteInfo struct {
 //  2. security headers of the response kind (the only place they are set);
 //  3. no-store;
 //  4. cross-origin refusal of browser form posts;
-//  5. strict input: bad bytes, size, duplicates; the one read of the body,
-//     which also records the claimed client id;
-//  6. blocks (address, claimed client);
-//  7. rate limits (per claimed client; per address for failures only).
+//  5. the address's failure budget (counts only failed requests, including
+//     those refused by the next step);
+//  6. strict input: bad bytes, size, duplicates; the one read of the body,
+//     which also records the claimed client id and account;
+//  7. blocks (address, claimed client);
+//  8. rate limits per claimed client, API key and account.
 func (p *Protection) wrap(tpl string, pol protect.Policy, h http.Handler) (http.Handler, error) {
 	chain := []mux.MiddlewareFunc{recordRoute(tpl, pol.Name), protect.Headers(pol.Response)}
 	if pol.NoStore {
@@ -56,13 +58,17 @@ func (p *Protection) wrap(tpl string, pol protect.Policy, h http.Handler) (http.
 		}
 		chain = append(chain, so)
 	}
+	limited := p != nil && p.Limiter != nil && pol.Class != ""
+	if limited {
+		chain = append(chain, p.Limiter.Failures(pol.Class, pol.Response))
+	}
 	in := pol.Input
 	in.Response = pol.Response
 	chain = append(chain, protect.StrictInput(in))
 	if p != nil && p.Detector != nil && pol.Blocks {
 		chain = append(chain, p.Detector.Middleware(pol.Response))
 	}
-	if p != nil && p.Limiter != nil && pol.Class != "" {
+	if limited {
 		chain = append(chain, p.Limiter.Middleware(pol.Class, pol.Response))
 	}
 	return protect.Chain(chain...)(h), nil

@@ -89,7 +89,7 @@ type config struct {
 // and per API key, generously: a busy confidential client may mint 100
 // tokens a second, sustained. See README "Protection defaults".
 const (
-	defaultRateLimits       = "token=2:100,introspect=5:200,revoke=2:100,par=2:100,login=1:30,admin=1:30"
+	defaultRateLimits       = "token=2:100,introspect=5:200,revoke=2:100,par=2:100,login=1:30,admin=1:30,userinfo=5:200"
 	defaultClientRateLimits = "token=100:200,introspect=500:1000,revoke=100:200,par=50:100,admin=50:100"
 	// Per account a sign-in form names: 20 attempts at once, then one
 	// every 2 seconds, whatever the address.

@@ -36,11 +36,15 @@ func (c *clock) Advance(d time.Duration) {
 // establishes reqinfo (the IP is the direct peer) and runs StrictInput,
 // which records the claimed client id, before h.
 func pipelined(h http.Handler) http.Handler {
-	in := StrictInput(InputConfig{})(h)
+	return withInfo(StrictInput(InputConfig{})(h))
+}
+
+// withInfo establishes reqinfo only (the IP is the direct peer).
+func withInfo(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := parseHostAddr(r.RemoteAddr)
 		info := &reqinfo.Info{ID: "test", IP: ip, RemoteIP: ip.String()}
-		in.ServeHTTP(w, r.WithContext(reqinfo.With(r.Context(), info)))
+		h.ServeHTTP(w, r.WithContext(reqinfo.With(r.Context(), info)))
 	})
 }
 

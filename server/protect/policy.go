@@ -47,7 +47,7 @@ func PageForm() Policy {
 
 // Userinfo is the OIDC UserInfo endpoint (bearer token).
 func Userinfo() Policy {
-	return Policy{Name: "userinfo", Response: API, NoStore: true, Blocks: true}
+	return Policy{Name: "userinfo", Response: API, NoStore: true, Class: ClassUserinfo, Blocks: true}
 }
 
 // Discovery is a public, cacheable document (discovery, JWKS).

@@ -20,6 +20,7 @@ const (
 	ClassPAR        = "par"
 	ClassLogin      = "login"
 	ClassAdmin      = "admin"
+	ClassUserinfo   = "userinfo"
 )
 
 // Limit is a token bucket: Rate tokens per second refill a bucket holding at
@@ -91,33 +92,51 @@ func NewLimiter(cfg RateConfig) *Limiter {
 	return &Limiter{cfg: cfg, buckets: make(map[bucketKey]*bucket)}
 }
 
-// Middleware limits requests of one endpoint class. The source address and
-// the claimed client id come from reqinfo (established once per request by
-// the pipeline).
-//
-// Successful traffic is limited per claimed client (PerClient, with
-// ClientOverrides) and per claimed account (PerAccount), never per address: many legitimate users share one
-// address behind NAT or a load balancer. Per address (PerIP) only failure
-// signals count: a response with status 400, 401 or 403, or a request a
-// handler marked failed (reqinfo.MarkFailure). An address whose failure
-// budget is spent is refused until it refills; its successes cost nothing.
+// Failures is the per-address half of the limits: only failure signals
+// count (PerIP). A response with status 400, 401 or 403, or a request a
+// handler marked failed (reqinfo.MarkFailure, e.g. an invalid token at
+// introspection), spends one token of the address's budget for the class;
+// successes spend nothing, so thousands of users behind one NAT or load
+// balancer never run it down. An address whose budget is spent is refused
+// until it refills. Place it before StrictInput, so malformed requests
+// count too; the address comes from reqinfo.
+func (l *Limiter) Failures(class string, kind Kind) mux.MiddlewareFunc {
+	lim, ok := l.cfg.PerIP[class]
+	if !ok || !lim.enabled() {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info := reqinfo.From(r.Context())
+			if info == nil || !info.IP.IsValid() {
+				next.ServeHTTP(w, r)
+				return
+			}
+			key := bucketKey{class: class, kind: 'i', value: info.IP.String()}
+			if ok, wait := l.take(key, lim, false); !ok {
+				l.refuse(w, r, kind, class+":ip:"+key.value, wait)
+				return
+			}
+			sw := &failureWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r)
+			if isFailure(sw.status) || info.Failed() {
+				l.take(key, lim, true)
+			}
+		})
+	}
+}
+
+// Middleware is the per-identity half of the limits: every request counts
+// against the claimed client id or API key (PerClient, ClientOverrides) and
+// against the account a sign-in form names (PerAccount). Place it after
+// StrictInput, which records both in reqinfo.
 //
 // Over a limit the response is 429 with Retry-After (whole seconds,
 // rounded up), in the route's response format.
 func (l *Limiter) Middleware(class string, kind Kind) mux.MiddlewareFunc {
-	ipLim, ipOK := l.cfg.PerIP[class]
-	ipOK = ipOK && ipLim.enabled()
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			info := reqinfo.From(r.Context())
-			var ipKey bucketKey
-			if ipOK && info != nil && info.IP.IsValid() {
-				ipKey = bucketKey{class: class, kind: 'i', value: info.IP.String()}
-				if ok, wait := l.take(ipKey, ipLim, false); !ok {
-					l.refuse(w, r, kind, class+":ip:"+ipKey.value, wait)
-					return
-				}
-			}
 			if id := info.ClaimedClientID(); id != "" {
 				lim, ok := l.cfg.ClientOverrides[id]
 				if !ok {
@@ -138,15 +157,7 @@ func (l *Limiter) Middleware(class string, kind Kind) mux.MiddlewareFunc {
 					}
 				}
 			}
-			if ipKey.value == "" {
-				next.ServeHTTP(w, r)
-				return
-			}
-			sw := &failureWriter{ResponseWriter: w}
-			next.ServeHTTP(sw, r)
-			if isFailure(sw.status) || info.Failed() {
-				l.take(ipKey, ipLim, true)
-			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }

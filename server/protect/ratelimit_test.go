@@ -64,7 +64,7 @@ func TestLimiterPerIPCountsFailuresOnly(t *testing.T) {
 			mu.Unlock()
 		},
 	})
-	srv := httptest.NewServer(pipelined(l.Middleware(ClassToken, API)(failOn)))
+	srv := httptest.NewServer(pipelined(l.Failures(ClassToken, API)(failOn)))
 	defer srv.Close()
 
 	for i := 0; i < 50; i++ {
@@ -105,7 +105,7 @@ func TestLimiterPerIPCountsFailuresOnly(t *testing.T) {
 		t.Fatalf("after the refilled token was failed away: status %d, want 429", resp.StatusCode)
 	}
 	// Another class is not limited by this configuration.
-	other := httptest.NewServer(pipelined(l.Middleware(ClassIntrospect, API)(failOn)))
+	other := httptest.NewServer(pipelined(l.Failures(ClassIntrospect, API)(failOn)))
 	defer other.Close()
 	if resp := postForm(t, other, "", nil); resp.StatusCode != 200 {
 		t.Fatalf("unconfigured class: status %d", resp.StatusCode)
@@ -160,7 +160,7 @@ func TestLimiterMemoryBounded(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	l := NewLimiter(RateConfig{PerIP: map[string]Limit{ClassLogin: {Rate: 1, Burst: 1}}, MaxBuckets: 100, Now: clk.Now})
-	h := pipelined(l.Middleware(ClassLogin, API)(failOn))
+	h := pipelined(l.Failures(ClassLogin, API)(failOn))
 	for i := 0; i < 1000; i++ {
 		r := httptest.NewRequest("GET", "/?fail=1", nil)
 		r.RemoteAddr = "192.0.2." + strconv.Itoa(i%250) + ":1"
@@ -187,7 +187,7 @@ func BenchmarkLimiterMiddleware(b *testing.B) {
 		PerIP:     map[string]Limit{ClassToken: {Rate: 1e9, Burst: 1 << 30}},
 		PerClient: map[string]Limit{ClassToken: {Rate: 1e9, Burst: 1 << 30}},
 	})
-	h := pipelined(l.Middleware(ClassToken, API)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	h := pipelined(l.Failures(ClassToken, API)(l.Middleware(ClassToken, API)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))))
 	req := httptest.NewRequest("POST", "/oauth2/token", nil)
 	req.SetBasicAuth("svc", "pw")
 	b.ReportAllocs()
@@ -215,5 +215,32 @@ func TestLimiterPerAccount(t *testing.T) {
 	}
 	if resp := postForm(t, srv, "", url.Values{"username": {"bob"}}); resp.StatusCode != 200 {
 		t.Fatalf("another account from the same address: %d", resp.StatusCode)
+	}
+}
+
+// TestLimiterMalformedRequestsCount: placed before StrictInput (as the
+// server does), the failure budget counts requests refused as malformed.
+func TestLimiterMalformedRequestsCount(t *testing.T) {
+	t.Parallel()
+	l := NewLimiter(RateConfig{PerIP: map[string]Limit{ClassToken: {Rate: 0.001, Burst: 2}}, Now: newClock().Now})
+	srv := httptest.NewServer(withInfo(l.Failures(ClassToken, API)(StrictInput(InputConfig{})(echoBody))))
+	defer srv.Close()
+	dup := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("scope=a&scope=b"))
+		req.Header.Set("Content-Type", formType)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for i := range 2 {
+		if resp := dup(); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("malformed %d: %d", i, resp.StatusCode)
+		}
+	}
+	if resp := postForm(t, srv, "", url.Values{"a": {"1"}}); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("after two malformed requests the budget is spent: %d", resp.StatusCode)
 	}
 }
