@@ -718,3 +718,60 @@ func countClients(t *testing.T, s *e2eServer) int {
 	}
 	return len(list)
 }
+
+// TestE2ERefreshReuseAlertAndOptionalClientBlock: past the threshold, one
+// client's refresh-token reuse raises an alert (audit event and metric); it
+// blocks that client — never the address — only when the operator enabled
+// it.
+func TestE2ERefreshReuseAlertAndOptionalClientBlock(t *testing.T) {
+	for _, block := range []bool{false, true} {
+		t.Run(fmt.Sprintf("case=block=%v", block), func(t *testing.T) {
+			s := startE2E(t, pgtest.NewDatabase(t), func(c *config) {
+				c.RefreshReuseThreshold, c.BlockOnRefreshReuse = 3, block
+			})
+			ctx := context.Background()
+			cfg := addCodeClient(t, s, "replayer")
+			// Three token families, each with its rotated refresh token
+			// replayed once: three reuse detections by one client.
+			for i := range 3 {
+				tok, err := browserSignIn(ctx, s.issuer, cfg, "alice", e2ePassword)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := refresh(ctx, cfg, tok.RefreshToken); err != nil {
+					t.Fatal(err)
+				}
+				if status, out := s.post("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, cfg.ClientID, cfg.ClientSecret); status != http.StatusBadRequest {
+					t.Fatalf("replay %d: %d %v", i, status, out)
+				}
+			}
+			events, err := s.app.store.ListAudit(ctx, storage.AuditFilter{Event: "anomaly.alert", Limit: 10})
+			if block {
+				if err != nil || len(events) != 0 {
+					t.Fatalf("with blocking enabled the threshold blocks instead of alerting: %+v %v", events, err)
+				}
+				bs, err := s.app.detector.List(ctx)
+				if err != nil || len(bs) != 1 || bs[0].Kind != "client" || bs[0].Value != "replayer" {
+					t.Fatalf("blocks = %+v %v, want the client only", bs, err)
+				}
+				if status, _ := s.post("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, cfg.ClientID, cfg.ClientSecret); status != http.StatusForbidden {
+					t.Fatalf("the blocked client: %d, want 403", status)
+				}
+			} else {
+				if err != nil || len(events) != 1 || events[0].ClientID != "replayer" {
+					t.Fatalf("alert audit = %+v %v", events, err)
+				}
+				if m := scrapeMetrics(t, s); !strings.Contains(m, `bulwark_anomaly_alerts_total{kind="client",signal="refresh_reuse"} 1`) {
+					t.Fatal("the alert must be counted")
+				}
+				if bs, err := s.app.detector.List(ctx); err != nil || len(bs) != 0 {
+					t.Fatalf("alert-only placed blocks: %+v %v", bs, err)
+				}
+			}
+			// Everyone else from the same address is unaffected either way.
+			if status, out := s.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "svc", e2eSvcSecret); status != 200 {
+				t.Fatalf("another client: %d %v", status, out)
+			}
+		})
+	}
+}
