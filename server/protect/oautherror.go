@@ -40,8 +40,8 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.FormatInt(s, 10)
 }
 
-// Chain composes middleware into one, outermost first, so a route can be
-// given its own stack: r.Handle("/oauth2/token", protect.Chain(a, b)(h)).
+// Chain composes middleware into one, outermost first; the server builds
+// each route's chain from its Policy with it, once, at start-up.
 func Chain(mws ...mux.MiddlewareFunc) mux.MiddlewareFunc {
 	return func(h http.Handler) http.Handler {
 		for i := len(mws) - 1; i >= 0; i-- {
