@@ -2,50 +2,50 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
-	"crypto/rand"
-	"encoding/base64"
-	"flag"
-	"fmt"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/hkdf"
+
+	"github.com/bulwark-auth/bulwark/keys"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/keys/hash"
+	"github.com/bulwark-auth/bulwark/keys/secretbox"
+	"github.com/bulwark-auth/bulwark/server"
 	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/server/console"
 	"github.com/bulwark-auth/bulwark/server/metrics"
+	"github.com/bulwark-auth/bulwark/server/oauth"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
-	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"io"
-	"os"
-	"time"
-
-	"crypto/sha256"
-	"github.com/bulwark-auth/bulwark/keys"
-	"github.com/bulwark-auth/bulwark/keys/hash"
-	"github.com/bulwark-auth/bulwark/keys/secretbox"
-	"github.com/bulwark-auth/bulwark/server"
-	"github.com/bulwark-auth/bulwark/server/oauth"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/clientcache"
 	"github.com/bulwark-auth/bulwark/storage/memory"
 	"github.com/bulwark-auth/bulwark/storage/postgres"
 	"github.com/bulwark-auth/bulwark/storage/seed"
-	"github.com/sirupsen/logrus"
-	"golang.org/x/crypto/hkdf"
 )
 
 func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 	log := logrus.New()
 	log.SetOutput(out)
 	if format == "text" {
-		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableQuote: false})
 	} else {
 		log.SetFormatter(&logrus.JSONFormatter{})
 	}
@@ -57,30 +57,42 @@ func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 	return log, nil
 }
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg config
-	secretFile, secretFlag, algs := configFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
-		return err
+func (c *cli) serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server (public and admin listeners, background jobs)",
+		Long: `Run the server: the public listener (OAuth endpoints, login pages) and the
+admin listener (admin API, console, metrics), with signing-key rotation,
+API-key rotation and the janitor running in the background.
+
+With --dev it runs on an in-process store with generated secrets and a demo
+client and user; nothing persists. Otherwise it needs DATABASE_URL,
+BULWARK_SECRET (or BULWARK_SECRET_FILE) and BULWARK_ISSUER. An unreachable
+database is retried for --database-wait; at SIGTERM /readyz answers 503 for
+--shutdown-delay before the listeners drain.`,
+		Example: `  bulwark serve --dev
+  bulwark serve --issuer https://auth.example.com --seed /etc/bulwark/seed.yaml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := &c.cfg
+			if cfg.Dev && cfg.Issuer == "" {
+				cfg.Issuer = "http://127.0.0.1" + portOf(cfg.PublicAddr)
+			}
+			if err := cfg.finish(*c.secret, *c.secretFile, *c.alg); err != nil {
+				return usageError{msg: "configuration:\n" + err.Error()}
+			}
+			log, err := newLogger(cfg.LogFormat, cfg.LogLevel, c.stderr)
+			if err != nil {
+				return err
+			}
+			a, err := build(cmd.Context(), *cfg, log, c.stdout)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return a.Run(cmd.Context())
+		},
 	}
-	if cfg.Dev && cfg.Issuer == "" {
-		cfg.Issuer = "http://127.0.0.1" + portOf(cfg.PublicAddr)
-	}
-	if err := cfg.finish(*secretFlag, *secretFile, *algs); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
-	if err != nil {
-		return err
-	}
-	app, err := build(ctx, cfg, log, stdout)
-	if err != nil {
-		return err
-	}
-	defer app.Close()
-	return app.Run(ctx)
 }
 
 // portOf returns ":port" of a listen address, defaulting to :4444.
