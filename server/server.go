@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwark-auth/bulwark/server/protect"
@@ -59,6 +60,13 @@ type Config struct {
 	// Protection, when set, wraps routes with rate limits, blocks, strict
 	// input and security headers chosen by route (see protection.go).
 	Protection *Protection
+	// Ready, when set, is asked by /readyz after the database ping; an
+	// error (e.g. no usable signing key) makes the replica not ready.
+	Ready func(ctx context.Context) error
+	// ShutdownDelay is how long /readyz answers 503 after the serving
+	// context ends before the listeners stop accepting, so load balancers
+	// take the replica out before connections are refused.
+	ShutdownDelay time.Duration
 }
 
 // Server holds the two handlers and, once Run is called, the listeners.
@@ -66,6 +74,8 @@ type Server struct {
 	cfg    Config
 	public http.Handler
 	admin  http.Handler
+	// draining is set when shutdown begins; /readyz then answers 503.
+	draining atomic.Bool
 }
 
 // New validates cfg and builds both routers.
@@ -136,7 +146,8 @@ func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // Run serves both listeners until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	var servers []*http.Server
 	for _, l := range []struct {
 		name, addr string
 		h          http.Handler
@@ -147,8 +158,12 @@ func (s *Server) Run(ctx context.Context) error {
 		srv := s.httpServer(l.addr, l.h)
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
+			for _, o := range servers {
+				_ = o.Close()
+			}
 			return fmt.Errorf("server: listen %s on %s: %w", l.name, l.addr, err)
 		}
+		servers = append(servers, srv)
 		name := l.name
 		s.cfg.Logger.WithFields(logrus.Fields{"listener": name, "addr": ln.Addr().String(), "tls": s.cfg.TLS != nil}).Info("listening")
 		g.Go(func() error {
@@ -163,13 +178,26 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("server: %s listener: %w", name, err)
 		})
-		g.Go(func() error {
-			<-ctx.Done()
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return srv.Shutdown(shutdownCtx) //nolint:contextcheck // the serving ctx is already done
-		})
 	}
+	g.Go(func() error {
+		<-gctx.Done()
+		// Readiness fails first, so load balancers stop sending new
+		// requests while this replica still answers them; then drain.
+		s.draining.Store(true)
+		if ctx.Err() != nil {
+			s.cfg.Logger.WithField("delay", s.cfg.ShutdownDelay.String()).Info("shutting down: /readyz answers 503; draining after the delay")
+			t := time.NewTimer(s.cfg.ShutdownDelay)
+			<-t.C
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(shutdownCtx)) //nolint:contextcheck // the serving ctx is already done
+		}
+		s.cfg.Logger.Info("listeners drained")
+		return errors.Join(errs...)
+	})
 	return g.Wait()
 }
 

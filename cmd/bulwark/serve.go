@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -173,7 +174,7 @@ func build(ctx context.Context, cfg config, log *logrus.Logger, stdout io.Writer
 		log.Warn("DEV MODE: in-memory store — nothing persists, every restart starts empty. Never use --dev in production.")
 		store = memory.New(memory.Config{Now: now})
 	} else {
-		pg, err := postgres.Open(ctx, postgres.Config{DSN: cfg.DatabaseURL, Now: now, Logger: log})
+		pg, err := openWithRetry(ctx, postgres.Config{DSN: cfg.DatabaseURL, Now: now, Logger: log}, cfg.DatabaseWait, log)
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
@@ -244,11 +245,11 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	// Client secrets and API keys verify through the cache; user passwords
 	// never do (see keys/hash).
 	cached := hash.NewCached(passwords, hash.CacheConfig{TTL: 5 * time.Minute, MaxEntries: 10000, Now: now})
-	sink := audit.NewSink(store, log, now)
-
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(registry)
+	m.SetBuildInfo(buildVersion())
+	sink := audit.NewSink(store, log, now, audit.WithObserver(auditMetrics(m)))
 
 	ring, err := keys.NewRing(ctx, keys.Config{
 		Store: store, Locker: store, Notifier: store, Sealer: box,
@@ -268,6 +269,10 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		return nil, fmt.Errorf("key ring bootstrap: %w", err)
 	}
 	m.SetKeyAges(keyAges(store, now))
+	m.SetKeyHealth(func() metrics.KeyHealth {
+		h := ring.Health()
+		return metrics.KeyHealth{Usable: h.Usable, BlockedActivations: h.BlockedActivations}
+	})
 	if pg != nil {
 		m.SetDBStats(poolStats(pg))
 	}
@@ -384,6 +389,10 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		PublicMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
 		AdminMiddleware:   []mux.MiddlewareFunc{m.Instrument(nil)},
 		Protection:        &server.Protection{IPs: ips, Limiter: limiter, Detector: detector},
+		// Not ready while an algorithm has no usable active key: its token
+		// requests would fail.
+		Ready:         func(context.Context) error { return ring.Ready() },
+		ShutdownDelay: cfg.ShutdownDelay,
 		ReadHeaderTimeout: readHeader, ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle,
 		MaxHeaderBytes: protect.MaxHeaderBytes,
 		Now:            now,
@@ -398,6 +407,50 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	}
 	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, server: srv, log: log,
 		janitorEvery: cfg.JanitorInterval, auditRetention: cfg.AuditRetention}, hasher: cached}, nil
+}
+
+// openWithRetry opens Postgres, retrying with exponential backoff (1s
+// doubling up to 15s) for at most wait, with one log line per failed
+// attempt: in Compose or Kubernetes the database often starts after us.
+// Errors other than an unreachable database (bad DSN, wrong password) fail
+// at once.
+func openWithRetry(ctx context.Context, pc postgres.Config, wait time.Duration, log logrus.FieldLogger) (*postgres.Store, error) {
+	deadline := time.Now().Add(wait)
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		pg, err := postgres.Open(ctx, pc)
+		if err == nil {
+			return pg, nil
+		}
+		if !errors.Is(err, storage.ErrUnavailable) || time.Now().Add(backoff).After(deadline) {
+			return nil, err
+		}
+		log.WithError(err).WithFields(logrus.Fields{"attempt": attempt, "retry_in": backoff.String()}).Warn("database unreachable; retrying")
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 15*time.Second)
+	}
+}
+
+// auditMetrics counts failed audit writes and sign-in outcomes, read off
+// the audit stream so the sign-in handlers need no metrics of their own.
+func auditMetrics(m *metrics.Metrics) func(*storage.AuditEvent, error) {
+	return func(e *storage.AuditEvent, stored error) {
+		if stored != nil {
+			m.AuditWriteFailed()
+		}
+		switch e.Event {
+		case oauth.EventLogin:
+			m.SignIn("login", e.Outcome)
+		case console.EventLogin:
+			m.SignIn("console", e.Outcome)
+		}
+	}
 }
 
 // keyAges reports, per algorithm, how long the active signing key has been
