@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -503,6 +504,9 @@ func applySeed(ctx context.Context, path string, store storage.Store, hasher *ha
 	defer f.Close()
 	doc, err := seed.Parse(f)
 	if err != nil {
+		return err
+	}
+	if err := doc.LoadPasswordFiles(filepath.Dir(path)); err != nil {
 		return err
 	}
 	res, err := (&seed.Applier{Store: store, Hasher: hasher, AllowedScopes: allowedScopes, Now: now}).Apply(ctx, doc)
