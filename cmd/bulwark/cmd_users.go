@@ -54,6 +54,18 @@ func (c *cli) adminService(ctx context.Context) (*postgres.Store, *admin.Service
 // master secret already holds every power.
 func operator() admin.Actor { return admin.Actor{ID: actor(), Scopes: apikeys.AllScopes} }
 
+// adminScopes are the API key scopes a console user may hold (all but
+// introspect, which is for resource servers).
+func adminScopes() []string {
+	var out []string
+	for _, sc := range apikeys.AllScopes {
+		if strings.HasPrefix(sc, "admin:") {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
 // readPassword reads a password from a file, or from standard input when
 // path is "-". One trailing newline is dropped (echo and editors add it).
 func (c *cli) readPassword(path string) (string, error) {
@@ -97,7 +109,7 @@ func findUser(ctx context.Context, db *postgres.Store, svc *admin.Service, ref s
 
 func (c *cli) usersCmd() *cobra.Command {
 	var (
-		email, passwordFile, adminScopes string
+		email, passwordFile, scopesFlag string
 		isAdmin                          bool
 	)
 	create := &cobra.Command{
@@ -111,9 +123,9 @@ password is generated and printed once.`,
   printf '%s' "$PASSWORD" | bulwark users create alice --email alice@example.com --password-file -`,
 		Args: exactArgs("username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := admin.UserInput{Username: args[0], Email: email, AdminScopes: splitList(adminScopes)}
+			in := admin.UserInput{Username: args[0], Email: email, AdminScopes: splitList(scopesFlag)}
 			if isAdmin {
-				in.AdminScopes = apikeys.AllScopes
+				in.AdminScopes = adminScopes()
 			}
 			if passwordFile != "" {
 				p, err := c.readPassword(passwordFile)
@@ -146,8 +158,8 @@ password is generated and printed once.`,
 	}
 	f := create.Flags()
 	f.StringVar(&email, "email", "", "email address")
-	f.BoolVar(&isAdmin, "admin", false, "grant every admin scope ("+strings.Join(apikeys.AllScopes, ", ")+")")
-	f.StringVar(&adminScopes, "admin-scopes", "", "grant these admin scopes only (space- or comma-separated)")
+	f.BoolVar(&isAdmin, "admin", false, "grant every admin scope ("+strings.Join(adminScopes(), ", ")+")")
+	f.StringVar(&scopesFlag, "admin-scopes", "", "grant these admin scopes only (space- or comma-separated)")
 	f.StringVar(&passwordFile, "password-file", "", "file holding the password, or - for standard input (default: generate one)")
 	create.MarkFlagsMutuallyExclusive("admin", "admin-scopes")
 
