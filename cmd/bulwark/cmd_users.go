@@ -110,7 +110,7 @@ func findUser(ctx context.Context, db *postgres.Store, svc *admin.Service, ref s
 func (c *cli) usersCmd() *cobra.Command {
 	var (
 		email, passwordFile, scopesFlag string
-		isAdmin                          bool
+		isAdmin                         bool
 	)
 	create := &cobra.Command{
 		Use:   "create USERNAME",

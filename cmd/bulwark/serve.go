@@ -387,13 +387,13 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
 		})},
-		PublicMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
-		AdminMiddleware:   []mux.MiddlewareFunc{m.Instrument(nil)},
-		Protection:        &server.Protection{IPs: ips, Limiter: limiter, Detector: detector},
+		PublicMiddleware: []mux.MiddlewareFunc{m.Instrument(nil)},
+		AdminMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
+		Protection:       &server.Protection{IPs: ips, Limiter: limiter, Detector: detector},
 		// Not ready while an algorithm has no usable active key: its token
 		// requests would fail.
-		Ready:         func(context.Context) error { return ring.Ready() },
-		ShutdownDelay: cfg.ShutdownDelay,
+		Ready:             func(context.Context) error { return ring.Ready() },
+		ShutdownDelay:     cfg.ShutdownDelay,
 		ReadHeaderTimeout: readHeader, ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle,
 		MaxHeaderBytes: protect.MaxHeaderBytes,
 		Now:            now,
