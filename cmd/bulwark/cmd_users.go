@@ -123,6 +123,9 @@ password is generated and printed once.`,
   printf '%s' "$PASSWORD" | bulwark users create alice --email alice@example.com --password-file -`,
 		Args: exactArgs("username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isAdmin && scopesFlag != "" {
+				return usageError{msg: "--admin grants every admin scope; give --admin or --admin-scopes, not both"}
+			}
 			in := admin.UserInput{Username: args[0], Email: email, AdminScopes: splitList(scopesFlag)}
 			if isAdmin {
 				in.AdminScopes = adminScopes()
@@ -161,7 +164,6 @@ password is generated and printed once.`,
 	f.BoolVar(&isAdmin, "admin", false, "grant every admin scope ("+strings.Join(adminScopes(), ", ")+")")
 	f.StringVar(&scopesFlag, "admin-scopes", "", "grant these admin scopes only (space- or comma-separated)")
 	f.StringVar(&passwordFile, "password-file", "", "file holding the password, or - for standard input (default: generate one)")
-	create.MarkFlagsMutuallyExclusive("admin", "admin-scopes")
 
 	list := &cobra.Command{
 		Use:   "list",
