@@ -47,7 +47,7 @@ func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 	log := logrus.New()
 	log.SetOutput(out)
 	if format == "text" {
-		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableQuote: false})
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 	} else {
 		log.SetFormatter(&logrus.JSONFormatter{})
 	}
