@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -62,9 +63,66 @@ the environment over the file. Durations use Go syntax: 90s, 10m, 720h.`,
 	c.secretFile, c.secret, c.alg = configFlags(pf, &c.cfg)
 	pf.String("config", "", "YAML configuration file (also BULWARK_CONFIG)")
 	c.options = pf
+	// Help lists a command's own flags, then the configuration by section.
+	root.Annotations = map[string]string{"options": optionsHelp(pf)}
+	root.SetUsageTemplate(usageTemplate)
 	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.keysCmd(), c.apikeysCmd(), c.usersCmd(), c.clientsCmd(),
 		c.janitorCmd(), c.healthcheckCmd(), c.versionCmd())
 	return root
+}
+
+// usageTemplate is cobra's default with the configuration options shown
+// by section (optionsHelp) instead of one alphabetical "Global Flags" list.
+const usageTemplate = `Usage:{{if .Runnable}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .LocalNonPersistentFlags.HasAvailableFlags}}
+
+Flags:
+{{.LocalNonPersistentFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}
+
+Configuration (flag, BULWARK_* environment variable or --config file):
+{{index .Root.Annotations "options"}}{{if .HasAvailableSubCommands}}
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+`
+
+// optionsHelp renders the configuration flags of pf grouped by section.
+func optionsHelp(pf *pflag.FlagSet) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	section := func(title string, names []string) {
+		fs := pflag.NewFlagSet(title, pflag.ContinueOnError)
+		fs.SortFlags = false
+		for _, n := range names {
+			if f := pf.Lookup(n); f != nil && !seen[n] {
+				fs.AddFlag(f)
+				seen[n] = true
+			}
+		}
+		if fs.HasFlags() {
+			b.WriteString("\n" + title + ":\n" + fs.FlagUsages())
+		}
+	}
+	for _, s := range configSections() {
+		names := s.Options
+		if s.Name == "general" {
+			names = append(slices.Clone(names), "config")
+		}
+		section(s.Title+" ("+s.Name+")", names)
+	}
+	var rest []string
+	pf.VisitAll(func(f *pflag.Flag) {
+		if !seen[f.Name] {
+			rest = append(rest, f.Name)
+		}
+	})
+	section("Other (other)", rest)
+	return b.String()
 }
 
 // load layers the environment and the config file under the flags and
