@@ -22,13 +22,19 @@ const actorSchedule = "schedule"
 const lockPoll = 50 * time.Millisecond
 
 // Bootstrap makes sure every configured algorithm has an active and a next
-// key, then loads the ring. It waits for the ring lock, so when several
+// key, then loads the ring. With a master secret that does not open the
+// stored keys it writes nothing and returns ErrWrongSecret. It waits for the ring lock, so when several
 // replicas start at once one creates the keys and the others find them.
 func (r *Ring) Bootstrap(ctx context.Context) error {
 	err := r.withLock(ctx, true, func(cs *changes) error {
 		rows, err := r.cfg.Store.ListSigningKeys(ctx)
 		if err != nil {
 			return fmt.Errorf("keys: list signing keys: %w", err)
+		}
+		// A replica started with the wrong master secret must not add keys
+		// the others cannot open: refuse to start instead.
+		if err := r.checkSealed(rows); err != nil {
+			return err
 		}
 		now := r.cfg.Now()
 		for _, alg := range r.cfg.Algorithms {
@@ -47,12 +53,21 @@ func (r *Ring) Bootstrap(ctx context.Context) error {
 // Tick runs one scheduler step if no other replica is running one: per
 // configured algorithm it activates a next key whose time has come (the
 // active key retires), creates a missing next or active key, and deletes
-// retired and revoked keys whose retention has passed.
+// retired and revoked keys whose retention has passed. While the configured
+// master secret does not open every stored key it does nothing but count
+// the refusal (Health().BlockedActivations) and return ErrWrongSecret.
 func (r *Ring) Tick(ctx context.Context) error {
 	return r.withLock(ctx, false, func(cs *changes) error {
 		rows, err := r.cfg.Store.ListSigningKeys(ctx)
 		if err != nil {
 			return fmt.Errorf("keys: list signing keys: %w", err)
+		}
+		// Never write key material (a missing key, an activation) while
+		// the configured secret does not open the ring: raise the alert.
+		if err := r.checkSealed(rows); err != nil {
+			r.blocked.Add(1)
+			r.cfg.Logger.WithError(err).Error("key ring: scheduled step refused")
+			return err
 		}
 		now := r.cfg.Now()
 		var errs []error

@@ -84,6 +84,19 @@ func TestWrongSecretAndLeadTime(t *testing.T) {
 	if err := w.CheckSecret(ctx); !errors.Is(err, keys.ErrWrongSecret) {
 		t.Fatalf("CheckSecret: %v", err)
 	}
+	// A replica started with the wrong secret refuses to start, and its
+	// scheduler writes nothing, even for an algorithm with no keys yet.
+	wrongMore := wrong
+	wrongMore.Algorithms = []string{keys.ES256, keys.EdDSA, keys.RS256}
+	wm := e.ring(t, wrongMore)
+	if err := wm.Bootstrap(ctx); !errors.Is(err, keys.ErrWrongSecret) {
+		t.Fatalf("Bootstrap with the wrong secret: %v", err)
+	}
+	e.clock.Add(keys.DefaultRotationPeriod)
+	if err := wm.Tick(ctx); !errors.Is(err, keys.ErrWrongSecret) || wm.Health().BlockedActivations != 1 {
+		t.Fatalf("Tick with the wrong secret: %v, health %+v", err, wm.Health())
+	}
+	e.clock.Add(-keys.DefaultRotationPeriod)
 	if after := e.rows(t); !reflect.DeepEqual(before, after) {
 		t.Fatal("a refused operation changed the keys")
 	}
