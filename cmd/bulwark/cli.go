@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-auth/bulwark/keys"
 	"github.com/bulwark-auth/bulwark/keys/secretbox"
 	"github.com/bulwark-auth/bulwark/server/audit"
+	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/postgres"
 )
 
@@ -247,6 +248,14 @@ func discardLogger() *logrus.Logger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	return l
+}
+
+// named turns "not found" into a sentence naming what was looked for.
+func named(kind, id string, err error) error {
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, keys.ErrUnknownKey) {
+		return fmt.Errorf("no %s %q", kind, id)
+	}
+	return err
 }
 
 // errWrongSecret explains a refused write of key material.

@@ -383,4 +383,52 @@ func TestUsersCreateAdminFromStdin(t *testing.T) {
 	if code != exitFailed || !strings.Contains(errs, "at least 12 characters") {
 		t.Fatalf("short password: %d %q", code, errs)
 	}
+	db := pgtest.OpenStore(t, dsn, nil)
+	u, err := db.UserByUsername(context.Background(), "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = cliRun(t, "another-long-password\n", "users", "set-password", u.ID, "--password-file", "-")
+	if code != 0 || !strings.Contains(out, "set the password of root") {
+		t.Fatalf("set-password by id: %d %q %q", code, out, errs)
+	}
+	after, err := db.UserByUsername(context.Background(), "root")
+	if err != nil || after.PasswordHash == u.PasswordHash || !strings.HasPrefix(after.PasswordHash, "$argon2id$") {
+		t.Fatalf("password hash not replaced: %v", err)
+	}
+	// Without a password file, one is generated and shown once.
+	code, out, _ = cliRun(t, "", "users", "create", "bob")
+	if code != 0 || !regexp.MustCompile(`password: \S{16,}`).MatchString(out) {
+		t.Fatalf("generated password: %d %q", code, out)
+	}
+}
+
+// clients go through the admin Service: its validation and defaults apply,
+// and a refused client is not created.
+func TestClientsThroughService(t *testing.T) {
+	unsetConfigEnv(t)
+	dsn := migratedDB(t)
+	t.Setenv("DATABASE_URL", dsn)
+	t.Setenv("BULWARK_SECRET", secretA)
+	code, out, errs := cliRun(t, "", "clients", "create", "--id", "bad", "--redirect-uri", "http://example.com/cb")
+	if code != exitFailed || !strings.Contains(errs, "redirect_uris") {
+		t.Fatalf("bad redirect: %d %q %q", code, out, errs)
+	}
+	code, out, _ = cliRun(t, "", "clients", "list")
+	if code != 0 || strings.Contains(out, "bad") {
+		t.Fatalf("refused client listed: %q", out)
+	}
+	// Defaults come from the Service (RFC 7591 §2): authorization_code,
+	// client_secret_basic, a generated secret.
+	code, out, errs = cliRun(t, "", "clients", "create", "--id", "web", "--redirect-uri", "https://app.example.com/cb")
+	if code != 0 || !regexp.MustCompile(`client_secret: \S{20,}`).MatchString(out) {
+		t.Fatalf("create: %d %q %q", code, out, errs)
+	}
+	code, out, _ = cliRun(t, "", "clients", "get", "web")
+	if code != 0 || !strings.Contains(out, "client_secret_basic") || !strings.Contains(out, "authorization_code") {
+		t.Fatalf("get: %q", out)
+	}
+	if code, _, errs := cliRun(t, "", "clients", "get", "nope"); code != exitFailed || !strings.Contains(errs, `no client "nope"`) {
+		t.Fatalf("unknown client: %d %q", code, errs)
+	}
 }

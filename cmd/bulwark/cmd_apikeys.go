@@ -128,7 +128,7 @@ signing keys first, so a mistyped secret writes nothing.`,
 			}
 			token, k, err := svc.Rotate(cmd.Context(), args[0], actor())
 			if err != nil {
-				return err
+				return named("API key", args[0], err)
 			}
 			_, err = fmt.Fprintf(c.stdout, "rotated: new key %s\n\n  %s\n\nThe old key keeps working until its grace period ends.\n", k.ID, token)
 			return err
@@ -147,7 +147,7 @@ signing keys first, so a mistyped secret writes nothing.`,
 			}
 			defer db.Close()
 			if err := svc.Revoke(cmd.Context(), args[0], actor()); err != nil {
-				return err
+				return named("API key", args[0], err)
 			}
 			_, err = fmt.Fprintf(c.stdout, "revoked %s: refused on every replica within seconds\n", args[0])
 			return err

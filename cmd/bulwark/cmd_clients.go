@@ -149,7 +149,7 @@ printed once.`,
 			defer db.Close()
 			cl, err := svc.GetClient(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return named("client", args[0], err)
 			}
 			return c.printClient(cl)
 		},
@@ -170,7 +170,7 @@ printed once.`,
 			defer db.Close()
 			cur, err := svc.GetClient(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return named("client", args[0], err)
 			}
 			in := admin.InputFromClient(cur)
 			uf.overlay(cmd.Flags(), &in)
@@ -195,7 +195,7 @@ printed once.`,
 			}
 			defer db.Close()
 			if err := svc.DeleteClient(cmd.Context(), operator(), args[0]); err != nil {
-				return err
+				return named("client", args[0], err)
 			}
 			_, err = fmt.Fprintf(c.stdout, "deleted client %s\n", args[0])
 			return err
@@ -215,7 +215,7 @@ printed once.`,
 			defer db.Close()
 			cl, secret, err := svc.RotateClientSecret(cmd.Context(), operator(), args[0])
 			if err != nil {
-				return err
+				return named("client", args[0], err)
 			}
 			return c.printSecret(fmt.Sprintf("rotated the secret of client %s; the old secret works for %s more", cl.ID, c.cfg.SecretOverlap), secret)
 		},

@@ -107,7 +107,7 @@ nothing is written.`,
 				return err
 			}
 			if err := ring.Revoke(cmd.Context(), args[0], actor()); err != nil {
-				return err
+				return named("signing key (or it is revoked already)", args[0], err)
 			}
 			_, err = fmt.Fprintf(c.stdout, "revoked %s: removed from JWKS; tokens it signed are inactive\n", args[0])
 			return err
