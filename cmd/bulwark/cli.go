@@ -47,11 +47,20 @@ BULWARK_* environment variable (the flag name in upper snake case, e.g.
 --access-token-lifespan is BULWARK_ACCESS_TOKEN_LIFESPAN), or in a YAML
 file named by --config or BULWARK_CONFIG; flags win over the environment,
 the environment over the file. Durations use Go syntax: 90s, 10m, 720h.`,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		Args:              noArgs,
-		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-		PersistentPreRunE: func(*cobra.Command, []string) error { return c.load() },
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          noArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Commands that read no configuration work whatever it holds.
+			for p := cmd; p != nil; p = p.Parent() {
+				switch p.Name() {
+				case "version", "completion", "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+					return nil
+				}
+			}
+			return c.load()
+		},
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)

@@ -179,6 +179,10 @@ func TestBadEnvReportedAtOnce(t *testing.T) {
 	if strings.Contains(errs, "must-never-be-echoed") {
 		t.Fatal("the secret was echoed")
 	}
+	// Commands that read no configuration still work.
+	if code, out, errs := cliRun(t, "", "version"); code != 0 || !strings.HasPrefix(out, "bulwark ") {
+		t.Fatalf("version with a bad environment: %d %q %q", code, out, errs)
+	}
 }
 
 // Precedence: flag over environment over file; file errors (unknown
