@@ -9,8 +9,14 @@ PKGS          := ./...
 
 .PHONY: build test lint fmt-check vet staticcheck gosec unit fuzz tools run bench
 
+# The version and commit `bulwark version` prints (and bulwark_build_info
+# exports); without git they come from Go's build information.
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT        ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS       := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/bulwark ./cmd/bulwark
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/bulwark ./cmd/bulwark
 
 run: build
 	./bin/bulwark serve --dev

@@ -29,6 +29,15 @@ var (
 	// ErrUnknownKey is returned when a kid is unknown, revoked or already
 	// in the target state.
 	ErrUnknownKey = errors.New("keys: unknown or unusable key id")
+	// ErrWrongSecret is returned, before anything is written, when the
+	// configured master secret(s) cannot open a stored signing key: a
+	// command that wrote key material now would seal it under a secret the
+	// other replicas do not have.
+	ErrWrongSecret = errors.New("keys: the configured master secret does not open the stored signing keys")
+	// ErrTooEarly is returned by Advance when the next key has not been
+	// published for the lead time yet: resource servers caching the JWKS
+	// might not know it.
+	ErrTooEarly = errors.New("keys: the next key has not been published for the lead time")
 )
 
 // Ring is the signing key ring of one replica. Readers (SigningKey,
@@ -45,6 +54,46 @@ type Ring struct {
 	// key material never changes, so a key is unsealed and parsed once,
 	// and a transient unseal failure does not take away a working key.
 	private map[string]*jose.JSONWebKey
+
+	// blocked counts activations the scheduler refused because the next
+	// key did not open (an alert metric, see Health).
+	blocked atomic.Uint64
+}
+
+// Health is the ring's state for readiness and metrics.
+type Health struct {
+	// Usable is, per configured algorithm, whether this replica holds an
+	// active private key it can sign with.
+	Usable map[string]bool
+	// BlockedActivations counts scheduled activations refused because the
+	// next key could not be unsealed with the configured master secret.
+	BlockedActivations uint64
+}
+
+// Health reports whether every configured algorithm can sign.
+func (r *Ring) Health() Health {
+	s := r.snap.Load()
+	h := Health{Usable: map[string]bool{}, BlockedActivations: r.blocked.Load()}
+	for _, alg := range r.cfg.Algorithms {
+		_, h.Usable[alg] = s.signing[alg]
+	}
+	return h
+}
+
+// Ready returns nil when every configured algorithm has a usable active
+// key, else an error naming the algorithms that cannot sign (/readyz).
+func (r *Ring) Ready() error {
+	var bad []string
+	h := r.Health()
+	for _, alg := range r.cfg.Algorithms {
+		if !h.Usable[alg] {
+			bad = append(bad, alg)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %v", ErrNoActiveKey, bad)
+	}
+	return nil
 }
 
 // snapshot is one immutable view of the ring.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -21,13 +22,19 @@ const actorSchedule = "schedule"
 const lockPoll = 50 * time.Millisecond
 
 // Bootstrap makes sure every configured algorithm has an active and a next
-// key, then loads the ring. It waits for the ring lock, so when several
+// key, then loads the ring. With a master secret that does not open the
+// stored keys it writes nothing and returns ErrWrongSecret. It waits for the ring lock, so when several
 // replicas start at once one creates the keys and the others find them.
 func (r *Ring) Bootstrap(ctx context.Context) error {
 	err := r.withLock(ctx, true, func(cs *changes) error {
 		rows, err := r.cfg.Store.ListSigningKeys(ctx)
 		if err != nil {
 			return fmt.Errorf("keys: list signing keys: %w", err)
+		}
+		// A replica started with the wrong master secret must not add keys
+		// the others cannot open: refuse to start instead.
+		if err := r.checkSealed(rows); err != nil {
+			return err
 		}
 		now := r.cfg.Now()
 		for _, alg := range r.cfg.Algorithms {
@@ -46,12 +53,21 @@ func (r *Ring) Bootstrap(ctx context.Context) error {
 // Tick runs one scheduler step if no other replica is running one: per
 // configured algorithm it activates a next key whose time has come (the
 // active key retires), creates a missing next or active key, and deletes
-// retired and revoked keys whose retention has passed.
+// retired and revoked keys whose retention has passed. While the configured
+// master secret does not open every stored key it does nothing but count
+// the refusal (Health().BlockedActivations) and return ErrWrongSecret.
 func (r *Ring) Tick(ctx context.Context) error {
 	return r.withLock(ctx, false, func(cs *changes) error {
 		rows, err := r.cfg.Store.ListSigningKeys(ctx)
 		if err != nil {
 			return fmt.Errorf("keys: list signing keys: %w", err)
+		}
+		// Never write key material (a missing key, an activation) while
+		// the configured secret does not open the ring: raise the alert.
+		if err := r.checkSealed(rows); err != nil {
+			r.blocked.Add(1)
+			r.cfg.Logger.WithError(err).Error("key ring: scheduled step refused")
+			return err
 		}
 		now := r.cfg.Now()
 		var errs []error
@@ -62,6 +78,16 @@ func (r *Ring) Tick(ctx context.Context) error {
 			if len(nexts) > 0 && len(actives) > 0 {
 				n := nexts[0]
 				if !now.Before(n.ActivateAt) && !now.Before(n.CreatedAt.Add(r.cfg.LeadTime)) {
+					// A key this replica cannot unseal would stop signing
+					// (every token request failing) the moment it became
+					// active: keep the working key and raise the alert.
+					if err := r.opens(n); err != nil {
+						r.blocked.Add(1)
+						r.cfg.Logger.WithError(err).WithFields(logrus.Fields{"kid": n.KID, "alg": alg}).
+							Error("key ring: not activating a next key that does not open with the configured master secret")
+						errs = append(errs, err)
+						continue
+					}
 					if err := r.activate(ctx, cs, n, actives, now, actorSchedule); err != nil {
 						errs = append(errs, err)
 						continue
@@ -97,10 +123,25 @@ func (r *Ring) Tick(ctx context.Context) error {
 }
 
 // Rotate replaces the active key of alg at once (emergency use): the next
-// key, already published, becomes active; only if there is none is a fresh
-// key generated, which caching resource servers will not know for up to
-// JWKSMaxAge. The old active key retires and a new next key is created.
+// key, already published, becomes active however briefly it has been
+// published (resource servers whose JWKS cache predates it reject its
+// tokens until they refetch); only if there is none is a fresh key
+// generated. The old active key retires and a new next key is created.
+// Nothing is written unless the configured master secret opens every
+// stored key (ErrWrongSecret).
 func (r *Ring) Rotate(ctx context.Context, alg, actor string) error {
+	return r.rotate(ctx, alg, actor, true)
+}
+
+// Advance is the careful manual rotation: like Rotate, but it refuses
+// (ErrTooEarly, nothing written) while the next key of alg has been
+// published for less than LeadTime, so every JWKS cache already knows the
+// key that starts signing.
+func (r *Ring) Advance(ctx context.Context, alg, actor string) error {
+	return r.rotate(ctx, alg, actor, false)
+}
+
+func (r *Ring) rotate(ctx context.Context, alg, actor string, force bool) error {
 	if !slices.Contains(r.cfg.Algorithms, alg) {
 		return fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, alg)
 	}
@@ -109,9 +150,22 @@ func (r *Ring) Rotate(ctx context.Context, alg, actor string) error {
 		if err != nil {
 			return fmt.Errorf("keys: list signing keys: %w", err)
 		}
+		if err := r.checkSealed(rows); err != nil {
+			return err
+		}
 		now := r.cfg.Now()
 		keys := byAlg(rows, alg)
 		actives := inState(keys, storage.KeyActive)
+		if !force {
+			nexts := inState(keys, storage.KeyNext)
+			if len(nexts) == 0 {
+				return fmt.Errorf("%w: there is no published next %s key", ErrTooEarly, alg)
+			}
+			if ready := nexts[0].CreatedAt.Add(r.cfg.LeadTime); now.Before(ready) {
+				return fmt.Errorf("%w: the next %s key %s is published since %s and may activate from %s", ErrTooEarly, alg, nexts[0].KID,
+					nexts[0].CreatedAt.UTC().Format(time.RFC3339), ready.UTC().Format(time.RFC3339))
+			}
+		}
 		if nexts := inState(keys, storage.KeyNext); len(nexts) > 0 {
 			if err := r.activate(ctx, cs, nexts[0], actives, now, actor); err != nil {
 				return err
@@ -158,17 +212,22 @@ func (r *Ring) Revoke(ctx context.Context, kid, actor string) error {
 }
 
 // Reseal re-encrypts every sealed private key that was not sealed under the
-// newest master secret, so an old master secret can be removed. It returns
+// newest master secret, so an old master secret can be removed. Revoked
+// keys are skipped: they never sign again. When the configured secrets do
+// not open every other key it writes nothing (ErrWrongSecret). It returns
 // how many keys it resealed.
 func (r *Ring) Reseal(ctx context.Context) (int, error) {
 	rows, err := r.cfg.Store.ListSigningKeys(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("keys: list signing keys: %w", err)
 	}
+	if err := r.checkSealed(rows); err != nil {
+		return 0, err
+	}
 	n := 0
 	var errs []error
 	for _, k := range rows {
-		if len(k.SealedPrivate) == 0 || !r.cfg.Sealer.NeedsReseal(k.SealedPrivate) {
+		if k.State == storage.KeyRevoked || len(k.SealedPrivate) == 0 || !r.cfg.Sealer.NeedsReseal(k.SealedPrivate) {
 			continue
 		}
 		plain, err := r.cfg.Sealer.Open(k.SealedPrivate, []byte(k.KID))
@@ -193,6 +252,53 @@ func (r *Ring) Reseal(ctx context.Context) (int, error) {
 		r.cfg.Logger.WithFields(logrus.Fields{"kid": k.KID, "alg": k.Algorithm}).Info("signing key resealed")
 	}
 	return n, errors.Join(errs...)
+}
+
+// CheckSecret proves that the configured master secret(s) open every stored
+// signing key that may still sign (all but revoked ones). Commands that
+// write key material call it first, so a mistyped secret is refused before
+// anything is sealed under it.
+func (r *Ring) CheckSecret(ctx context.Context) error {
+	rows, err := r.cfg.Store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("keys: list signing keys: %w", err)
+	}
+	return r.checkSealed(rows)
+}
+
+// checkSealed unseals every non-revoked key of rows and names the ones
+// that do not open.
+func (r *Ring) checkSealed(rows []*storage.SigningKey) error {
+	var bad []string
+	for _, k := range rows {
+		if k.State == storage.KeyRevoked || len(k.SealedPrivate) == 0 {
+			continue
+		}
+		if err := r.opens(k); err != nil {
+			bad = append(bad, k.KID)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: none of the configured master secrets (BULWARK_SECRET or BULWARK_SECRET_FILE) opens signing key(s) %s; nothing was written",
+			ErrWrongSecret, strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// opens reports whether k's private key unseals and matches its public key.
+func (r *Ring) opens(k *storage.SigningKey) error {
+	r.loadMu.Lock()
+	_, cached := r.private[k.KID]
+	r.loadMu.Unlock()
+	if cached {
+		return nil
+	}
+	pub, err := parsePublic(k)
+	if err != nil {
+		return err
+	}
+	_, err = openPrivate(r.cfg.Sealer, k, pub)
+	return err
 }
 
 // Run keeps the ring current until ctx ends: Tick every TickInterval, Load

@@ -14,19 +14,34 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
-// readyz answers 200 when the database is reachable and 503 with
-// Retry-After otherwise, so load balancers drain a replica that lost it.
+// readyz answers 200 when the replica can serve: not shutting down, the
+// database reachable and the Ready check (a usable signing key) passing.
+// Otherwise 503 with Retry-After, so load balancers take the replica out.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.cfg.DB.Ping(ctx); err != nil {
-		s.cfg.Logger.WithError(err).Warn("readiness check failed")
+	unavailable := func(body string) {
 		w.Header().Set("Retry-After", "5")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"status":"unavailable","database":"unreachable"}`))
+		_, _ = w.Write([]byte(body))
+	}
+	if s.draining.Load() {
+		unavailable(`{"status":"shutting_down"}`)
 		return
+	}
+	if err := s.cfg.DB.Ping(ctx); err != nil {
+		s.cfg.Logger.WithError(err).Warn("readiness check failed")
+		unavailable(`{"status":"unavailable","database":"unreachable"}`)
+		return
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			s.cfg.Logger.WithError(err).Warn("readiness check failed")
+			unavailable(`{"status":"unavailable","database":"ok","signing_keys":"unusable"}`)
+			return
+		}
 	}
 	_, _ = w.Write([]byte(`{"status":"ok","database":"ok"}`))
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwark-auth/bulwark/server/protect"
@@ -61,6 +62,13 @@ type Config struct {
 	// Protection supplies the limiter and detector the routes' policies
 	// use (see protection.go). Nil still applies headers and strict input.
 	Protection *Protection
+	// Ready, when set, is asked by /readyz after the database ping; an
+	// error (e.g. no usable signing key) makes the replica not ready.
+	Ready func(ctx context.Context) error
+	// ShutdownDelay is how long /readyz answers 503 after the serving
+	// context ends before the listeners stop accepting, so load balancers
+	// take the replica out before connections are refused.
+	ShutdownDelay time.Duration
 }
 
 // Server holds the two handlers and, once Run is called, the listeners.
@@ -69,6 +77,8 @@ type Server struct {
 	public http.Handler
 	admin  http.Handler
 	routes []RouteInfo
+	// draining is set when shutdown begins; /readyz then answers 503.
+	draining atomic.Bool
 }
 
 // New validates cfg and builds both routers.
@@ -147,7 +157,8 @@ func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // Run serves both listeners until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	var servers []*http.Server
 	for _, l := range []struct {
 		name, addr string
 		h          http.Handler
@@ -158,8 +169,12 @@ func (s *Server) Run(ctx context.Context) error {
 		srv := s.httpServer(l.addr, l.h)
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
+			for _, o := range servers {
+				_ = o.Close()
+			}
 			return fmt.Errorf("server: listen %s on %s: %w", l.name, l.addr, err)
 		}
+		servers = append(servers, srv)
 		name := l.name
 		s.cfg.Logger.WithFields(logrus.Fields{"listener": name, "addr": ln.Addr().String(), "tls": s.cfg.TLS != nil}).Info("listening")
 		g.Go(func() error {
@@ -174,13 +189,26 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("server: %s listener: %w", name, err)
 		})
-		g.Go(func() error {
-			<-ctx.Done()
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return srv.Shutdown(shutdownCtx) //nolint:contextcheck // the serving ctx is already done
-		})
 	}
+	g.Go(func() error {
+		<-gctx.Done()
+		// Readiness fails first, so load balancers stop sending new
+		// requests while this replica still answers them; then drain.
+		s.draining.Store(true)
+		if ctx.Err() != nil {
+			s.cfg.Logger.WithField("delay", s.cfg.ShutdownDelay.String()).Info("shutting down: /readyz answers 503; draining after the delay")
+			t := time.NewTimer(s.cfg.ShutdownDelay)
+			<-t.C
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(shutdownCtx)) //nolint:contextcheck // the serving ctx is already done
+		}
+		s.cfg.Logger.Info("listeners drained")
+		return errors.Join(errs...)
+	})
 	return g.Wait()
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -13,11 +12,16 @@ import (
 
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
+	"github.com/spf13/pflag"
 )
 
-// config is the serve command's configuration. Every field can come from a
-// flag or a BULWARK_* environment variable (flags win); secrets may also
-// come from files (BULWARK_SECRET_FILE).
+// config is the one configuration of every command. Each option is a flag
+// registered in configFlags; load (configload.go) then fills every option
+// not given as a flag from its BULWARK_* environment variable, then from
+// the optional YAML file (--config), and reports every unparsable value at
+// once. Secrets may also come from files (BULWARK_SECRET_FILE). The
+// sections the options are grouped in (help, README, YAML) are listed in
+// configSections.
 type config struct {
 	Dev         bool
 	PublicAddr  string
@@ -71,6 +75,12 @@ type config struct {
 	BlockOnRefreshReuse   bool
 	neverBlockRaw         string
 	accountRateLimitsRaw  string
+	// ShutdownDelay is how long /readyz answers 503 after SIGTERM before
+	// the listeners stop accepting, so load balancers stop sending first.
+	ShutdownDelay time.Duration
+	// DatabaseWait is how long serve retries an unreachable database at
+	// start (with backoff, one log line per attempt) before giving up.
+	DatabaseWait time.Duration
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -126,7 +136,10 @@ func parseLimits(raw string) (map[string]protect.Limit, error) {
 	return out, nil
 }
 
-// envOr returns the environment variable's value, or def.
+// envOr returns the environment variable's value, or def. It only makes
+// the flag's help show the effective default: load re-applies every
+// BULWARK_* variable through the flag's own parser, so a bad value is an
+// error there, never a silent default.
 func envOr(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
@@ -162,7 +175,7 @@ func envBool(name string, def bool) bool {
 }
 
 // configFlags registers the serve flags on fs, with environment defaults.
-func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *string, algs *string) {
+func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *string, algs *string) {
 	fs.BoolVar(&c.Dev, "dev", envBool("BULWARK_DEV", false), "development mode: in-process store, loopback issuer, generated secrets; nothing persists")
 	fs.StringVar(&c.PublicAddr, "public-addr", envOr("BULWARK_PUBLIC_ADDR", ":4444"), "public listener address (OAuth endpoints, login pages)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", envOr("BULWARK_ADMIN_ADDR", "127.0.0.1:4445"), "admin listener address (admin API, console, metrics)")
@@ -201,14 +214,39 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 	fs.IntVar(&c.StuffingAccounts, "stuffing-accounts", envInt("BULWARK_STUFFING_ACCOUNTS", defaultStuffingAccounts), "distinct accounts failing sign-in from one address within 10m that block the address for 15m")
 	fs.IntVar(&c.RefreshReuseThreshold, "refresh-reuse-alert", envInt("BULWARK_REFRESH_REUSE_ALERT", defaultRefreshReuseAlert), "refresh-token reuses by one client within 10m that raise an alert (audit anomaly.alert, metric)")
 	fs.BoolVar(&c.BlockOnRefreshReuse, "block-on-refresh-reuse", envBool("BULWARK_BLOCK_ON_REFRESH_REUSE", false), "also block the client (never the address) for 15m when --refresh-reuse-alert is crossed")
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", envDuration("BULWARK_SHUTDOWN_DELAY", 5*time.Second), "after SIGTERM, how long /readyz answers 503 before the listeners drain")
+	fs.DurationVar(&c.DatabaseWait, "database-wait", envDuration("BULWARK_DATABASE_WAIT", time.Minute), "how long serve waits for an unreachable database at start")
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
 	return
 }
 
-// finish resolves secrets and lists, then validates everything in one pass.
+// need says what a command requires of the configuration beyond valid
+// values.
+type need uint8
+
+const (
+	needDB need = 1 << iota
+	needSecret
+	needIssuer
+	// needServe is everything serve requires outside --dev.
+	needServe = needDB | needSecret | needIssuer
+)
+
+// finish resolves secrets and lists, then validates everything serve needs
+// in one pass.
 func (c *config) finish(secretFlag, secretFile, algs string) error {
+	n := needServe
+	if c.Dev {
+		n = 0
+	}
+	return c.check(secretFlag, secretFile, algs, n)
+}
+
+// check resolves secrets and lists and validates every value, plus what
+// the command needs, reporting every problem at once.
+func (c *config) check(secretFlag, secretFile, algs string, needs need) error {
 	secrets, problems := loadSecrets(secretFlag, secretFile)
 	c.Secrets = secrets
 	for _, a := range strings.Split(algs, ",") {
@@ -216,16 +254,17 @@ func (c *config) finish(secretFlag, secretFile, algs string) error {
 			c.SigningAlgs = append(c.SigningAlgs, a)
 		}
 	}
-	if !c.Dev {
-		if len(c.Secrets) == 0 {
-			problems = append(problems, errors.New("BULWARK_SECRET (or --secret-file) is required outside --dev"))
-		}
-		if c.DatabaseURL == "" {
-			problems = append(problems, errors.New("DATABASE_URL is required outside --dev"))
-		}
-		if c.Issuer == "" {
-			problems = append(problems, errors.New("BULWARK_ISSUER is required outside --dev"))
-		}
+	if needs&needSecret != 0 && len(c.Secrets) == 0 {
+		problems = append(problems, errors.New("BULWARK_SECRET (or BULWARK_SECRET_FILE, --secret-file) is required"))
+	}
+	if needs&needDB != 0 && c.DatabaseURL == "" {
+		problems = append(problems, errors.New("DATABASE_URL (or BULWARK_DATABASE_URL, --database-url) is required"))
+	}
+	if needs&needIssuer != 0 && c.Issuer == "" {
+		problems = append(problems, errors.New("BULWARK_ISSUER (or --issuer) is required"))
+	}
+	if c.ShutdownDelay < 0 || c.DatabaseWait < 0 {
+		problems = append(problems, errors.New("shutdown delay and database wait must not be negative"))
 	}
 	if c.Issuer != "" {
 		c.Issuer = strings.TrimRight(c.Issuer, "/")
@@ -249,7 +288,7 @@ func (c *config) finish(secretFlag, secretFile, algs string) error {
 	if c.StuffingAccounts < 0 || c.RefreshReuseThreshold < 0 {
 		problems = append(problems, errors.New("--stuffing-accounts and --refresh-reuse-alert must be positive"))
 	}
-	c.AllowedScopes = strings.Fields(c.allowedScopesRaw)
+	c.AllowedScopes = strings.FieldsFunc(c.allowedScopesRaw, func(r rune) bool { return r == ' ' || r == ',' })
 	var err error
 	if c.RateLimits, err = parseLimits(c.rateLimitsRaw); err != nil {
 		problems = append(problems, fmt.Errorf("--rate-limits: %w", err))

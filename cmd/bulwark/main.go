@@ -1,13 +1,13 @@
-// Command bulwark is the one Bulwark binary: serve, migrate, keys, janitor,
-// version. It builds the whole dependency graph explicitly (no registry, no
-// globals): store → secret box → hasher → key ring → OAuth provider →
-// server.
+// Command bulwark is the one Bulwark binary: serve, migrate, keys, apikeys,
+// users, clients, janitor, healthcheck, version. The command tree is in
+// cli.go; the dependency graph of serve is built explicitly in serve.go
+// (no registry, no globals): store → secret box → hasher → key ring →
+// OAuth provider → server.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,65 +15,62 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-const usage = `bulwark — OAuth 2.0 / OpenID Connect authorization server
-
-Usage:
-  bulwark serve [--dev] [flags]     run the server (bulwark serve --help for flags)
-  bulwark migrate up|status         apply or show database migrations (DATABASE_URL)
-  bulwark keys list|rotate|revoke KID|reseal
-                                    manage signing keys
-  bulwark apikeys create|list|rotate ID|revoke ID
-                                    manage API keys (create: --name --owner-type --owner-id --scopes)
-  bulwark janitor                   delete expired tokens, codes and sessions; trim audit
-  bulwark version                   print the version
-`
+// Exit statuses: 0 success, 1 the command failed, 2 the invocation was
+// wrong (unknown command, flag or argument; unparsable configuration).
+const (
+	exitFailed = 1
+	exitUsage  = 2
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprint(os.Stderr, usage)
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "bulwark:", err)
-		os.Exit(1)
-	}
+	os.Exit(code)
 }
 
-type usageError struct{ msg string }
+// execute runs the command line and maps its outcome to an exit status,
+// printing the error (never a secret: errors carry none).
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := runIO(ctx, args, stdin, stdout, stderr)
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "bulwark: %s\nRun '%s --help' for usage.\n", ue.msg, ue.cmd)
+		return exitUsage
+	}
+	fmt.Fprintln(stderr, "bulwark:", err)
+	return exitFailed
+}
+
+// run is runIO without standard input (tests).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runIO(ctx, args, eofReader{}, stdout, stderr)
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// runIO builds the command tree and runs args.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	root := newRoot(stdin, stdout, stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	var ue usageError
+	if errors.As(err, &ue) && ue.cmd == "" {
+		ue.cmd = "bulwark"
+		if cmd != nil {
+			ue.cmd = cmd.CommandPath()
+		}
+		return ue
+	}
+	return err
+}
+
+// usageError is a wrong invocation: exit status 2 with a pointer to help.
+type usageError struct{ msg, cmd string }
 
 func (e usageError) Error() string { return e.msg }
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"no command"}
-	}
-	switch args[0] {
-	case "serve":
-		return cmdServe(ctx, args[1:], stdout, stderr)
-	case "migrate":
-		return cmdMigrate(ctx, args[1:], stdout)
-	case "keys":
-		return cmdKeys(ctx, args[1:], stdout)
-	case "apikeys":
-		return cmdAPIKeys(ctx, args[1:], stdout)
-	case "janitor":
-		return cmdJanitor(ctx, args[1:], stdout)
-	case "version":
-		_, err := fmt.Fprintln(stdout, "bulwark", version)
-		return err
-	case "help", "-h", "--help":
-		_, err := fmt.Fprint(stdout, usage)
-		return err
-	}
-	return usageError{"unknown command " + args[0]}
-}

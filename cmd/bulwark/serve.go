@@ -2,45 +2,47 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
-	"crypto/rand"
-	"encoding/base64"
-	"flag"
-	"fmt"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/hkdf"
+
+	"github.com/bulwark-auth/bulwark/keys"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/keys/hash"
+	"github.com/bulwark-auth/bulwark/keys/secretbox"
+	"github.com/bulwark-auth/bulwark/server"
 	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/server/console"
 	"github.com/bulwark-auth/bulwark/server/metrics"
+	"github.com/bulwark-auth/bulwark/server/oauth"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
-	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"io"
-	"os"
-	"time"
-
-	"crypto/sha256"
-	"github.com/bulwark-auth/bulwark/keys"
-	"github.com/bulwark-auth/bulwark/keys/hash"
-	"github.com/bulwark-auth/bulwark/keys/secretbox"
-	"github.com/bulwark-auth/bulwark/server"
-	"github.com/bulwark-auth/bulwark/server/oauth"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/clientcache"
 	"github.com/bulwark-auth/bulwark/storage/memory"
 	"github.com/bulwark-auth/bulwark/storage/postgres"
 	"github.com/bulwark-auth/bulwark/storage/seed"
-	"github.com/sirupsen/logrus"
-	"golang.org/x/crypto/hkdf"
 )
 
 func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
@@ -59,30 +61,42 @@ func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 	return log, nil
 }
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg config
-	secretFile, secretFlag, algs := configFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
-		return err
+func (c *cli) serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server (public and admin listeners, background jobs)",
+		Long: `Run the server: the public listener (OAuth endpoints, login pages) and the
+admin listener (admin API, console, metrics), with signing-key rotation,
+API-key rotation and the janitor running in the background.
+
+With --dev it runs on an in-process store with generated secrets and a demo
+client and user; nothing persists. Otherwise it needs DATABASE_URL,
+BULWARK_SECRET (or BULWARK_SECRET_FILE) and BULWARK_ISSUER. An unreachable
+database is retried for --database-wait; at SIGTERM /readyz answers 503 for
+--shutdown-delay before the listeners drain.`,
+		Example: `  bulwark serve --dev
+  bulwark serve --issuer https://auth.example.com --seed /etc/bulwark/seed.yaml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := &c.cfg
+			if cfg.Dev && cfg.Issuer == "" {
+				cfg.Issuer = "http://127.0.0.1" + portOf(cfg.PublicAddr)
+			}
+			if err := cfg.finish(*c.secret, *c.secretFile, *c.alg); err != nil {
+				return usageError{msg: "configuration:\n" + err.Error()}
+			}
+			log, err := newLogger(cfg.LogFormat, cfg.LogLevel, c.stderr)
+			if err != nil {
+				return err
+			}
+			a, err := build(cmd.Context(), *cfg, log, c.stdout)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return a.Run(cmd.Context())
+		},
 	}
-	if cfg.Dev && cfg.Issuer == "" {
-		cfg.Issuer = "http://127.0.0.1" + portOf(cfg.PublicAddr)
-	}
-	if err := cfg.finish(*secretFlag, *secretFile, *algs); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
-	if err != nil {
-		return err
-	}
-	app, err := build(ctx, cfg, log, stdout)
-	if err != nil {
-		return err
-	}
-	defer app.Close()
-	return app.Run(ctx)
 }
 
 // portOf returns ":port" of a listen address, defaulting to :4444.
@@ -163,7 +177,7 @@ func build(ctx context.Context, cfg config, log *logrus.Logger, stdout io.Writer
 		log.Warn("DEV MODE: in-memory store — nothing persists, every restart starts empty. Never use --dev in production.")
 		store = memory.New(memory.Config{Now: now})
 	} else {
-		pg, err := postgres.Open(ctx, postgres.Config{DSN: cfg.DatabaseURL, Now: now, Logger: log})
+		pg, err := openWithRetry(ctx, postgres.Config{DSN: cfg.DatabaseURL, Now: now, Logger: log}, cfg.DatabaseWait, log)
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
@@ -234,11 +248,11 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	// Client secrets and API keys verify through the cache; user passwords
 	// never do (see keys/hash).
 	cached := hash.NewCached(passwords, hash.CacheConfig{TTL: 5 * time.Minute, MaxEntries: 10000, Now: now})
-	sink := audit.NewSink(store, log, now)
-
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(registry)
+	m.SetBuildInfo(buildVersion())
+	sink := audit.NewSink(store, log, now, audit.WithObserver(auditMetrics(m)))
 
 	ring, err := keys.NewRing(ctx, keys.Config{
 		Store: store, Locker: store, Notifier: store, Sealer: box,
@@ -258,6 +272,10 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		return nil, fmt.Errorf("key ring bootstrap: %w", err)
 	}
 	m.SetKeyAges(keyAges(store, now))
+	m.SetKeyHealth(func() metrics.KeyHealth {
+		h := ring.Health()
+		return metrics.KeyHealth{Usable: h.Usable, BlockedActivations: h.BlockedActivations}
+	})
 	if pg != nil {
 		m.SetDBStats(poolStats(pg))
 	}
@@ -387,9 +405,13 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/metrics", protect.Route(protect.Ops(), m.Handler())).Methods(http.MethodGet)
 		})},
-		PublicMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
-		AdminMiddleware:   []mux.MiddlewareFunc{m.Instrument(nil)},
-		Protection:        &server.Protection{Limiter: limiter, Detector: detector, TrustedOrigins: trustedOrigins(cfg.Issuer)},
+		PublicMiddleware: []mux.MiddlewareFunc{m.Instrument(nil)},
+		AdminMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
+		Protection:       &server.Protection{Limiter: limiter, Detector: detector, TrustedOrigins: trustedOrigins(cfg.Issuer)},
+		// Not ready while an algorithm has no usable active key: its token
+		// requests would fail.
+		Ready:             func(context.Context) error { return ring.Ready() },
+		ShutdownDelay:     cfg.ShutdownDelay,
 		ReadHeaderTimeout: readHeader, ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle,
 		MaxHeaderBytes: protect.MaxHeaderBytes,
 		Now:            now,
@@ -414,6 +436,50 @@ func trustedOrigins(issuer string) []string {
 		return nil
 	}
 	return []string{u.Scheme + "://" + u.Host}
+}
+
+// openWithRetry opens Postgres, retrying with exponential backoff (1s
+// doubling up to 15s) for at most wait, with one log line per failed
+// attempt: in Compose or Kubernetes the database often starts after us.
+// Errors other than an unreachable database (bad DSN, wrong password) fail
+// at once.
+func openWithRetry(ctx context.Context, pc postgres.Config, wait time.Duration, log logrus.FieldLogger) (*postgres.Store, error) {
+	deadline := time.Now().Add(wait)
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		pg, err := postgres.Open(ctx, pc)
+		if err == nil {
+			return pg, nil
+		}
+		if !errors.Is(err, storage.ErrUnavailable) || time.Now().Add(backoff).After(deadline) {
+			return nil, err
+		}
+		log.WithError(err).WithFields(logrus.Fields{"attempt": attempt, "retry_in": backoff.String()}).Warn("database unreachable; retrying")
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 15*time.Second)
+	}
+}
+
+// auditMetrics counts failed audit writes and sign-in outcomes, read off
+// the audit stream so the sign-in handlers need no metrics of their own.
+func auditMetrics(m *metrics.Metrics) func(*storage.AuditEvent, error) {
+	return func(e *storage.AuditEvent, stored error) {
+		if stored != nil {
+			m.AuditWriteFailed()
+		}
+		switch e.Event {
+		case oauth.EventLogin:
+			m.SignIn("login", e.Outcome)
+		case console.EventLogin:
+			m.SignIn("console", e.Outcome)
+		}
+	}
 }
 
 // keyAges reports, per algorithm, how long the active signing key has been
@@ -466,6 +532,9 @@ func applySeed(ctx context.Context, path string, store storage.Store, hasher *ha
 	defer f.Close()
 	doc, err := seed.Parse(f)
 	if err != nil {
+		return err
+	}
+	if err := doc.LoadPasswordFiles(filepath.Dir(path)); err != nil {
 		return err
 	}
 	res, err := (&seed.Applier{Store: store, Hasher: hasher, AllowedScopes: allowedScopes, Now: now}).Apply(ctx, doc)

@@ -74,6 +74,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, body = http.StatusConflict, errorBody{Error: "conflict", Description: "the API key is not active"}
 	case errors.Is(err, ErrNoSecret):
 		status, body = http.StatusConflict, errorBody{Error: "conflict", Description: "the client does not authenticate with a client secret"}
+	case errors.Is(err, keys.ErrWrongSecret):
+		// Nothing was written: the server's master secret does not open
+		// the stored keys (a misconfigured replica). Not the caller's fault.
+		status, body = http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: "this server's master secret does not open the stored signing keys; nothing was changed"}
 	case errors.Is(err, keys.ErrUnsupportedAlgorithm):
 		status, body = http.StatusBadRequest, errorBody{Error: "invalid_request", Description: "unsupported signing algorithm"}
 	case errors.Is(err, errUnsupportedMedia):

@@ -21,15 +21,30 @@ type Sink struct {
 	log     logrus.FieldLogger
 	now     func() time.Time
 	timeout time.Duration
+	observe func(e *storage.AuditEvent, stored error)
+}
+
+// Option configures a Sink.
+type Option func(*Sink)
+
+// WithObserver calls f after every event is recorded, with the store
+// error (nil when stored): metrics count sign-in outcomes and failed audit
+// writes here. f must be fast and must not keep e.
+func WithObserver(f func(e *storage.AuditEvent, stored error)) Option {
+	return func(s *Sink) { s.observe = f }
 }
 
 // NewSink returns a sink writing to store and log. A nil store logs only
 // (useful for tools without a database); a nil now means time.Now.
-func NewSink(store storage.AuditStore, log logrus.FieldLogger, now func() time.Time) *Sink {
+func NewSink(store storage.AuditStore, log logrus.FieldLogger, now func() time.Time, opts ...Option) *Sink {
 	if now == nil {
 		now = time.Now
 	}
-	return &Sink{store: store, log: log, now: now, timeout: DefaultTimeout}
+	s := &Sink{store: store, log: log, now: now, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Record writes e. It fills Time (when zero) and RequestID from ctx, and
@@ -57,10 +72,12 @@ func (s *Sink) Record(ctx context.Context, e storage.AuditEvent) {
 	}
 	Scrub(&e)
 
+	// "event_time", not "time": logrus owns "time" (the line's own
+	// timestamp) and would rename ours to "fields.time".
 	fields := logrus.Fields{
 		"audit":      true,
 		"event":      e.Event,
-		"time":       e.Time.Format(time.RFC3339Nano),
+		"event_time": e.Time.Format(time.RFC3339Nano),
 		"actor":      e.Actor,
 		"source_ip":  e.SourceIP,
 		"client_id":  e.ClientID,
@@ -68,17 +85,25 @@ func (s *Sink) Record(ctx context.Context, e storage.AuditEvent) {
 		"outcome":    e.Outcome,
 		"request_id": e.RequestID,
 	}
-	if len(e.Details) > 0 {
-		fields["details"] = e.Details
+	// Details become flat "details.<key>" fields: readable as key=value in
+	// text logs (a nested map would print as Go's map[...]) and still
+	// grouped by prefix in JSON.
+	for k, v := range e.Details {
+		fields["details."+k] = v
 	}
 	entry := s.log.WithFields(fields)
+	var stored error
 	if s.store != nil {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
-		if err := s.store.AppendAudit(wctx, &e); err != nil {
-			entry.WithError(err).Error("audit: storing event failed")
-			return
-		}
+		stored = s.store.AppendAudit(wctx, &e)
+	}
+	if s.observe != nil {
+		s.observe(&e, stored)
+	}
+	if stored != nil {
+		entry.WithError(stored).Error("audit: storing event failed")
+		return
 	}
 	entry.Info("audit")
 }

@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,7 +148,44 @@ func TestScrub(t *testing.T) {
 	if details["token"] != "eyJhbGciOi.x.y" {
 		t.Fatal("Scrub modified the caller's map")
 	}
-	if d := hook.LastEntry().Data["details"].(map[string]string); d["token"] != Redacted {
+	if d := hook.LastEntry().Data; d["details.token"] != Redacted || d["details.grant"] != "client_credentials" {
 		t.Fatalf("log line details %v", d)
+	}
+}
+
+// The log line must not collide with logrus's own keys (a "time" field
+// becomes "fields.time" in JSON) and must read as key=value in text, not
+// as a Go map.
+func TestLogLineFormat(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		t.Run("case="+format, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := logrus.New()
+			log.SetOutput(&buf)
+			if format == "json" {
+				log.SetFormatter(&logrus.JSONFormatter{})
+			} else {
+				log.SetFormatter(&logrus.TextFormatter{DisableColors: true})
+			}
+			var seen []error
+			sink := NewSink(&store{}, log, nil, WithObserver(func(_ *storage.AuditEvent, err error) { seen = append(seen, err) }))
+			sink.Record(context.Background(), storage.AuditEvent{Event: "signing_key.active", Details: map[string]string{"kid": "k1", "alg": "ES256"}})
+			line := buf.String()
+			for _, bad := range []string{"fields.time", "map["} {
+				if strings.Contains(line, bad) {
+					t.Fatalf("log line contains %q: %s", bad, line)
+				}
+			}
+			want := `details.kid=k1`
+			if format == "json" {
+				want = `"details.kid":"k1"`
+			}
+			if !strings.Contains(line, want) || !strings.Contains(line, "event_time") {
+				t.Fatalf("log line lacks %s or event_time: %s", want, line)
+			}
+			if len(seen) != 1 || seen[0] != nil {
+				t.Fatalf("observer saw %v", seen)
+			}
+		})
 	}
 }

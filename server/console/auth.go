@@ -368,7 +368,8 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request, rc *reqCtx
 func (c *Console) renderAccount(w http.ResponseWriter, r *http.Request, rc *reqCtx, status int, flash, errMsg string) {
 	d := accountData{Enrolled: len(rc.user.TOTPSecretSealed) > 0}
 	if !d.Enrolled {
-		key, err := totp.Generate(totp.GenerateOpts{Issuer: c.cfg.Issuer, AccountName: rc.user.Username})
+		// Authenticator apps show the label "Bulwark:alice" and issuer=Bulwark.
+		key, err := totp.Generate(totp.GenerateOpts{Issuer: "Bulwark", AccountName: rc.user.Username})
 		if err != nil {
 			c.fail(w, r, rc, fmt.Errorf("console: generate totp: %w", err))
 			return

@@ -106,8 +106,8 @@ func TestTOTPEnrolAndSignIn(t *testing.T) {
 	p := b.get("/admin/account")
 	secret := regexp.MustCompile(`id="totp-secret" class="secret" type="text" value="([A-Z2-7]+)"`).FindStringSubmatch(p.body)
 	pending := regexp.MustCompile(`name="pending" value="([^"]+)"`).FindStringSubmatch(p.body)
-	if secret == nil || pending == nil || !strings.Contains(p.body, "otpauth://totp/") {
-		t.Fatalf("enrol page lacks secret, URI or pending field")
+	if secret == nil || pending == nil || !strings.Contains(p.body, "otpauth://totp/Bulwark:root?") || !strings.Contains(p.body, "issuer=Bulwark") {
+		t.Fatalf("enrol page lacks secret, Bulwark:root URI or pending field")
 	}
 	csrf := csrfRE.FindStringSubmatch(p.body)[1]
 

@@ -27,6 +27,9 @@ type Metrics struct {
 	placed       *prometheus.CounterVec
 	alerts       *prometheus.CounterVec
 	forwarded    prometheus.Counter
+	buildInfo    *prometheus.GaugeVec
+	auditFailed  prometheus.Counter
+	signIns      *prometheus.CounterVec
 	gauges       *funcCollector
 }
 
@@ -85,9 +88,22 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "bulwark_untrusted_forwarded_requests_total",
 			Help: "Requests carrying X-Forwarded-For or Forwarded from a peer not in --trusted-proxies (the header was ignored).",
 		}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bulwark_build_info",
+			Help: "Always 1; the labels say which build runs.",
+		}, []string{"version", "commit"}),
+		auditFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bulwark_audit_write_failures_total",
+			Help: "Audit events that could not be stored (they were still logged).",
+		}),
+		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_signins_total",
+			Help: "Sign-in attempts by surface (login page, console) and outcome.",
+		}, []string{"surface", "outcome"}),
 		gauges: newFuncCollector(),
 	}
-	reg.MustRegister(m.requests, m.latency, m.tokensIssued, m.oauthErrors, m.rateLimited, m.blocked, m.placed, m.alerts, m.forwarded, m.gauges)
+	reg.MustRegister(m.requests, m.latency, m.tokensIssued, m.oauthErrors, m.rateLimited, m.blocked,
+		m.placed, m.alerts, m.forwarded, m.buildInfo, m.auditFailed, m.signIns, m.gauges)
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	} else {
@@ -237,6 +253,46 @@ func (m *Metrics) AnomalyAlert(kind, signal string) {
 // not a trusted proxy.
 func (m *Metrics) UntrustedForwarded() { m.forwarded.Inc() }
 
+// SetBuildInfo publishes the running version and commit.
+func (m *Metrics) SetBuildInfo(version, commit string) {
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, commit).Set(1)
+}
+
+// AuditWriteFailed counts one audit event the store refused.
+func (m *Metrics) AuditWriteFailed() { m.auditFailed.Inc() }
+
+// SignIn counts one sign-in attempt on surface ("login" page or "console")
+// with outcome (success, failure, denied; anything else is "other").
+func (m *Metrics) SignIn(surface, outcome string) {
+	if surface != "login" && surface != "console" {
+		surface = "other"
+	}
+	switch outcome {
+	case "success", "failure", "denied":
+	default:
+		outcome = "other"
+	}
+	m.signIns.WithLabelValues(surface, outcome).Inc()
+}
+
+// KeyHealth is the signing key ring's state at scrape time.
+type KeyHealth struct {
+	// Usable says per algorithm whether an active key can sign.
+	Usable map[string]bool
+	// BlockedActivations counts scheduled activations refused because the
+	// next key did not open with the master secret (alert on increase).
+	BlockedActivations uint64
+}
+
+// SetKeyHealth installs the function read at every scrape for the key
+// ring's health. nil removes it.
+func (m *Metrics) SetKeyHealth(f func() KeyHealth) {
+	m.gauges.mu.Lock()
+	m.gauges.keyHealth = f
+	m.gauges.mu.Unlock()
+}
+
 // SetDBStats installs the function read at every scrape for the pool
 // gauges (pass a closure over pgxpool.Pool.Stat). nil removes it.
 func (m *Metrics) SetDBStats(f func() DBStats) {
@@ -256,10 +312,12 @@ func (m *Metrics) SetKeyAges(f func() map[string]time.Duration) {
 // funcCollector reads pool and key state at scrape time, so nothing has to
 // push updates and a scrape always sees the present.
 type funcCollector struct {
-	mu      sync.Mutex
-	db      func() DBStats
-	keyAges func() map[string]time.Duration
+	mu        sync.Mutex
+	db        func() DBStats
+	keyAges   func() map[string]time.Duration
+	keyHealth func() KeyHealth
 
+	keyUsable, keyBlocked               *prometheus.Desc
 	total, idle, acquired, maxConns     *prometheus.Desc
 	acquires, emptyAcquires, acquireDur *prometheus.Desc
 	keyAge                              *prometheus.Desc
@@ -278,19 +336,32 @@ func newFuncCollector() *funcCollector {
 		emptyAcquires: d("bulwark_db_pool_empty_acquires_total", "Acquires that waited because the pool was empty."),
 		acquireDur:    d("bulwark_db_pool_acquire_seconds_total", "Total time spent acquiring connections."),
 		keyAge:        d("bulwark_signing_key_age_seconds", "Age of the active signing key, by algorithm.", "alg"),
+		keyUsable:     d("bulwark_signing_key_usable", "1 when this replica can sign with the active key of the algorithm, else 0 (token requests fail).", "alg"),
+		keyBlocked:    d("bulwark_signing_key_activations_blocked_total", "Scheduled key activations refused because the next key does not open with the master secret."),
 	}
 }
 
 func (c *funcCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.total, c.idle, c.acquired, c.maxConns, c.acquires, c.emptyAcquires, c.acquireDur, c.keyAge} {
+	for _, d := range []*prometheus.Desc{c.total, c.idle, c.acquired, c.maxConns, c.acquires, c.emptyAcquires, c.acquireDur, c.keyAge, c.keyUsable, c.keyBlocked} {
 		ch <- d
 	}
 }
 
 func (c *funcCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	db, keyAges := c.db, c.keyAges
+	db, keyAges, keyHealth := c.db, c.keyAges, c.keyHealth
 	c.mu.Unlock()
+	if keyHealth != nil {
+		h := keyHealth()
+		for alg, ok := range h.Usable {
+			v := 0.0
+			if ok {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.keyUsable, prometheus.GaugeValue, v, alg)
+		}
+		ch <- prometheus.MustNewConstMetric(c.keyBlocked, prometheus.CounterValue, float64(h.BlockedActivations))
+	}
 	if db != nil {
 		s := db()
 		gauge := func(d *prometheus.Desc, v float64) {

@@ -125,6 +125,37 @@ func TestGaugeFuncs(t *testing.T) {
 	}
 }
 
+// Operations metrics: build info, key-ring health, audit write failures and
+// sign-in outcomes (labels bounded).
+func TestOperationsMetrics(t *testing.T) {
+	t.Parallel()
+	m := New(prometheus.NewRegistry())
+	m.SetBuildInfo("v1.2.3", "abc123")
+	m.SetKeyHealth(func() KeyHealth {
+		return KeyHealth{Usable: map[string]bool{"ES256": false, "RS256": true}, BlockedActivations: 2}
+	})
+	m.AuditWriteFailed()
+	m.SignIn("console", "success")
+	m.SignIn("login", "failure")
+	m.SignIn("login", "failure")
+	m.SignIn("elsewhere", "weird")
+	out := scrape(t, m)
+	for _, want := range []string{
+		`bulwark_build_info{commit="abc123",version="v1.2.3"} 1`,
+		`bulwark_signing_key_usable{alg="ES256"} 0`,
+		`bulwark_signing_key_usable{alg="RS256"} 1`,
+		"bulwark_signing_key_activations_blocked_total 2",
+		"bulwark_audit_write_failures_total 1",
+		`bulwark_signins_total{outcome="success",surface="console"} 1`,
+		`bulwark_signins_total{outcome="failure",surface="login"} 2`,
+		`bulwark_signins_total{outcome="other",surface="other"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %s", want)
+		}
+	}
+}
+
 func BenchmarkInstrument(b *testing.B) {
 	m := New(prometheus.NewRegistry())
 	r := mux.NewRouter()

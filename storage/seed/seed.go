@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -55,10 +57,45 @@ type Client struct {
 
 // User is one local user declaration.
 type User struct {
-	Username    string   `yaml:"username" json:"username"`
-	Password    string   `yaml:"password" json:"password"`
-	Email       string   `yaml:"email" json:"email"`
-	AdminScopes []string `yaml:"admin_scopes" json:"admin_scopes"`
+	Username string `yaml:"username" json:"username"`
+	Password string `yaml:"password" json:"password"`
+	// PasswordFile names a file holding the password instead (Compose or
+	// Kubernetes secrets); relative to the seed file. See LoadPasswordFiles.
+	PasswordFile string   `yaml:"password_file" json:"password_file"`
+	Email        string   `yaml:"email" json:"email"`
+	AdminScopes  []string `yaml:"admin_scopes" json:"admin_scopes"`
+}
+
+// LoadPasswordFiles reads the password of every user that names a
+// password_file (relative paths from dir), dropping one trailing newline.
+// A user with both password and password_file is an error.
+func (f *File) LoadPasswordFiles(dir string) error {
+	var problems []error
+	for i := range f.Users {
+		u := &f.Users[i]
+		if u.PasswordFile == "" {
+			continue
+		}
+		if u.Password != "" {
+			problems = append(problems, fmt.Errorf("users[%d] (%s): give password or password_file, not both", i, u.Username))
+			continue
+		}
+		path := u.PasswordFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		b, err := os.ReadFile(path) // #nosec G304 -- the operator's seed file names the password file
+		if err != nil {
+			problems = append(problems, fmt.Errorf("users[%d] (%s): password_file: %w", i, u.Username, err))
+			continue
+		}
+		u.Password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		u.PasswordFile = ""
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("seed: %w", errors.Join(problems...))
+	}
+	return nil
 }
 
 // Duration accepts Go duration strings ("15m", "720h") in YAML and JSON.

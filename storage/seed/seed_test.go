@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -207,13 +208,36 @@ func TestExampleSeedFileApplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := newApplier(t)
+	// The example's admin reads its password from a Compose secret; point
+	// it at a file of our own.
+	pw := filepath.Join(t.TempDir(), "admin.password")
+	if err := os.WriteFile(pw, []byte("example-admin-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admins := 0
+	for i := range doc.Users {
+		if doc.Users[i].PasswordFile != "" {
+			doc.Users[i].PasswordFile = pw
+			admins++
+		}
+	}
+	if admins != 1 {
+		t.Fatalf("the example has %d users with password_file, want the one admin", admins)
+	}
+	if err := doc.LoadPasswordFiles("../../docs"); err != nil {
+		t.Fatal(err)
+	}
+	a, st := newApplier(t)
 	res, err := a.Apply(context.Background(), doc)
 	if err != nil {
 		t.Fatalf("the example seed file is invalid: %v", err)
 	}
 	if res.ClientsCreated != len(doc.Clients) || res.UsersCreated != len(doc.Users) {
 		t.Fatalf("applied %+v", res)
+	}
+	admin, err := st.UserByUsername(context.Background(), "admin")
+	if err != nil || len(admin.AdminScopes) != 6 {
+		t.Fatalf("example admin: %+v, %v (want every admin scope)", admin, err)
 	}
 }
 
