@@ -27,13 +27,17 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 // calls "error unrecognizable" with status 500), a replayed jti (fosite
 // answers 400 jti_known) and one valid for longer than the configured cap.
 func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	f, ok := p.oauth.(*fosite.Fosite)
+	if !ok {
+		return nil, fosite.ErrServerError.WithDebug("provider is not *fosite.Fosite")
+	}
 	if form.Get("client_assertion_type") != clientAssertionType || form.Get("client_assertion") == "" {
-		return p.fosite.DefaultClientAuthenticationStrategy(ctx, r, form)
+		return f.DefaultClientAuthenticationStrategy(ctx, r, form)
 	}
 	if err := p.checkAssertionLifetime(form.Get("client_assertion")); err != nil {
 		return nil, err
 	}
-	c, err := p.fosite.DefaultClientAuthenticationStrategy(ctx, r, form)
+	c, err := f.DefaultClientAuthenticationStrategy(ctx, r, form)
 	if err == nil || unavailable(err) {
 		return c, err
 	}

@@ -108,7 +108,6 @@ const (
 type Provider struct {
 	cfg    Config
 	oauth  fosite.OAuth2Provider
-	fosite *fosite.Fosite
 	fc     *fosite.Config
 	log    logrus.FieldLogger
 	pages  *template.Template
@@ -256,8 +255,7 @@ func New(cfg Config) (*Provider, error) {
 	p := &Provider{cfg: cfg, fc: fc, log: cfg.Logger}
 	// fosite reads its handler lists from fc per request; they are appended
 	// one by one in composeHandlers.
-	p.fosite = fosite.NewOAuth2Provider(cfg.Store, fc)
-	p.oauth = p.fosite
+	p.oauth = fosite.NewOAuth2Provider(cfg.Store, fc)
 	fc.ClientAuthenticationStrategy = p.authenticateClient
 	p.composeHandlers()
 
