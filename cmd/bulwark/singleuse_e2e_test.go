@@ -358,10 +358,14 @@ func TestE2EReuseWhileRefreshUncommitted(t *testing.T) {
 	}
 	release := holdAccessRows(t, pool)
 	legit := make(chan outcome, 1)
-	go func() { legit <- toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: t1.RefreshToken}).Token()) }()
+	go func() {
+		legit <- toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: t1.RefreshToken}).Token())
+	}()
 	waitForLockWaiters(t, pool, 1)
 	reuse := make(chan outcome, 1)
-	go func() { reuse <- toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: t0.RefreshToken}).Token()) }()
+	go func() {
+		reuse <- toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: t0.RefreshToken}).Token())
+	}()
 	waitForLockWaiters(t, pool, 2)
 	release()
 
@@ -401,7 +405,9 @@ func TestE2EContainmentWhileRefreshUncommitted(t *testing.T) {
 
 	release := holdAccessRows(t, pool)
 	legit := make(chan outcome, 1)
-	go func() { legit <- toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: t0.RefreshToken}).Token()) }()
+	go func() {
+		legit <- toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: t0.RefreshToken}).Token())
+	}()
 	waitForLockWaiters(t, pool, 1)
 	type adminAnswer struct {
 		status int
