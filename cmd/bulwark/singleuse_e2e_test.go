@@ -415,8 +415,18 @@ func TestE2EContainmentWhileRefreshUncommitted(t *testing.T) {
 	}
 	disabled := make(chan adminAnswer, 1)
 	go func() {
-		st, body := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/users/"+userID+"/disable", adminKey, "")
-		disabled <- adminAnswer{st, body}
+		// Not adminDo: t.Fatal must not run on this goroutine.
+		req, _ := http.NewRequest(http.MethodPost, s.adminURL+"/admin/v1/users/"+userID+"/disable", nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			disabled <- adminAnswer{body: map[string]any{"transport": err.Error()}}
+			return
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		disabled <- adminAnswer{res.StatusCode, body}
 	}()
 	waitForLockWaiters(t, pool, 2)
 	release()
