@@ -544,3 +544,72 @@ func TestE2EClientAssertionRules(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EContainmentUnderLoad: disabling the user or the client while
+// their grants refresh in parallel answers 200, no refresh answers 5xx, and
+// afterwards no token of any of those grants is active.
+func TestE2EContainmentUnderLoad(t *testing.T) {
+	for _, c := range []struct{ name, target string }{
+		{"case=disable user", "user"},
+		{"case=disable client", "client"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, pool, _, dsn := singleUseE2E(t)
+			ctx := context.Background()
+			adminKey := cliCreateKey(t, dsn, "--name", "ops", "--owner-type", "service", "--owner-id", "ops", "--scopes", "admin:users admin:clients:write")
+			path := "/admin/v1/clients/conf/disable"
+			if c.target == "user" {
+				var userID string
+				if err := pool.QueryRow(ctx, `SELECT id FROM users WHERE username = 'alice'`).Scan(&userID); err != nil {
+					t.Fatal(err)
+				}
+				path = "/admin/v1/users/" + userID + "/disable"
+			}
+			conf := suConfig(s, "conf", suConfSecret, "openid", "offline_access")
+			const families = 8
+			grants := make([]*oauth2.Token, families)
+			for i := range grants {
+				code, _ := suCode(t, s, conf, false)
+				tok, err := conf.Exchange(ctx, code)
+				if err != nil {
+					t.Fatal(err)
+				}
+				grants[i] = tok
+			}
+			type answer struct {
+				out   outcome
+				admin int
+			}
+			res := storagetest.Together(families+1, func(i int) answer {
+				if i == families {
+					req, _ := http.NewRequest(http.MethodPost, s.adminURL+path, nil)
+					req.Header.Set("Authorization", "Bearer "+adminKey)
+					r, err := http.DefaultClient.Do(req)
+					if err != nil {
+						return answer{}
+					}
+					_ = r.Body.Close()
+					return answer{admin: r.StatusCode}
+				}
+				return answer{out: toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: grants[i].RefreshToken}).Token())}
+			})
+			if res[families].admin != http.StatusOK {
+				t.Fatalf("containment answered %d", res[families].admin)
+			}
+			for i, a := range res[:families] {
+				if a.out.status >= 500 || a.out.status == 0 {
+					t.Fatalf("refresh %d: %d %v", i, a.out.status, a.out.err)
+				}
+				toks := []string{grants[i].AccessToken, grants[i].RefreshToken}
+				if a.out.tok != nil {
+					toks = append(toks, a.out.tok.AccessToken, a.out.tok.RefreshToken)
+				}
+				for _, tok := range toks {
+					if activeIn(s, tok) {
+						t.Fatalf("grant %d: a token survived containment", i)
+					}
+				}
+			}
+		})
+	}
+}
