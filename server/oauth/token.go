@@ -127,13 +127,14 @@ func (p *Provider) checkResourceOwner(ctx context.Context, subject string) error
 }
 
 // revokeFamily revokes every token of a grant family after its code was
-// replayed. It runs after the request's own transaction ended; a failure is
-// logged (the replay is refused either way).
+// replayed. It runs after the request's own transaction ended, and to the
+// end even if the replaying client hangs up; a failure is logged (the
+// replay is refused either way).
 func (p *Provider) revokeFamily(r *http.Request, requestID string) {
 	if requestID == "" {
 		return
 	}
-	ctx := r.Context()
+	ctx := context.WithoutCancel(r.Context())
 	if err := p.cfg.Store.RevokeAccessToken(ctx, requestID); err != nil {
 		p.logError(r, "code replay: revoking access tokens failed", err)
 	}
