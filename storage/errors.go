@@ -24,4 +24,9 @@ var (
 	// ErrUnavailable wraps failures to reach the database at all, so the
 	// server can answer 503 with Retry-After instead of 500.
 	ErrUnavailable = errors.New("storage: unavailable")
+
+	// ErrInvalidInput is returned when the database refuses a value as
+	// malformed (a NUL byte or invalid UTF-8 in text). It is the client's
+	// fault: callers answer 400, never 500.
+	ErrInvalidInput = errors.New("storage: invalid input")
 )

@@ -30,6 +30,18 @@ import (
 //   - RotateRefreshToken on an already inactive token returns
 //     fosite.ErrSerializationFailure (a concurrent refresh won) and changes
 //     nothing; on an unknown token fosite.ErrNotFound.
+//   - Single use: InvalidateAuthorizeCodeSession of a code already
+//     invalidated returns fosite.ErrInvalidatedAuthorizeCode, so of
+//     concurrent exchanges exactly one wins. It also consumes the code's
+//     PKCE row; DeletePKCERequestSession changes nothing (fosite calls it
+//     before it compares the verifier, and a wrong verifier must not strip
+//     the PKCE requirement from the code).
+//   - GetOpenIDConnectSession and GetPARSession consume the row: a second
+//     call, or a concurrent one, returns fosite.ErrNotFound. The matching
+//     Delete calls are idempotent.
+//   - Revocation of a family (RevokeRefreshToken/RevokeAccessToken) also
+//     covers tokens a concurrent code exchange or rotation of that family
+//     commits: backends serialise the two (postgres/doc.go, lock order).
 //   - GetClient hides disabled clients (ErrNotFound), so fosite refuses
 //     them everywhere; ClientByID still returns them.
 type OAuth2Store interface {
@@ -58,8 +70,10 @@ type ClientStore interface {
 
 // TokenRevoker is the incident-containment side of token storage. Each call
 // also invalidates matching pending authorization codes (not counted), so a
-// code issued before containment cannot be exchanged after it. An empty
-// subject matches nothing.
+// code issued before containment cannot be exchanged after it. A code
+// exchange or refresh rotation running concurrently either commits first
+// and its tokens are revoked too, or finds its code or refresh token
+// inactive. An empty subject matches nothing.
 type TokenRevoker interface {
 	// RevokeTokensByClient deletes every access token and deactivates every
 	// refresh token issued to clientID; it returns how many were affected.

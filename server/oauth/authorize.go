@@ -253,8 +253,26 @@ func checkPKCE(c *storage.Client, ar fosite.AuthorizeRequester) error {
 		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge when performing the authorize code flow, but it is missing.")
 	case method != "S256":
 		return fosite.ErrInvalidRequest.WithHint("Clients must use code_challenge_method=S256.")
+	case !validS256Challenge(challenge):
+		return fosite.ErrInvalidRequest.WithHint("The code_challenge must be 43 base64url characters (RFC 7636 §4.2).")
 	}
 	return nil
+}
+
+// validS256Challenge reports whether challenge can be an S256 code challenge:
+// BASE64URL(SHA256(verifier)) without padding is exactly 43 characters of
+// the base64url alphabet (RFC 7636 §4.2, Appendix A).
+func validS256Challenge(challenge string) bool {
+	if len(challenge) != 43 {
+		return false
+	}
+	for i := 0; i < len(challenge); i++ {
+		c := challenge[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // client loads the client for the authorization endpoint; unknown and
@@ -457,6 +475,7 @@ func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, a
 		p.writePageError(w, r, err)
 		return
 	}
+	err = oauthError(err)
 	p.logError(r, "authorization request failed", err)
 	rec := &bufferedResponse{header: http.Header{}}
 	p.oauth.WriteAuthorizeError(r.Context(), rec, ar, err)

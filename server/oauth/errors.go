@@ -27,12 +27,36 @@ func classify(err error) (status int, code, description string) {
 			"The service is temporarily unavailable. Please try again shortly."
 	case errors.As(err, &rfc) && rfc.ErrorField != fosite.ErrServerError.ErrorField:
 		return rfc.CodeField, rfc.ErrorField, rfc.GetDescription()
+	case errors.Is(err, storage.ErrInvalidInput):
+		return http.StatusBadRequest, "invalid_request", "The request contains bytes that are not valid text."
 	case errors.Is(err, storage.ErrNotFound):
 		return http.StatusNotFound, "not_found", "The requested resource does not exist."
 	default:
 		return http.StatusInternalServerError, "server_error",
 			"The server encountered an unexpected condition."
 	}
+}
+
+// oauthError gives the store's sentinels their OAuth meaning where fosite
+// passed them on as server_error (or unrecognised): a code consumed by a
+// concurrent request is invalid_grant (RFC 6749 §5.2), bytes the database
+// refuses as text are invalid_request. Other errors are returned as they
+// are.
+func oauthError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if rfc := fosite.ErrorToRFC6749Error(err); rfc.ErrorField != fosite.ErrServerError.ErrorField &&
+		rfc.CodeField != http.StatusInternalServerError {
+		return err
+	}
+	switch {
+	case errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
+		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.").WithWrap(err)
+	case errors.Is(err, storage.ErrInvalidInput):
+		return fosite.ErrInvalidRequest.WithHint("The request contains bytes that are not valid text.").WithWrap(err)
+	}
+	return err
 }
 
 // unavailable reports whether err means the database could not be reached;

@@ -89,6 +89,10 @@ type Config struct {
 	Logger logrus.FieldLogger
 	// Audit receives security events; nil discards them.
 	Audit func(ctx context.Context, e storage.AuditEvent)
+	// MaxAssertionLifetime caps how long a private_key_jwt client
+	// assertion may be valid (exp - iat, or exp - now); zero means
+	// DefaultMaxAssertionLifetime.
+	MaxAssertionLifetime time.Duration
 }
 
 // Defaults applied by New.
@@ -159,6 +163,7 @@ func (c *Config) validate() error {
 		{"authorization code lifespan", c.AuthCodeLifespan},
 		{"login session lifespan", c.LoginSessionLifespan},
 		{"JWKS max age", c.JWKSMaxAge},
+		{"client assertion lifetime", c.MaxAssertionLifetime},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
@@ -188,6 +193,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.LoginSessionLifespan == 0 {
 		c.LoginSessionLifespan = DefaultLoginSessionLifespan
+	}
+	if c.MaxAssertionLifetime == 0 {
+		c.MaxAssertionLifetime = DefaultMaxAssertionLifetime
 	}
 	if c.JWKSMaxAge == 0 {
 		c.JWKSMaxAge = 5 * time.Minute
@@ -249,6 +257,7 @@ func New(cfg Config) (*Provider, error) {
 	// fosite reads its handler lists from fc per request; they are appended
 	// one by one in composeHandlers.
 	p.oauth = fosite.NewOAuth2Provider(cfg.Store, fc)
+	fc.ClientAuthenticationStrategy = p.authenticateClient
 	p.composeHandlers()
 
 	pages, err := web.ParsePublic()

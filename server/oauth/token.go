@@ -88,6 +88,14 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
+		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			// A concurrent request consumed the code between fosite's
+			// read and its own attempt (RFC 6749 §4.1.2). The store
+			// decided only after the winner committed, so everything
+			// the code produced is visible now and is revoked, as
+			// fosite does for a replay it recognises on first read.
+			p.revokeFamily(r, ar.GetID())
+		}
 		p.writeAccessError(w, r, ar, err)
 		return
 	}
@@ -121,6 +129,23 @@ func (p *Provider) checkResourceOwner(ctx context.Context, subject string) error
 	return nil
 }
 
+// revokeFamily revokes every token of a grant family after its code was
+// replayed. It runs after the request's own transaction ended, and to the
+// end even if the replaying client hangs up; a failure is logged (the
+// replay is refused either way).
+func (p *Provider) revokeFamily(r *http.Request, requestID string) {
+	if requestID == "" {
+		return
+	}
+	ctx := context.WithoutCancel(r.Context())
+	if err := p.cfg.Store.RevokeAccessToken(ctx, requestID); err != nil {
+		p.logError(r, "code replay: revoking access tokens failed", err)
+	}
+	if err := p.cfg.Store.RevokeRefreshToken(ctx, requestID); err != nil {
+		p.logError(r, "code replay: revoking refresh tokens failed", err)
+	}
+}
+
 // writeAccessError writes a token endpoint error (RFC 6749 §5.2) with
 // fosite's writer, adding WWW-Authenticate for failed HTTP Basic client
 // authentication, which RFC 6749 §5.2 requires and fosite omits.
@@ -129,6 +154,7 @@ func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar f
 		p.writeJSONError(w, r, err)
 		return
 	}
+	err = oauthError(err)
 	p.logError(r, "token request failed", err)
 	rfc := fosite.ErrorToRFC6749Error(err)
 	p.countError(rfc.ErrorField)
@@ -352,6 +378,12 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ar, err := p.oauth.NewPushedAuthorizeRequest(ctx, r)
+	if err == nil {
+		// Refused here already, not only when the pushed request is used.
+		if c, ok := ar.GetClient().(*storage.Client); ok {
+			err = checkPKCE(c, ar)
+		}
+	}
 	if err != nil {
 		p.writePARError(w, r, ar, err)
 		return
@@ -376,6 +408,7 @@ func (p *Provider) writePARError(w http.ResponseWriter, r *http.Request, ar fosi
 		p.writeJSONError(w, r, err)
 		return
 	}
+	err = oauthError(err)
 	p.logError(r, "pushed authorization request failed", err)
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField == http.StatusUnauthorized && rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {

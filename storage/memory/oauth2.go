@@ -76,6 +76,24 @@ func (s *Store) decodeToken(ctx context.Context, kind tokenKind, key string, ses
 	return req, row.rec.Active, nil
 }
 
+// consumeToken removes a single-use row and returns what it held, under one
+// write lock: of concurrent callers exactly one gets the row.
+func (s *Store) consumeToken(ctx context.Context, kind tokenKind, key string, session fosite.Session) (fosite.Requester, error) {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	k := storage.HashKey(key)
+	row, ok := s.tokens[kind][k]
+	if !ok {
+		return nil, fosite.ErrNotFound
+	}
+	del(tx, s.tokens[kind], k)
+	c, ok := s.clients[row.rec.ClientID]
+	if !ok {
+		return nil, fosite.ErrNotFound
+	}
+	return storage.DecodeRequest(&row.rec, c.Clone(), session)
+}
+
 // deleteToken is idempotent: fosite may delete a row another request
 // already removed (concurrent refresh token reuse).
 func (s *Store) deleteToken(ctx context.Context, kind tokenKind, key string) error {
@@ -104,24 +122,26 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, sessio
 	return req, nil
 }
 
-// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage and
+// is the one consumption point of a code (RFC 6749 §4.1.2): of concurrent
+// callers exactly one finds it active; the others get
+// fosite.ErrInvalidatedAuthorizeCode. The code's PKCE row is consumed with
+// it (see DeletePKCERequestSession).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
-	return s.deactivate(ctx, kindCode, code)
-}
-
-func (s *Store) deactivate(ctx context.Context, kind tokenKind, key string) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
-	k := storage.HashKey(key)
-	row, ok := s.tokens[kind][k]
+	k := storage.HashKey(code)
+	row, ok := s.tokens[kindCode][k]
 	if !ok {
 		return fosite.ErrNotFound
 	}
-	if row.rec.Active {
-		n := *row
-		n.rec.Active = false
-		put(tx, s.tokens[kind], k, &n)
+	if !row.rec.Active {
+		return fmt.Errorf("memory: invalidate code: already used: %w", fosite.ErrInvalidatedAuthorizeCode)
 	}
+	n := *row
+	n.rec.Active = false
+	put(tx, s.tokens[kindCode], k, &n)
+	del(tx, s.tokens[kindPKCE], k)
 	return nil
 }
 
@@ -245,9 +265,12 @@ func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, ses
 	return req, err
 }
 
-// DeletePKCERequestSession implements pkce.PKCERequestStorage.
-func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return s.deleteToken(ctx, kindPKCE, signature)
+// DeletePKCERequestSession implements pkce.PKCERequestStorage. It changes
+// nothing: fosite calls it before it compares the verifier, so deleting here
+// would let a wrong verifier strip the PKCE requirement from a still valid
+// code. InvalidateAuthorizeCodeSession consumes the row with its code.
+func (s *Store) DeletePKCERequestSession(context.Context, string) error {
+	return nil
 }
 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
@@ -257,14 +280,14 @@ func (s *Store) CreateOpenIDConnectSession(ctx context.Context, authorizeCode st
 }
 
 // GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage. The
-// stored session is decoded into the requester's session when there is one.
+// row is single use: it is read and removed under one lock. The stored
+// session is decoded into the requester's session when there is one.
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, authorizeCode string, r fosite.Requester) (fosite.Requester, error) {
 	var sess fosite.Session
 	if r != nil {
 		sess = r.GetSession()
 	}
-	req, _, err := s.decodeToken(ctx, kindOIDC, authorizeCode, sess)
-	return req, err
+	return s.consumeToken(ctx, kindOIDC, authorizeCode, sess)
 }
 
 // DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
@@ -277,9 +300,11 @@ func (s *Store) CreatePARSession(ctx context.Context, requestURI string, r fosit
 	return s.createToken(ctx, kindPAR, requestURI, r, fosite.PushedAuthorizeRequestContext, "")
 }
 
-// GetPARSession implements fosite.PARStorage.
+// GetPARSession implements fosite.PARStorage. A request_uri is single use
+// (RFC 9126 §4): it is read and removed under one lock, so of concurrent
+// uses exactly one gets it.
 func (s *Store) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
-	req, _, err := s.decodeToken(ctx, kindPAR, requestURI, nil)
+	req, err := s.consumeToken(ctx, kindPAR, requestURI, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -112,16 +112,31 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	})
 }
 
-// revokeTokensWhere deletes access tokens and deactivates refresh tokens
-// matching cond, and invalidates matching authorization codes so a code
-// still in flight cannot mint new tokens. It returns access tokens deleted
+// revokeTokensWhere is incident containment. It first takes the subject
+// and/or client locks exclusively (lock order in doc.go): a code exchange or
+// refresh of a matching grant holds them shared from before its first row
+// lock until it commits, so containment either waits for it and then sees
+// the tokens it minted, or runs first and leaves it no active code or
+// refresh token to mint from. It then invalidates matching authorization
+// codes, deactivates refresh tokens and deletes access tokens, in that
+// order (the order a mint locks rows in). It returns access tokens deleted
 // plus refresh tokens deactivated.
-func (s *Store) revokeTokensWhere(ctx context.Context, op, cond string, args ...any) (int64, error) {
+func (s *Store) revokeTokensWhere(ctx context.Context, op string, subject, clientID *string, cond string, args ...any) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(q querier) error {
+	err := s.retryTx(ctx, func(q querier) error {
 		n = 0
-		del, err := q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = 'access' AND `+cond, args...)
-		if err != nil {
+		if subject != nil {
+			if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2))`, lockClassSubject, *subject); err != nil {
+				return classify("postgres: "+op+": lock subject", err)
+			}
+		}
+		if clientID != nil {
+			if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2))`, lockClassClient, *clientID); err != nil {
+				return classify("postgres: "+op+": lock client", err)
+			}
+		}
+		if _, err := q.Exec(ctx, `UPDATE token_sessions SET active = false
+			WHERE kind = 'code' AND active AND `+cond, args...); err != nil {
 			return classify("postgres: "+op, err)
 		}
 		upd, err := q.Exec(ctx, `UPDATE token_sessions SET active = false
@@ -129,8 +144,8 @@ func (s *Store) revokeTokensWhere(ctx context.Context, op, cond string, args ...
 		if err != nil {
 			return classify("postgres: "+op, err)
 		}
-		if _, err := q.Exec(ctx, `UPDATE token_sessions SET active = false
-			WHERE kind = 'code' AND active AND `+cond, args...); err != nil {
+		del, err := q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = 'access' AND `+cond, args...)
+		if err != nil {
 			return classify("postgres: "+op, err)
 		}
 		n = del.RowsAffected() + upd.RowsAffected()
@@ -141,7 +156,7 @@ func (s *Store) revokeTokensWhere(ctx context.Context, op, cond string, args ...
 
 // RevokeTokensByClient implements storage.TokenRevoker.
 func (s *Store) RevokeTokensByClient(ctx context.Context, clientID string) (int64, error) {
-	return s.revokeTokensWhere(ctx, "revoke tokens by client", `client_id = $1`, clientID)
+	return s.revokeTokensWhere(ctx, "revoke tokens by client", nil, &clientID, `client_id = $1`, clientID)
 }
 
 // RevokeTokensBySubject implements storage.TokenRevoker.
@@ -151,7 +166,7 @@ func (s *Store) RevokeTokensBySubject(ctx context.Context, subject string) (int6
 		// must not match all of them.
 		return 0, nil
 	}
-	return s.revokeTokensWhere(ctx, "revoke tokens by subject", `subject = $1 AND subject <> ''`, subject)
+	return s.revokeTokensWhere(ctx, "revoke tokens by subject", &subject, nil, `subject = $1 AND subject <> ''`, subject)
 }
 
 // RevokeTokensBySubjectAndClient implements storage.TokenRevoker.
@@ -159,5 +174,5 @@ func (s *Store) RevokeTokensBySubjectAndClient(ctx context.Context, subject, cli
 	if subject == "" {
 		return 0, nil
 	}
-	return s.revokeTokensWhere(ctx, "revoke tokens by subject and client", `subject = $1 AND subject <> '' AND client_id = $2`, subject, clientID)
+	return s.revokeTokensWhere(ctx, "revoke tokens by subject and client", &subject, &clientID, `subject = $1 AND subject <> '' AND client_id = $2`, subject, clientID)
 }

@@ -5,8 +5,50 @@
 // Every query goes through one querier: the pgx.Tx that BeginTX put in the
 // context when there is one (fosite wraps code exchange and refresh rotation
 // in transactions), the pool otherwise. Errors are classified by SQLSTATE
-// into the storage sentinels, never by message text.
+// into the storage sentinels, never by message text: 22021/22P05 (a NUL or
+// invalid UTF-8 in text) become storage.ErrInvalidInput, a client error.
 //
 // Cross-replica coordination uses Postgres itself: session advisory locks
 // for scheduled work and migrations, LISTEN/NOTIFY for cache invalidation.
+//
+// # Single use
+//
+// Every one-time artifact is consumed by one statement whose result decides
+// the winner: a code by UPDATE … SET active = false WHERE … AND active (zero
+// rows: fosite.ErrInvalidatedAuthorizeCode), its PKCE row deleted in the
+// same transaction (fosite's own DeletePKCERequestSession is a no-op, since
+// fosite calls it before comparing the verifier), a refresh token by the same
+// UPDATE in RotateRefreshToken (zero rows: fosite.ErrSerializationFailure),
+// OIDC sessions and pushed authorization requests by DELETE … RETURNING, a
+// client assertion jti by INSERT … ON CONFLICT.
+//
+// # Lock order
+//
+// Tokens of one grant are minted and revoked under transaction-scoped
+// advisory locks (two-key form; classes lockClassFamily, lockClassSubject,
+// lockClassClient, second key hashtext of the value). Every transaction
+// that touches several token kinds takes its locks in this order, and takes
+// no row lock before its advisory locks:
+//
+//  1. the grant family (request id), exclusive — code exchange
+//     (InvalidateAuthorizeCodeSession), rotation (RotateRefreshToken), reuse
+//     handling (DeleteRefreshTokenSession), family revocation
+//     (RevokeRefreshToken, RevokeAccessToken);
+//  2. the subject, then the client: shared by a mint (lockGrant, right after
+//     its family), exclusive by containment (revokeTokensWhere: subject
+//     before client when it takes both);
+//  3. rows of token_sessions: code, then refresh, then access.
+//
+// So a revocation that runs while a mint of its family (or of its subject
+// or client) is uncommitted waits for it, and its statements, each with a
+// fresh READ COMMITTED snapshot taken after the lock, see what the mint
+// committed; a mint that comes second finds its code or refresh token
+// inactive and loses. Rotation and containment no longer lock rows in
+// opposite orders, which deadlocked (40P01) before.
+//
+// Containment and rotation that own their transaction retry it up to
+// maxTxAttempts times on 40001/40P01 (retryTx). Inside a caller's
+// transaction (the admin service's, fosite's) the error is returned as
+// fosite.ErrSerializationFailure: only the caller can repeat its
+// transaction.
 package postgres

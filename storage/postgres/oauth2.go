@@ -88,15 +88,31 @@ func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requ
 // deleted with their client, so such a row is an orphan of a race and must
 // not be honoured.
 func (s *Store) getToken(ctx context.Context, kind, key string, session fosite.Session) (fosite.Requester, bool, error) {
+	return s.loadToken(ctx, `SELECT active, data, client_id FROM token_sessions WHERE kind = $1 AND key = $2`,
+		kind, key, session)
+}
+
+// consumeToken deletes one single-use row (OIDC session, pushed request)
+// and returns what it held, in one statement: of several concurrent callers
+// exactly one gets the row, the others fosite.ErrNotFound.
+func (s *Store) consumeToken(ctx context.Context, kind, key string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.loadToken(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND key = $2 RETURNING active, data, client_id`,
+		kind, key, session)
+	return req, err
+}
+
+// loadToken runs rowSQL (which yields active, data and client_id of one
+// row) and decodes the row with its client.
+func (s *Store) loadToken(ctx context.Context, rowSQL, kind, key string, session fosite.Session) (fosite.Requester, bool, error) {
 	var (
 		rec       storage.TokenRecord
 		hasClient bool
 		cs        clientScan
 	)
 	dest := append([]any{&rec.Active, &rec.Data, &hasClient}, cs.dest()...)
-	err := s.q(ctx).QueryRow(ctx, `SELECT t.active, t.data, c.id IS NOT NULL, `+clientJoinSelect+`
-		FROM token_sessions t LEFT JOIN clients c ON c.id = t.client_id
-		WHERE t.kind = $1 AND t.key = $2`, kind, storage.HashKey(key)).Scan(dest...)
+	err := s.q(ctx).QueryRow(ctx, `WITH t AS (`+rowSQL+`)
+		SELECT t.active, t.data, c.id IS NOT NULL, `+clientJoinSelect+`
+		FROM t LEFT JOIN clients c ON c.id = t.client_id`, kind, storage.HashKey(key)).Scan(dest...)
 	if err != nil {
 		return nil, false, classify("postgres: get "+kind+" session", err)
 	}
@@ -139,18 +155,30 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, sessio
 	return req, nil
 }
 
-// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. The
-// row stays so that a replayed code is recognised.
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage
+// and is the one consumption point of a code (RFC 6749 §4.1.2): under the
+// grant's locks (see doc.go), UPDATE … AND active decides the single
+// winner; every other caller gets fosite.ErrInvalidatedAuthorizeCode. The
+// row stays so that a replayed code is recognised. The code's PKCE row is
+// consumed together with it, so the PKCE requirement stays bound to the
+// code until the code is used (a failed verifier leaves both in place).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
-	tag, err := s.q(ctx).Exec(ctx, `UPDATE token_sessions SET active = false WHERE kind = $1 AND key = $2`,
-		kindCode, storage.HashKey(code))
-	if err != nil {
-		return classify("postgres: invalidate code", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: invalidate code: %w", storage.ErrNotFound)
-	}
-	return nil
+	key := storage.HashKey(code)
+	return s.inTx(ctx, func(q querier) error {
+		if err := lockGrant(ctx, q, kindCode, key); err != nil {
+			return fmt.Errorf("postgres: invalidate code: %w", err)
+		}
+		tag, err := q.Exec(ctx, `UPDATE token_sessions SET active = false WHERE kind = $1 AND key = $2 AND active`,
+			kindCode, key)
+		if err != nil {
+			return classify("postgres: invalidate code", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("postgres: invalidate code: already used: %w", fosite.ErrInvalidatedAuthorizeCode)
+		}
+		_, err = q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND key = $2`, kindPKCE, key)
+		return classify("postgres: consume pkce", err)
+	})
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage: one INSERT.
@@ -191,33 +219,41 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 	return req, nil
 }
 
-// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage. fosite
+// calls it when it detected reuse, before it revokes the family; it takes
+// the grant's locks first so the lock order of doc.go holds.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	return s.deleteToken(ctx, kindRefresh, signature)
+	key := storage.HashKey(signature)
+	return s.inTx(ctx, func(q querier) error {
+		if err := lockGrant(ctx, q, kindRefresh, key); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			return fmt.Errorf("postgres: delete refresh session: %w", err)
+		}
+		_, err := q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND key = $2`, kindRefresh, key)
+		return classify("postgres: delete refresh session", err)
+	})
 }
 
-// RotateRefreshToken implements oauth2.RefreshTokenStorage: the old refresh
-// token is kept but made inactive (so its reuse is detected) and the
-// family's access tokens are deleted. When the token is already inactive a
-// concurrent refresh with the same token won the race; that is reported as
+// RotateRefreshToken implements oauth2.RefreshTokenStorage: under the
+// grant's locks (see doc.go) the old refresh token is kept but made
+// inactive (so its reuse is detected) and the family's access tokens are
+// deleted. When the token is already inactive a concurrent refresh with the
+// same token won the race; that is reported as
 // fosite.ErrSerializationFailure so only one of them yields new tokens.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	key := storage.HashKey(signature)
-	return s.inTx(ctx, func(q querier) error {
+	return s.retryTx(ctx, func(q querier) error {
+		if err := lockGrant(ctx, q, kindRefresh, key); err != nil {
+			return fmt.Errorf("postgres: rotate refresh token: %w", err)
+		}
 		tag, err := q.Exec(ctx, `UPDATE token_sessions SET active = false
 			WHERE kind = $1 AND key = $2 AND active`, kindRefresh, key)
 		if err != nil {
 			return classify("postgres: rotate refresh token", err)
 		}
 		if tag.RowsAffected() == 0 {
-			var exists bool
-			if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM token_sessions WHERE kind = $1 AND key = $2)`,
-				kindRefresh, key).Scan(&exists); err != nil {
-				return classify("postgres: rotate refresh token", err)
-			}
-			if !exists {
-				return fmt.Errorf("postgres: rotate refresh token: %w", storage.ErrNotFound)
-			}
 			return fmt.Errorf("postgres: rotate refresh token: already rotated: %w", fosite.ErrSerializationFailure)
 		}
 		_, err = q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND request_id = $2`, kindAccess, requestID)
@@ -226,18 +262,31 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 }
 
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh
-// token of the request id (the family) becomes inactive.
+// token of the request id (the family) becomes inactive. The family lock
+// makes it wait for a rotation or code exchange in flight, so the token
+// that one mints is revoked too.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	_, err := s.q(ctx).Exec(ctx, `UPDATE token_sessions SET active = false
-		WHERE kind = $1 AND request_id = $2 AND active`, kindRefresh, requestID)
-	return classify("postgres: revoke refresh tokens", err)
+	return s.inTx(ctx, func(q querier) error {
+		if err := lockFamily(ctx, q, requestID); err != nil {
+			return fmt.Errorf("postgres: revoke refresh tokens: %w", err)
+		}
+		_, err := q.Exec(ctx, `UPDATE token_sessions SET active = false
+			WHERE kind = $1 AND request_id = $2 AND active`, kindRefresh, requestID)
+		return classify("postgres: revoke refresh tokens", err)
+	})
 }
 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
-// token of the request id is deleted.
+// token of the request id is deleted, under the family lock like
+// RevokeRefreshToken.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	_, err := s.q(ctx).Exec(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND request_id = $2`, kindAccess, requestID)
-	return classify("postgres: revoke access tokens", err)
+	return s.inTx(ctx, func(q querier) error {
+		if err := lockFamily(ctx, q, requestID); err != nil {
+			return fmt.Errorf("postgres: revoke access tokens: %w", err)
+		}
+		_, err := q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND request_id = $2`, kindAccess, requestID)
+		return classify("postgres: revoke access tokens", err)
+	})
 }
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.
@@ -252,9 +301,13 @@ func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, ses
 	return req, err
 }
 
-// DeletePKCERequestSession implements pkce.PKCERequestStorage.
-func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return s.deleteToken(ctx, kindPKCE, signature)
+// DeletePKCERequestSession implements pkce.PKCERequestStorage. It changes
+// nothing: fosite calls it before it compares the verifier, so deleting here
+// would let a request with a wrong verifier strip the PKCE requirement from
+// a still valid code. The row is consumed with its code instead, in
+// InvalidateAuthorizeCodeSession (RFC 7636 §4.6).
+func (s *Store) DeletePKCERequestSession(context.Context, string) error {
+	return nil
 }
 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
@@ -264,17 +317,20 @@ func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r f
 }
 
 // GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage. The
+// row is single use: it is read and deleted in one statement (DELETE …
+// RETURNING), so it is never lost between a read and a delete. fosite asks
+// for it only after the code was consumed, that is, in the one winner. The
 // stored session is decoded into the requester's session type.
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
 	var session fosite.Session
 	if r != nil {
 		session = r.GetSession()
 	}
-	req, _, err := s.getToken(ctx, kindOIDC, code, session)
-	return req, err
+	return s.consumeToken(ctx, kindOIDC, code, session)
 }
 
-// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage;
+// after GetOpenIDConnectSession there is nothing left to delete.
 func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
 	return s.deleteToken(ctx, kindOIDC, code)
 }
@@ -285,9 +341,11 @@ func (s *Store) CreatePARSession(ctx context.Context, requestURI string, r fosit
 	return s.createToken(ctx, kindPAR, requestURI, r, fosite.PushedAuthorizeRequestContext, storage.FallbackPARLifetime)
 }
 
-// GetPARSession implements fosite.PARStorage.
+// GetPARSession implements fosite.PARStorage. A request_uri is single use
+// (RFC 9126 §4): the row is read and deleted in one statement, so of
+// concurrent uses exactly one gets it and the others fosite.ErrNotFound.
 func (s *Store) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
-	req, _, err := s.getToken(ctx, kindPAR, requestURI, nil)
+	req, err := s.consumeToken(ctx, kindPAR, requestURI, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +356,44 @@ func (s *Store) GetPARSession(ctx context.Context, requestURI string) (fosite.Au
 	return ar, nil
 }
 
-// DeletePARSession implements fosite.PARStorage.
+// DeletePARSession implements fosite.PARStorage; GetPARSession already
+// consumed the row.
 func (s *Store) DeletePARSession(ctx context.Context, requestURI string) error {
 	return s.deleteToken(ctx, kindPAR, requestURI)
+}
+
+// Advisory lock classes (the first key of the two-key form, which never
+// collides with the one-key locks of TryLock and the migration lock's
+// class). The second key is hashtext of the request id, subject or client
+// id; a hash collision only serialises two unrelated grants.
+const (
+	lockClassFamily  = 0x62770001
+	lockClassSubject = 0x62770002
+	lockClassClient  = 0x62770003
+)
+
+// lockFamily takes the transaction-scoped lock of one grant family (request
+// id). It must be its own statement: under READ COMMITTED the statements
+// after it see everything the previous holder committed.
+func lockFamily(ctx context.Context, q querier, requestID string) error {
+	_, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2))`, lockClassFamily, requestID)
+	return classify("lock family", err)
+}
+
+// lockGrant takes, before any row lock, the locks a token-minting
+// transaction holds (doc.go): its family exclusively, then its subject and
+// its client shared, so containment of that subject or client (which takes
+// them exclusively) either waits for the mint to commit and then revokes
+// what it minted, or runs first and leaves nothing active to mint from.
+// ErrNotFound when the row of (kind, key) does not exist.
+func lockGrant(ctx context.Context, q querier, kind, key string) error {
+	var requestID, clientID, subject string
+	if err := q.QueryRow(ctx, `SELECT request_id, client_id, subject FROM token_sessions WHERE kind = $1 AND key = $2`,
+		kind, key).Scan(&requestID, &clientID, &subject); err != nil {
+		return classify("lock grant", err)
+	}
+	_, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2)),
+		pg_advisory_xact_lock_shared($3::int4, hashtext($4)), pg_advisory_xact_lock_shared($5::int4, hashtext($6))`,
+		lockClassFamily, requestID, lockClassSubject, subject, lockClassClient, clientID)
+	return classify("lock grant", err)
 }

@@ -127,11 +127,17 @@ func TestPKCEOIDCPARRoundTrip(t *testing.T) {
 	if err != nil || oidc.GetSession().GetSubject() != "bob" {
 		t.Fatalf("oidc = %v, %v", oidc, err)
 	}
+	// The PKCE row outlives fosite's delete and goes with its code.
 	must(t, s.DeletePKCERequestSession(ctx, "code"))
-	must(t, s.DeleteOpenIDConnectSession(ctx, "raw-code"))
-	if _, err := s.GetPKCERequestSession(ctx, "code", nil); !errors.Is(err, fosite.ErrNotFound) {
-		t.Fatalf("deleted pkce: %v", err)
+	if _, err := s.GetPKCERequestSession(ctx, "code", nil); err != nil {
+		t.Fatalf("pkce after delete: %v", err)
 	}
+	must(t, s.CreateAuthorizeCodeSession(ctx, "code", r))
+	must(t, s.InvalidateAuthorizeCodeSession(ctx, "code"))
+	if _, err := s.GetPKCERequestSession(ctx, "code", nil); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("pkce after its code was consumed: %v", err)
+	}
+	must(t, s.DeleteOpenIDConnectSession(ctx, "raw-code"))
 	if _, err := s.GetOpenIDConnectSession(ctx, "raw-code", nil); !errors.Is(err, fosite.ErrNotFound) {
 		t.Fatalf("deleted oidc: %v", err)
 	}

@@ -164,6 +164,36 @@ func (s *Store) inTx(ctx context.Context, fn func(q querier) error) error {
 	return classify("postgres: commit", tx.Commit(ctx))
 }
 
+// maxTxAttempts bounds retryTx.
+const maxTxAttempts = 4
+
+// retryTx is inTx for containment and rotation: when it owns the
+// transaction (ctx carries none) it runs fn again, up to maxTxAttempts
+// times, after a serialization failure or deadlock (40001/40P01), which
+// roll the whole transaction back. Inside a caller's transaction it cannot
+// retry: the caller's transaction is what must be repeated, so the error is
+// returned as fosite.ErrSerializationFailure for the caller to act on.
+func (s *Store) retryTx(ctx context.Context, fn func(q querier) error) error {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return fn(tx)
+	}
+	var err error
+	for range maxTxAttempts {
+		if err = s.inTx(ctx, fn); !isRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// isRetryable reports a Postgres serialization failure or deadlock, as
+// opposed to fosite.ErrSerializationFailure used as "a concurrent request
+// won" (RotateRefreshToken), which must not be retried.
+func isRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == codeSerializationFailure || pgErr.Code == codeDeadlockDetected)
+}
+
 // SQLSTATE codes the store reacts to.
 const (
 	codeUniqueViolation      = "23505"
@@ -173,6 +203,12 @@ const (
 	codeAdminShutdown        = "57P01"
 	codeCrashShutdown        = "57P02"
 	codeCannotConnectNow     = "57P03"
+	// Bytes the database refuses as text: a NUL (22021
+	// character_not_in_repertoire) or invalid UTF-8 (22P05
+	// untranslatable_character). Input validation should refuse them at
+	// the door; this is the last line of defence.
+	codeCharacterNotInRepertoire = "22021"
+	codeUntranslatableCharacter  = "22P05"
 )
 
 // classify maps a pgx error onto the storage sentinels, keeping the original
@@ -190,6 +226,8 @@ func classify(op string, err error) error {
 		switch {
 		case pgErr.Code == codeUniqueViolation:
 			return fmt.Errorf("%s: %w", op, storage.ErrConflict)
+		case pgErr.Code == codeCharacterNotInRepertoire, pgErr.Code == codeUntranslatableCharacter:
+			return fmt.Errorf("%s: %w: %w", op, storage.ErrInvalidInput, err)
 		case pgErr.Code == codeSerializationFailure, pgErr.Code == codeDeadlockDetected:
 			return fmt.Errorf("%s: %w: %w", op, fosite.ErrSerializationFailure, err)
 		case pgErr.Code == codeTooManyConnections, pgErr.Code == codeAdminShutdown,

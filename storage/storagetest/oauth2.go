@@ -171,7 +171,7 @@ var sessionStorages = []sessionStorage{
 		get: func(s storage.Store, t *testing.T, k string, sess fosite.Session) (fosite.Requester, error) {
 			return s.GetPKCERequestSession(ctx(t), k, sess)
 		},
-		delete: func(s storage.Store, t *testing.T, k string) error { return s.DeletePKCERequestSession(ctx(t), k) },
+		// No delete: the row is consumed with its code (singleUseTests).
 	},
 	{
 		name: "openid",

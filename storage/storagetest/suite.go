@@ -21,6 +21,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	var all []test
 	all = append(all, clientTests...)
 	all = append(all, oauth2Tests...)
+	all = append(all, singleUseTests...)
 	all = append(all, txTests...)
 	all = append(all, revokerTests...)
 	all = append(all, domainTests...)
