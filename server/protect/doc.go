@@ -7,8 +7,10 @@
 //     configured trusted proxies.
 //   - Limiter: token-bucket rate limits per source IP and per client id,
 //     per endpoint class, with per-client overrides (429 + Retry-After).
-//   - Guard: brute-force defence for passwords and client secrets
-//     (progressive delay, then a temporary lock).
+//   - Guard: brute-force defence for passwords, TOTP codes and client
+//     secrets: per-account attempts counted before they are checked, in
+//     the store shared by every replica, plus a per-replica IP failure
+//     limit.
 //   - Detector: anomaly detection that places temporary storage.Block rows
 //     shared by every replica, and the middleware that refuses them.
 //   - StrictInput: body size, parameter count/length, duplicate OAuth
