@@ -294,8 +294,9 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	if err != nil {
 		return nil, fmt.Errorf("anomaly detector: %w", err)
 	}
-	loginGuard := protect.NewGuard(protect.GuardConfig{Now: now})
-	clientGuard := protect.NewGuard(protect.GuardConfig{Now: now})
+	// Per-account counters live in the store, shared by every replica.
+	loginGuard := protect.NewGuard(store, protect.GuardConfig{Name: "login", Now: now})
+	clientGuard := protect.NewGuard(store, protect.GuardConfig{Name: "client", Now: now})
 
 	provider, err := oauth.New(oauth.Config{
 		Issuer:               cfg.Issuer,

@@ -11,13 +11,14 @@ import (
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 )
 
-// Guard slows down and then locks repeated failures per account and per
-// source IP (protect.Guard). Accounts are keyed by what was submitted, so
-// the answer is the same whether or not the account exists.
+// Guard is the brute-force defence (protect.Guard): Reserve counts the
+// attempt for the account, on every replica at once, before any secret is
+// checked. Accounts are keyed by what was submitted, so the answer is the
+// same whether or not the account exists.
 type Guard interface {
-	Check(ctx context.Context, account string, ip netip.Addr) (wait time.Duration, locked bool)
-	Fail(account string, ip netip.Addr)
-	Succeed(account string, ip netip.Addr)
+	Reserve(ctx context.Context, account string, ip netip.Addr) (protect.Decision, error)
+	Fail(ip netip.Addr)
+	Succeed(ctx context.Context, account string) error
 }
 
 // Signals receives security signals for anomaly detection (protect.Detector).
@@ -67,13 +68,31 @@ func (p *Provider) observe(r *http.Request, sig protect.Signal, clientID string)
 	}
 }
 
-// throttled answers whether g holds this account back, and how long.
-func throttled(ctx context.Context, g Guard, account string, ip netip.Addr) (time.Duration, bool) {
+// reserve counts an attempt for account with g (a nil g allows all) and
+// says whether its secret may be checked.
+func reserve(ctx context.Context, g Guard, account string, ip netip.Addr) (protect.Decision, error) {
 	if g == nil {
-		return 0, false
+		return protect.Decision{Allowed: true}, nil
 	}
-	wait, locked := g.Check(ctx, account, ip)
-	return wait, locked || wait > 0
+	return g.Reserve(ctx, account, ip)
+}
+
+// guardFailed records a failed check against ip with g, if any.
+func guardFailed(g Guard, ip netip.Addr) {
+	if g != nil {
+		g.Fail(ip)
+	}
+}
+
+// guardSucceeded refunds the attempt a successful check reserved. A lost
+// refund only leaves one attempt counted until the window ends.
+func (p *Provider) guardSucceeded(ctx context.Context, g Guard, account string) {
+	if g == nil {
+		return
+	}
+	if err := g.Succeed(ctx, account); err != nil {
+		p.log.WithError(err).Warn("guard refund")
+	}
 }
 
 func retryAfter(w http.ResponseWriter, wait time.Duration) {

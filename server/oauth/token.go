@@ -30,15 +30,24 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := p.clientIP(r)
 	claimed := protect.ClientIDFromRequest(r)
-	if wait, held := throttled(ctx, p.cfg.Defense.ClientGuard, claimed, ip); held && claimed != "" {
-		retryAfter(w, wait)
+	// The attempt is counted for the claimed client on every replica
+	// before its secret (or assertion) is checked.
+	guard := p.cfg.Defense.ClientGuard
+	if claimed == "" {
+		guard = nil
+	}
+	verdict, err := reserve(ctx, guard, claimed, ip)
+	if err != nil {
+		p.writeAccessError(w, r, nil, fmt.Errorf("oauth: client guard: %w", err))
+		return
+	}
+	if !verdict.Allowed {
+		retryAfter(w, verdict.RetryAfter)
 		p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
 		return
 	}
 	if err := p.checkExchangeClientAuth(ctx, r); err != nil {
-		if g := p.cfg.Defense.ClientGuard; g != nil && claimed != "" {
-			g.Fail(claimed, ip)
-		}
+		guardFailed(guard, ip)
 		p.observe(r, protect.SignalInvalidClient, claimed)
 		p.writeAccessError(w, r, nil, err)
 		return
@@ -47,14 +56,17 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
 		if isInvalidClient(err) && claimed != "" {
-			if g := p.cfg.Defense.ClientGuard; g != nil {
-				g.Fail(claimed, ip)
-			}
+			guardFailed(guard, ip)
 			p.observe(r, protect.SignalInvalidClient, claimed)
+		} else {
+			// The client authenticated (the request failed for another
+			// reason): give back its attempt.
+			p.guardSucceeded(ctx, guard, claimed)
 		}
 		p.writeAccessError(w, r, ar, err)
 		return
 	}
+	p.guardSucceeded(ctx, guard, claimed)
 	clientID := ar.GetClient().GetID()
 	reqinfo.From(ctx).SetClientID(clientID)
 
