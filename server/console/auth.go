@@ -286,9 +286,16 @@ func (c *Console) guardSucceeded(ctx context.Context, g LoginGuard, account stri
 	}
 }
 
-// totpOpts are RFC 6238 defaults with one step of clock skew either way.
+// RFC 6238 defaults: 30-second steps, and one step of clock skew either
+// way (§5.2).
+const (
+	totpPeriod = 30
+	totpSkew   = 1
+)
+
+// totpOpts are the RFC 6238 defaults above, six SHA-1 digits.
 func totpOpts() totp.ValidateOpts {
-	return totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+	return totp.ValidateOpts{Period: totpPeriod, Skew: totpSkew, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 }
 
 // checkCode validates code for user id (RFC 6238 §4, one step of skew
@@ -299,14 +306,12 @@ func (c *Console) checkCode(ctx context.Context, userID, secret, code string) (b
 	if len(code) != 6 {
 		return false, nil
 	}
-	opts := totpOpts()
-	step, ok := matchStep(secret, code, c.cfg.Now(), opts)
+	step, ok := matchStep(secret, code, c.cfg.Now())
 	if !ok {
 		return false, nil
 	}
-	// The code of step s is accepted until step s+Skew ends.
-	period := int64(opts.Period)
-	expires := time.Unix((step+1+int64(opts.Skew))*period, 0)
+	// The code of step s is accepted until step s+totpSkew ends.
+	expires := time.Unix((step+1+totpSkew)*totpPeriod, 0)
 	key := "console-totp\x00" + userID + "\x00" + strconv.FormatInt(step, 10) + "\x00" + code
 	first, err := c.cfg.Store.MarkUsed(ctx, key, expires)
 	if err != nil {
@@ -317,11 +322,10 @@ func (c *Console) checkCode(ctx context.Context, userID, secret, code string) (b
 
 // matchStep returns the RFC 6238 time step, within the allowed skew of
 // now, whose code equals code.
-func matchStep(secret, code string, now time.Time, opts totp.ValidateOpts) (int64, bool) {
-	period := int64(opts.Period)
-	for i := -int64(opts.Skew); i <= int64(opts.Skew); i++ {
-		step := now.Unix()/period + i
-		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*period, 0), opts)
+func matchStep(secret, code string, now time.Time) (int64, bool) {
+	for i := int64(-totpSkew); i <= totpSkew; i++ {
+		step := now.Unix()/totpPeriod + i
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0), totpOpts())
 		if err != nil {
 			return 0, false
 		}
