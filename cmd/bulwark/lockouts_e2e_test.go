@@ -363,42 +363,69 @@ func TestE2ELockoutPublicLoginBurst(t *testing.T) {
 	}
 }
 
+// tokenTry asks s for a client_credentials token as client id with secret
+// (client_secret_basic), from address xff.
+func tokenTry(s *e2eServer, xff, id, secret string) answer {
+	form := url.Values{"grant_type": {"client_credentials"}}.Encode()
+	req, err := http.NewRequest(http.MethodPost, s.issuer+"/oauth2/token", strings.NewReader(form))
+	if err != nil {
+		return answer{err: err}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-For", xff)
+	req.SetBasicAuth(id, secret)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return answer{err: err}
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	return answer{status: res.StatusCode}
+}
+
+// A busy client's parallel requests with its right secret are never
+// counted against it (only real Argon2id comparisons are, and a burst of
+// the same secret costs one per replica), so they never lock it and leave
+// its whole budget to catch guessing.
+func TestE2ELockoutBusyClientNeverCounted(t *testing.T) {
+	p := startLockPair(t)
+	for round := range 2 { // cold caches, then warm
+		out := storagetest.Together(lockBurst, func(i int) answer {
+			return tokenTry(p.reps[i%2], forwarded(round*lockBurst+i), "svc", e2eSvcSecret)
+		})
+		if c := counts(t, out); c[http.StatusOK] != lockBurst {
+			t.Fatalf("round %d: %d parallel requests with the right secret got %v; want all 200", round, lockBurst, c)
+		}
+	}
+	for i := range lockLimit {
+		if a := tokenTry(p.reps[i%2], forwarded(500+i), "svc", fmt.Sprintf("wrong-%d", i)); a.status != http.StatusUnauthorized {
+			t.Fatalf("wrong secret %d after the busy rounds: %d, want 401 (the budget must be whole)", i+1, a.status)
+		}
+	}
+	if a := tokenTry(p.reps[0], forwarded(600), "svc", "wrong-again"); a.status != http.StatusTooManyRequests {
+		t.Fatalf("wrong secret past the limit: %d, want 429", a.status)
+	}
+}
+
 // invalid_client on client_secret_basic: 40 wrong secrets for one client
 // from 40 addresses over two replicas get exactly 10 checks (401
 // invalid_client) and 30 refusals (429), then the right secret is refused
 // too until the window ends.
 func TestE2ELockoutClientSecretBurst(t *testing.T) {
 	p := startLockPair(t)
-	form := url.Values{"grant_type": {"client_credentials"}}.Encode()
-	try := func(s *e2eServer, xff, id, secret string) answer {
-		req, err := http.NewRequest(http.MethodPost, s.issuer+"/oauth2/token", strings.NewReader(form))
-		if err != nil {
-			return answer{err: err}
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Forwarded-For", xff)
-		req.SetBasicAuth(id, secret)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return answer{err: err}
-		}
-		defer res.Body.Close()
-		_, _ = io.Copy(io.Discard, res.Body)
-		return answer{status: res.StatusCode}
-	}
 	out := storagetest.Together(lockBurst, func(i int) answer {
-		return try(p.reps[i%2], forwarded(i), "svc", fmt.Sprintf("wrong-secret-%d", i))
+		return tokenTry(p.reps[i%2], forwarded(i), "svc", fmt.Sprintf("wrong-secret-%d", i))
 	})
 	c := counts(t, out)
 	if c[http.StatusUnauthorized] != lockLimit || c[http.StatusTooManyRequests] != lockBurst-lockLimit {
 		t.Fatalf("answers %v; want exactly %d × 401 and %d × 429", c, lockLimit, lockBurst-lockLimit)
 	}
-	if a := try(p.reps[1], forwarded(200), "svc", e2eSvcSecret); a.status != http.StatusTooManyRequests {
+	if a := tokenTry(p.reps[1], forwarded(200), "svc", e2eSvcSecret); a.status != http.StatusTooManyRequests {
 		t.Fatalf("the right secret on a locked client: %d", a.status)
 	}
 	// Only that client is held back: another client from the same
 	// address is still checked.
-	if a := try(p.reps[0], forwarded(0), "web", "wrong"); a.status != http.StatusUnauthorized {
+	if a := tokenTry(p.reps[0], forwarded(0), "web", "wrong"); a.status != http.StatusUnauthorized {
 		t.Fatalf("another client from a burst address: %d, want 401", a.status)
 	}
 }

@@ -231,7 +231,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	}
 	// Client secrets and API keys verify through the cache; user passwords
 	// never do (see keys/hash).
-	cached := hash.NewCached(passwords, hash.CacheConfig{TTL: 5 * time.Minute, MaxEntries: 10000, Now: now})
+	// protect.Gate counts client-secret guesses right before Argon2id runs.
+	cached := hash.NewCached(passwords, hash.CacheConfig{TTL: 5 * time.Minute, MaxEntries: 10000, Now: now, Gate: protect.Gate})
 	sink := audit.NewSink(store, log, now)
 
 	registry := prometheus.NewRegistry()

@@ -21,6 +21,15 @@ type Guard interface {
 	Succeed(ctx context.Context, account string) error
 }
 
+// ClientGuard is the client-secret guard (protect.Guard). The attempt it
+// announces for the claimed client id is counted by protect.Gate inside the
+// verification cache, right before an Argon2id comparison, so cached
+// (already verified) secrets of busy clients are never counted.
+type ClientGuard interface {
+	WithAttempt(ctx context.Context, account string, ip netip.Addr) context.Context
+	Fail(ip netip.Addr)
+}
+
 // Signals receives security signals for anomaly detection (protect.Detector).
 type Signals interface {
 	Observe(ctx context.Context, sig protect.Signal, ip netip.Addr, clientID string)
@@ -41,7 +50,7 @@ type Defense struct {
 	// LoginGuard throttles failed sign-ins; ClientGuard throttles failed
 	// client authentication at the token endpoint.
 	LoginGuard  Guard
-	ClientGuard Guard
+	ClientGuard ClientGuard
 	Signals     Signals
 	Metrics     Counters
 }

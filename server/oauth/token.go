@@ -30,24 +30,23 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := p.clientIP(r)
 	claimed := protect.ClientIDFromRequest(r)
-	// The attempt is counted for the claimed client on every replica
-	// before its secret (or assertion) is checked.
+	// The attempt is counted for the claimed client, on every replica,
+	// right before its secret would be compared with Argon2id (see
+	// ClientGuard); a refusal there answers 429 unchecked.
 	guard := p.cfg.Defense.ClientGuard
-	if claimed == "" {
+	if guard != nil && claimed != "" {
+		ctx = guard.WithAttempt(ctx, claimed, ip)
+		r = r.WithContext(ctx)
+	} else {
 		guard = nil
 	}
-	verdict, err := reserve(ctx, guard, claimed, ip)
-	if err != nil {
-		p.writeAccessError(w, r, nil, fmt.Errorf("oauth: client guard: %w", err))
-		return
-	}
-	if !verdict.Allowed {
-		retryAfter(w, verdict.RetryAfter)
-		p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
-		return
-	}
 	if err := p.checkExchangeClientAuth(ctx, r); err != nil {
-		guardFailed(guard, ip)
+		if p.clientLocked(ctx, w) {
+			return
+		}
+		if guard != nil {
+			guard.Fail(ip)
+		}
 		p.observe(r, protect.SignalInvalidClient, claimed)
 		p.writeAccessError(w, r, nil, err)
 		return
@@ -55,18 +54,18 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	sess := storage.NewSession("")
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		if p.clientLocked(ctx, w) {
+			return
+		}
 		if isInvalidClient(err) && claimed != "" {
-			guardFailed(guard, ip)
+			if guard != nil {
+				guard.Fail(ip)
+			}
 			p.observe(r, protect.SignalInvalidClient, claimed)
-		} else {
-			// The client authenticated (the request failed for another
-			// reason): give back its attempt.
-			p.guardSucceeded(ctx, guard, claimed)
 		}
 		p.writeAccessError(w, r, ar, err)
 		return
 	}
-	p.guardSucceeded(ctx, guard, claimed)
 	clientID := ar.GetClient().GetID()
 	reqinfo.From(ctx).SetClientID(clientID)
 
@@ -116,6 +115,18 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// clientLocked answers 429 when the client guard refused to compare the
+// request's secret (protect.Gate), and says whether it did.
+func (p *Provider) clientLocked(ctx context.Context, w http.ResponseWriter) bool {
+	wait, refused := protect.Refused(ctx)
+	if !refused {
+		return false
+	}
+	retryAfter(w, wait)
+	p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
+	return true
 }
 
 // checkResourceOwner refuses a grant whose user is gone or disabled.

@@ -2,10 +2,12 @@ package protect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwark-auth/bulwark/storage"
@@ -161,6 +163,71 @@ func (g *Guard) Succeed(ctx context.Context, account string) error {
 		return fmt.Errorf("protect: refund attempt: %w", err)
 	}
 	return nil
+}
+
+// attemptKey is the context key of a pendingAttempt.
+type attemptKey struct{}
+
+// pendingAttempt is an attempt announced with WithAttempt and reserved by
+// Gate if a secret is actually compared.
+type pendingAttempt struct {
+	g       *Guard
+	account string
+	ip      netip.Addr
+	// refusedFor is Gate's RetryAfter in nanoseconds once it refused.
+	refusedFor atomic.Int64
+}
+
+// WithAttempt returns ctx carrying an attempt for account from ip. Nothing
+// is counted yet: Gate reserves it when the request reaches an Argon2id
+// comparison. A credential the verification cache already knows costs no
+// comparison and so no attempt, which keeps a busy client's parallel
+// requests from ever counting against its own limit; every guess of a
+// wrong secret is a comparison and is counted before it runs.
+func (g *Guard) WithAttempt(ctx context.Context, account string, ip netip.Addr) context.Context {
+	return context.WithValue(ctx, attemptKey{}, &pendingAttempt{g: g, account: account, ip: ip})
+}
+
+// ErrLocked is Gate's refusal: the account (or address) has used up its
+// attempts for now.
+var ErrLocked = errors.New("protect: too many attempts")
+
+// Gate is the hook the verification cache runs before each Argon2id
+// comparison (keys/hash.CacheConfig.Gate). It reserves the attempt that
+// ctx carries (WithAttempt), refuses with ErrLocked when the account is
+// over its limit, and refunds the attempt when the comparison succeeds.
+// Without an attempt in ctx it allows everything.
+func Gate(ctx context.Context) (func(ok bool), error) {
+	a, _ := ctx.Value(attemptKey{}).(*pendingAttempt)
+	if a == nil {
+		return func(bool) {}, nil
+	}
+	d, err := a.g.Reserve(ctx, a.account, a.ip)
+	if err != nil {
+		return nil, err
+	}
+	if !d.Allowed {
+		a.refusedFor.Store(int64(d.RetryAfter))
+		return nil, ErrLocked
+	}
+	return func(ok bool) {
+		if ok {
+			// A lost refund leaves one attempt counted until the window
+			// ends; nothing to do about it here.
+			_ = a.g.Succeed(ctx, a.account)
+		}
+	}, nil
+}
+
+// Refused reports whether Gate refused the attempt ctx carries, and how
+// long the caller should wait.
+func Refused(ctx context.Context) (time.Duration, bool) {
+	a, _ := ctx.Value(attemptKey{}).(*pendingAttempt)
+	if a == nil {
+		return 0, false
+	}
+	d := time.Duration(a.refusedFor.Load())
+	return d, d > 0
 }
 
 // ipLocked returns how long ip stays locked on this replica, or zero.
