@@ -2,6 +2,7 @@ package protect
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -156,5 +157,48 @@ func TestGuardFailsClosed(t *testing.T) {
 	d, err := g.Reserve(context.Background(), "x", netip.Addr{})
 	if err == nil || d.Allowed {
 		t.Fatalf("got %+v, %v; want an error and no permission", d, err)
+	}
+}
+
+// Gate reserves the attempt a context carries, refuses past the limit with
+// ErrLocked (Refused then says so), refunds a success, and lets contexts
+// without an attempt through.
+func TestGuardGate(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	g := NewGuard(memory.New(memory.Config{Now: clk.Now}), GuardConfig{Name: "client", LockAfter: 2, Now: clk.Now})
+	bare := context.Background()
+	if done, err := Gate(bare); err != nil {
+		t.Fatalf("no attempt in context: %v", err)
+	} else {
+		done(false)
+	}
+	if _, refused := Refused(bare); refused {
+		t.Fatal("Refused without an attempt")
+	}
+	ip := netip.MustParseAddr("192.0.2.7")
+	attempt := func() (context.Context, func(bool), error) {
+		ctx := g.WithAttempt(bare, "svc", ip)
+		done, err := Gate(ctx)
+		return ctx, done, err
+	}
+	_, done, err := attempt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(true) // refunded: the count stays at 0
+	for i := range 2 {
+		_, done, err := attempt()
+		if err != nil {
+			t.Fatalf("failure %d refused: %v", i+1, err)
+		}
+		done(false)
+	}
+	ctx, _, err := attempt()
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("third failure: %v, want ErrLocked", err)
+	}
+	if wait, refused := Refused(ctx); !refused || wait != 15*time.Minute {
+		t.Fatalf("Refused = %v, %v", wait, refused)
 	}
 }
