@@ -41,7 +41,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		guard = nil
 	}
 	if err := p.checkExchangeClientAuth(ctx, r); err != nil {
-		if p.clientLocked(ctx, w) {
+		if p.clientLocked(ctx, w, r) {
 			return
 		}
 		if guard != nil {
@@ -54,7 +54,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	sess := storage.NewSession("")
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
-		if p.clientLocked(ctx, w) {
+		if p.clientLocked(ctx, w, r) {
 			return
 		}
 		if isInvalidClient(err) && claimed != "" {
@@ -117,9 +117,15 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// clientLocked answers 429 when the client guard refused to compare the
-// request's secret (protect.Gate), and says whether it did.
-func (p *Provider) clientLocked(ctx context.Context, w http.ResponseWriter) bool {
+// clientLocked answers when the client guard kept the request's secret
+// from being compared (protect.Gate): 429 when the client is locked, the
+// storage error (503) when the attempt could not be counted. It says
+// whether it answered.
+func (p *Provider) clientLocked(ctx context.Context, w http.ResponseWriter, r *http.Request) bool {
+	if err := protect.GateError(ctx); err != nil {
+		p.writeAccessError(w, r, nil, fmt.Errorf("oauth: client guard: %w", err))
+		return true
+	}
 	wait, refused := protect.Refused(ctx)
 	if !refused {
 		return false

@@ -176,6 +176,10 @@ type pendingAttempt struct {
 	ip      netip.Addr
 	// refusedFor is Gate's RetryAfter in nanoseconds once it refused.
 	refusedFor atomic.Int64
+	// storeErr is the error that kept Gate from counting, if any: the
+	// hasher's caller may wrap it beyond recognition (fosite turns it into
+	// invalid_client), so the handler asks for it here.
+	storeErr atomic.Pointer[error]
 }
 
 // WithAttempt returns ctx carrying an attempt for account from ip. Nothing
@@ -204,6 +208,7 @@ func Gate(ctx context.Context) (func(ok bool), error) {
 	}
 	d, err := a.g.Reserve(ctx, a.account, a.ip)
 	if err != nil {
+		a.storeErr.Store(&err)
 		return nil, err
 	}
 	if !d.Allowed {
@@ -228,6 +233,19 @@ func Refused(ctx context.Context) (time.Duration, bool) {
 	}
 	d := time.Duration(a.refusedFor.Load())
 	return d, d > 0
+}
+
+// GateError returns the error that kept Gate from counting the attempt ctx
+// carries (the store was unavailable), or nil. The comparison did not run.
+func GateError(ctx context.Context) error {
+	a, _ := ctx.Value(attemptKey{}).(*pendingAttempt)
+	if a == nil {
+		return nil
+	}
+	if e := a.storeErr.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // ipLocked returns how long ip stays locked on this replica, or zero.

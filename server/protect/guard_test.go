@@ -158,6 +158,18 @@ func TestGuardFailsClosed(t *testing.T) {
 	if err == nil || d.Allowed {
 		t.Fatalf("got %+v, %v; want an error and no permission", d, err)
 	}
+	// Through Gate: the comparison is refused and the handler can tell a
+	// store failure from a lock.
+	ctx := g.WithAttempt(context.Background(), "svc", netip.Addr{})
+	if _, err := Gate(ctx); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Gate on a failing store: %v", err)
+	}
+	if err := GateError(ctx); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("GateError = %v", err)
+	}
+	if _, refused := Refused(ctx); refused {
+		t.Fatal("a store failure reported as a lock")
+	}
 }
 
 // Gate reserves the attempt a context carries, refuses past the limit with
