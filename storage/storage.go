@@ -155,6 +155,38 @@ type BlockStore interface {
 	DeleteBlock(ctx context.Context, kind, value string) error
 }
 
+// AttemptStore counts attempts against a secret (password, TOTP code,
+// client secret) for every replica at once, so N replicas give an attacker
+// no more guesses than one. An attempt is counted BEFORE the secret is
+// checked: the count returned decides whether the check may run, and
+// concurrent callers each get a distinct count.
+//
+// Keys are stored as HashKey(key). The counters are deliberately outside
+// any transaction in ctx: a counted attempt must never be rolled back.
+type AttemptStore interface {
+	// AddAttempt counts one attempt against key and returns the count in
+	// the key's current window (1 for the first) and when that window
+	// ends. A window opens at the first attempt after the previous one
+	// ended and lasts `window`; attempts inside it never extend it.
+	AddAttempt(ctx context.Context, key string, window time.Duration, now time.Time) (count int, windowEnd time.Time, err error)
+	// RefundAttempt takes back one attempt of key's current window (a
+	// successful check gives back what it reserved); it never goes below
+	// zero and does nothing once the window has ended.
+	RefundAttempt(ctx context.Context, key string, now time.Time) error
+	// ClearAttempts forgets key's counter.
+	ClearAttempts(ctx context.Context, key string) error
+}
+
+// UsedMarkStore remembers single-use values (an accepted TOTP code) for
+// every replica at once.
+type UsedMarkStore interface {
+	// MarkUsed records key until expires and reports whether this call was
+	// the first to do so: of concurrent callers exactly one gets true. A
+	// mark that has expired counts as absent. Keys are stored as
+	// HashKey(key); marks ignore any transaction in ctx.
+	MarkUsed(ctx context.Context, key string, expires time.Time) (first bool, err error)
+}
+
 // Locker runs scheduled work in exactly one replica.
 type Locker interface {
 	// TryLock takes the named lock if it is free and returns a release
@@ -175,7 +207,8 @@ type Notifier interface {
 // Janitor removes what has expired, in batches.
 type Janitor interface {
 	// DeleteExpired removes token sessions, codes, PKCE/OIDC/PAR rows,
-	// client assertion JTIs, login sessions and blocks that expired before
+	// client assertion JTIs, login sessions, blocks, attempt counters and
+	// used marks that expired before
 	// `before`, at most batch rows per statement; it returns rows removed.
 	DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error)
 	// TrimAudit removes audit events older than before.
@@ -194,6 +227,8 @@ type Store interface {
 	APIKeyStore
 	AuditStore
 	BlockStore
+	AttemptStore
+	UsedMarkStore
 	Locker
 	Notifier
 	Janitor

@@ -247,7 +247,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	}
 	// Client secrets and API keys verify through the cache; user passwords
 	// never do (see keys/hash).
-	cached := hash.NewCached(passwords, hash.CacheConfig{TTL: 5 * time.Minute, MaxEntries: 10000, Now: now})
+	// protect.Gate counts client-secret guesses right before Argon2id runs.
+	cached := hash.NewCached(passwords, hash.CacheConfig{TTL: 5 * time.Minute, MaxEntries: 10000, Now: now, Gate: protect.Gate})
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(registry)
@@ -332,8 +333,9 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	if err != nil {
 		return nil, fmt.Errorf("anomaly detector: %w", err)
 	}
-	loginGuard := protect.NewGuard(protect.GuardConfig{Now: now})
-	clientGuard := protect.NewGuard(protect.GuardConfig{Now: now})
+	// Per-account counters live in the store, shared by every replica.
+	loginGuard := protect.NewGuard(store, protect.GuardConfig{Name: "login", Now: now})
+	clientGuard := protect.NewGuard(store, protect.GuardConfig{Name: "client", Now: now})
 
 	provider, err := oauth.New(oauth.Config{
 		Issuer:               cfg.Issuer,

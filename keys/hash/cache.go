@@ -35,6 +35,13 @@ type CacheConfig struct {
 	MaxEntries int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Gate, when set, runs before every Argon2id comparison (once per
+	// coalesced miss, never on a hit) with the context of the caller that
+	// started it. An error refuses the comparison and is returned from
+	// Compare; otherwise done(ok) reports the outcome. The brute-force
+	// guard counts attempts here, so only real Argon2id work is counted and
+	// a burst of identical, correct credentials counts once.
+	Gate func(ctx context.Context) (done func(ok bool), err error)
 }
 
 // Cached wraps a Hasher with a cache of successful verifications (see the
@@ -48,6 +55,7 @@ type Cached struct {
 	pepper [32]byte
 	// verify is h.Compare; tests replace it to count Argon2id runs.
 	verify func(ctx context.Context, hash, data []byte) error
+	gate   func(ctx context.Context) (func(ok bool), error)
 	// inflight coalesces concurrent misses for the same (hash, secret), so
 	// a burst of identical requests after a restart costs one Argon2id run.
 	inflight singleflight.Group
@@ -89,6 +97,7 @@ func NewCached(h *Hasher, cfg CacheConfig) *Cached {
 		max:      cfg.MaxEntries,
 		now:      cfg.Now,
 		verify:   h.Compare,
+		gate:     cfg.Gate,
 		entries:  make(map[cacheKey]*list.Element),
 		order:    list.New(),
 		byStored: make(map[cacheKey]map[cacheKey]struct{}),
@@ -138,7 +147,17 @@ func (c *Cached) Compare(ctx context.Context, hash, data []byte) error {
 	// of (hash, data).
 	detached := context.WithoutCancel(ctx)
 	_, err, _ := c.inflight.Do(string(key[:]), func() (any, error) {
-		if err := c.verify(detached, hash, data); err != nil {
+		done := func(bool) {}
+		if c.gate != nil {
+			d, err := c.gate(detached)
+			if err != nil {
+				return nil, err
+			}
+			done = d
+		}
+		err := c.verify(detached, hash, data)
+		done(err == nil)
+		if err != nil {
 			return nil, err
 		}
 		c.remember(key, c.storedKey(hash), epoch)

@@ -351,3 +351,48 @@ func TestCachedKeySeparatesHashAndSecret(t *testing.T) {
 		t.Fatal("entry key ignores the secret")
 	}
 }
+
+// The gate runs before each Argon2id comparison and never on a hit; its
+// refusal skips the comparison; done reports the outcome.
+func TestCacheGate(t *testing.T) {
+	var gated, succeeded, failed atomic.Int64
+	refuse := errors.New("locked")
+	var closed atomic.Bool
+	c, runs := countingCache(t, CacheConfig{Gate: func(context.Context) (func(bool), error) {
+		if closed.Load() {
+			return nil, refuse
+		}
+		gated.Add(1)
+		return func(ok bool) {
+			if ok {
+				succeeded.Add(1)
+			} else {
+				failed.Add(1)
+			}
+		}, nil
+	}})
+	ctx := context.Background()
+	h := hashOf(t, c, "right")
+	if err := c.Compare(ctx, h, []byte("wrong")); err == nil {
+		t.Fatal("wrong secret accepted")
+	}
+	if err := c.Compare(ctx, h, []byte("right")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Compare(ctx, h, []byte("right")); err != nil { // hit
+		t.Fatal(err)
+	}
+	expectRuns(t, runs, 2)
+	if gated.Load() != 2 || succeeded.Load() != 1 || failed.Load() != 1 {
+		t.Fatalf("gate %d, done(true) %d, done(false) %d; want 2, 1, 1", gated.Load(), succeeded.Load(), failed.Load())
+	}
+	closed.Store(true)
+	if err := c.Compare(ctx, h, []byte("another")); !errors.Is(err, refuse) {
+		t.Fatalf("refused comparison: %v", err)
+	}
+	expectRuns(t, runs, 2)
+	// A cached verification needs no gate, even a closed one.
+	if err := c.Compare(ctx, h, []byte("right")); err != nil {
+		t.Fatalf("hit behind a closed gate: %v", err)
+	}
+}

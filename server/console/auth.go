@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -24,25 +25,20 @@ import (
 // pendingLifetime is how long the TOTP step of a sign-in stays open.
 const pendingLifetime = 5 * time.Minute
 
-// maxTOTPFailures ends a pending sign-in after this many wrong codes.
+// maxTOTPFailures codes may be tried in one pending sign-in; the next
+// attempt ends it.
 const maxTOTPFailures = 5
 
-// Whoever knows the password can start sign-in after sign-in, so wrong
-// codes also count per user: maxUserTOTPFailures within totpLockout lock
-// the user's second factor for totpLockout. Without this, six-digit codes
-// fall to a patient password holder (about 3 in 10^6 are valid at a time).
-// The count is per replica, like the other guards.
+// Whoever knows the password can start sign-in after sign-in, so codes
+// also count per user: maxUserTOTPFailures within totpLockout, then the
+// user's second factor is locked until that window ends. Without this,
+// six-digit codes fall to a patient password holder (about 3 in 10^6 are
+// valid at a time). Both counts live in the store and are shared by every
+// replica.
 const (
 	maxUserTOTPFailures = 10
 	totpLockout         = 15 * time.Minute
 )
-
-// totpStrikes are the recent wrong codes of one user.
-type totpStrikes struct {
-	n           int
-	since       time.Time
-	lockedUntil time.Time
-}
 
 // loginData is the sign-in page.
 type loginData struct {
@@ -89,15 +85,21 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	password := r.PostForm.Get("password")
 	ip := sourceIP(ctx)
-	// Before any password work, and the same for every username.
-	if wait, locked := c.cfg.Guard.Check(ctx, username, ip); locked || wait > 0 {
+	// Counted on every replica before any password work, and the same
+	// for every username.
+	verdict, err := c.cfg.Guard.Reserve(ctx, username, ip)
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	if !verdict.Allowed {
 		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: "denied", Details: map[string]string{"step": "password", "reason": "throttled"}})
 		token, err := c.preToken(w, r)
 		if err != nil {
 			c.fail(w, r, nil, err)
 			return
 		}
-		w.Header().Set("Retry-After", strconv.FormatInt(int64(max(1, (wait+time.Second-1)/time.Second)), 10))
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(max(1, (verdict.RetryAfter+time.Second-1)/time.Second)), 10))
 		c.render(w, http.StatusTooManyRequests, "login", view{
 			Title: "Sign in", CSRF: token, Error: "Too many failed sign-ins. Wait a moment and try again.",
 			Data: loginData{Username: username},
@@ -118,7 +120,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	match := len(password) <= 1024 && c.cfg.Hasher.Compare(ctx, hash, []byte(password)) == nil
 	if user == nil || user.Disabled || len(user.AdminScopes) == 0 || password == "" || !match {
-		c.cfg.Guard.Fail(username, ip)
+		c.cfg.Guard.Fail(ip)
 		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: "failure", Details: map[string]string{"step": "password"}})
 		token, err := c.preToken(w, r)
 		if err != nil {
@@ -131,7 +133,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	c.cfg.Guard.Succeed(username, ip)
+	c.guardSucceeded(ctx, c.cfg.Guard, username)
 	if len(user.TOTPSecretSealed) > 0 {
 		if err := c.startSession(ctx, w, r, user, pendingKind, pendingLifetime); err != nil {
 			c.fail(w, r, nil, err)
@@ -219,7 +221,27 @@ func (c *Console) totpSubmit(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, fmt.Errorf("console: open totp secret of %s: %w", u.ID, err))
 		return
 	}
-	if c.totpLocked(u.ID) {
+	// Counted before the code is checked, on every replica: first this
+	// pending sign-in's attempt, then (only while the sign-in may still
+	// try) the user's. A burst therefore checks at most maxTOTPFailures
+	// codes per pending sign-in and maxUserTOTPFailures per user.
+	ip := sourceIP(ctx)
+	pend, err := c.pendingGuard.Reserve(ctx, ls.Key, netip.Addr{})
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	if !pend.Allowed {
+		_ = c.cfg.Store.DeleteLoginSession(ctx, ls.Key)
+		c.toLogin(w, r, "restart")
+		return
+	}
+	verdict, err := c.cfg.TOTPGuard.Reserve(ctx, u.ID, ip)
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	if !verdict.Allowed {
 		// Not even checked: a right code guessed during the lockout must
 		// not be confirmed.
 		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: "user:" + u.ID, Subject: u.ID, Outcome: "failure", Details: map[string]string{"step": "totp", "reason": "locked"}})
@@ -228,112 +250,82 @@ func (c *Console) totpSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := strings.TrimSpace(strings.ReplaceAll(r.PostForm.Get("code"), " ", ""))
-	if !c.checkCode(u.ID, string(secret), code) {
+	ok, err := c.checkCode(ctx, u.ID, string(secret), code)
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	if !ok {
+		c.cfg.TOTPGuard.Fail(ip)
 		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: "user:" + u.ID, Subject: u.ID, Outcome: "failure", Details: map[string]string{"step": "totp"}})
-		c.userTOTPFailed(u.ID)
-		if c.totpFailed(ls.Key) >= maxTOTPFailures {
-			_ = c.cfg.Store.DeleteLoginSession(ctx, ls.Key)
-			c.toLogin(w, r, "restart")
-			return
-		}
 		c.render(w, http.StatusUnauthorized, "totp", view{Title: "Two-factor authentication", CSRF: ls.Data["csrf"], Error: "That code is not valid. Enter the current code from your authenticator app."})
 		return
 	}
-	c.totpClear(ls.Key)
-	c.totpMu.Lock()
-	delete(c.userTOTP, u.ID)
-	c.totpMu.Unlock()
+	c.guardSucceeded(ctx, c.cfg.TOTPGuard, u.ID)
+	// The pending sign-in is spent; a second code must not reuse it.
+	if err := c.cfg.Store.DeleteLoginSession(ctx, ls.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		c.fail(w, r, nil, err)
+		return
+	}
 	c.finishLogin(w, r, u, "password+totp")
 }
 
-// totpOpts are RFC 6238 defaults with one step of clock skew either way.
+// guardSucceeded refunds the attempt a successful check reserved. A lost
+// refund only leaves one attempt counted until its window ends.
+func (c *Console) guardSucceeded(ctx context.Context, g LoginGuard, account string) {
+	if err := g.Succeed(ctx, account); err != nil {
+		c.cfg.Logger.WithError(err).Warn("console: guard refund")
+	}
+}
+
+// RFC 6238 defaults: 30-second steps, and one step of clock skew either
+// way (§5.2).
+const (
+	totpPeriod = 30
+	totpSkew   = 1
+)
+
+// totpOpts are the RFC 6238 defaults above, six SHA-1 digits.
 func totpOpts() totp.ValidateOpts {
-	return totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+	return totp.ValidateOpts{Period: totpPeriod, Skew: totpSkew, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 }
 
-// checkCode validates code for user id and remembers it, so the same code
-// cannot be used twice while it is valid.
-func (c *Console) checkCode(userID, secret, code string) bool {
+// checkCode validates code for user id (RFC 6238 §4, one step of skew
+// either way, §5.2) and consumes it: the time step it belongs to is marked
+// used in the store with one INSERT … ON CONFLICT DO NOTHING, so the same
+// code is accepted once across every replica, however many race.
+func (c *Console) checkCode(ctx context.Context, userID, secret, code string) (bool, error) {
 	if len(code) != 6 {
-		return false
+		return false, nil
 	}
-	now := c.cfg.Now()
-	ok, err := totp.ValidateCustom(code, secret, now, totpOpts())
-	if err != nil || !ok {
-		return false
+	step, ok := matchStep(secret, code, c.cfg.Now())
+	if !ok {
+		return false, nil
 	}
-	c.totpMu.Lock()
-	defer c.totpMu.Unlock()
-	for k, exp := range c.usedCodes {
-		if now.After(exp) {
-			delete(c.usedCodes, k)
+	// The code of step s is accepted until step s+totpSkew ends.
+	expires := time.Unix((step+1+totpSkew)*totpPeriod, 0)
+	key := "console-totp\x00" + userID + "\x00" + strconv.FormatInt(step, 10) + "\x00" + code
+	first, err := c.cfg.Store.MarkUsed(ctx, key, expires)
+	if err != nil {
+		return false, fmt.Errorf("console: mark totp code used: %w", err)
+	}
+	return first, nil
+}
+
+// matchStep returns the RFC 6238 time step, within the allowed skew of
+// now, whose code equals code.
+func matchStep(secret, code string, now time.Time) (int64, bool) {
+	for i := int64(-totpSkew); i <= totpSkew; i++ {
+		step := now.Unix()/totpPeriod + i
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0), totpOpts())
+		if err != nil {
+			return 0, false
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return step, true
 		}
 	}
-	key := userID + "\x00" + code
-	if _, used := c.usedCodes[key]; used {
-		return false
-	}
-	// A code is valid for at most three 30 s steps (skew 1).
-	c.usedCodes[key] = now.Add(90 * time.Second)
-	return true
-}
-
-func (c *Console) totpFailed(key string) int {
-	c.totpMu.Lock()
-	defer c.totpMu.Unlock()
-	if len(c.failedTOTP) > 10000 {
-		clear(c.failedTOTP) // bounded; pending sessions live 5 minutes anyway
-	}
-	c.failedTOTP[key]++
-	return c.failedTOTP[key]
-}
-
-// totpLocked reports whether user id's second factor is locked now.
-func (c *Console) totpLocked(id string) bool {
-	now := c.cfg.Now()
-	c.totpMu.Lock()
-	defer c.totpMu.Unlock()
-	s := c.userTOTP[id]
-	return s != nil && now.Before(s.lockedUntil)
-}
-
-// userTOTPFailed counts a wrong code of user id and locks its second factor
-// when the count within totpLockout reaches maxUserTOTPFailures.
-func (c *Console) userTOTPFailed(id string) {
-	now := c.cfg.Now()
-	c.totpMu.Lock()
-	defer c.totpMu.Unlock()
-	if len(c.userTOTP) > 10000 {
-		// Bounded: drop entries that neither lock nor count any more.
-		for k, s := range c.userTOTP {
-			if !now.Before(s.lockedUntil) && !now.Before(s.since.Add(totpLockout)) {
-				delete(c.userTOTP, k)
-			}
-		}
-	}
-	s := c.userTOTP[id]
-	if s == nil || !now.Before(s.since.Add(totpLockout)) {
-		s = &totpStrikes{since: now, lockedUntil: timeOrZero(s)}
-		c.userTOTP[id] = s
-	}
-	s.n++
-	if s.n >= maxUserTOTPFailures {
-		s.lockedUntil = now.Add(totpLockout)
-		s.n, s.since = 0, now
-	}
-}
-
-func timeOrZero(s *totpStrikes) time.Time {
-	if s == nil {
-		return time.Time{}
-	}
-	return s.lockedUntil
-}
-
-func (c *Console) totpClear(key string) {
-	c.totpMu.Lock()
-	defer c.totpMu.Unlock()
-	delete(c.failedTOTP, key)
+	return 0, false
 }
 
 // logout ends the session server-side and clears the cookie.
@@ -413,7 +405,12 @@ func (c *Console) totpEnrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		return
 	}
 	code := strings.TrimSpace(strings.ReplaceAll(r.PostForm.Get("code"), " ", ""))
-	if !c.checkCode(rc.user.ID, string(secret), code) {
+	ok, err := c.checkCode(ctx, rc.user.ID, string(secret), code)
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	if !ok {
 		c.renderAccount(w, r, rc, http.StatusBadRequest, "", "That code does not match. Scan the new code below and try again.")
 		return
 	}

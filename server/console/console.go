@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -53,10 +52,13 @@ const (
 )
 
 // ConsoleStore is what the console needs of storage: users (sign-in, TOTP
-// enrolment) and login sessions.
+// enrolment), login sessions, and the state shared by every replica that
+// guards the sign-in: attempt counters and used TOTP codes.
 type ConsoleStore interface {
 	storage.UserStore
 	storage.LoginSessionStore
+	storage.AttemptStore
+	storage.UsedMarkStore
 }
 
 // Sealer seals TOTP secrets and sign-in CSRF tokens under the master secret
@@ -86,17 +88,21 @@ type Config struct {
 	Audit func(ctx context.Context, e storage.AuditEvent)
 	// Issuer is shown in the header and names the TOTP issuer.
 	Issuer string
-	// Guard slows down and locks password guessing per account and per
-	// source IP; nil makes a protect.Guard with its defaults on Now.
+	// Guard locks password guessing per submitted username (cluster-wide,
+	// counted before the hash is compared) and per source IP; nil makes a
+	// protect.Guard named "console" on Store with its defaults.
 	Guard LoginGuard
+	// TOTPGuard does the same for the second factor per user id; nil makes
+	// one named "console-totp": 10 codes per user per 15 minutes.
+	TOTPGuard LoginGuard
 }
 
-// LoginGuard is the brute-force defence of the password step
-// (*protect.Guard).
+// LoginGuard is the brute-force defence of a sign-in step (*protect.Guard):
+// Reserve counts the attempt before the secret is checked.
 type LoginGuard interface {
-	Check(ctx context.Context, account string, ip netip.Addr) (wait time.Duration, locked bool)
-	Fail(account string, ip netip.Addr)
-	Succeed(account string, ip netip.Addr)
+	Reserve(ctx context.Context, account string, ip netip.Addr) (protect.Decision, error)
+	Fail(ip netip.Addr)
+	Succeed(ctx context.Context, account string) error
 }
 
 // Console is the admin web console. It is safe for concurrent use.
@@ -106,11 +112,9 @@ type Console struct {
 	// dummy is the hash compared when the username is unknown, so timing
 	// does not reveal which usernames exist.
 	dummy []byte
-	// totp remembers accepted codes and failed attempts (see totp.go).
-	totpMu       sync.Mutex
-	usedCodes    map[string]time.Time
-	failedTOTP   map[string]int
-	userTOTP     map[string]*totpStrikes
+	// pendingGuard ends a pending sign-in after maxTOTPFailures codes
+	// (keyed by the pending session, shared by every replica).
+	pendingGuard LoginGuard
 	staticServer http.Handler
 }
 
@@ -157,9 +161,16 @@ func New(cfg Config) (*Console, error) {
 		cfg.Issuer = "Bulwark"
 	}
 	if cfg.Guard == nil {
-		cfg.Guard = protect.NewGuard(protect.GuardConfig{Now: cfg.Now})
+		cfg.Guard = protect.NewGuard(cfg.Store, protect.GuardConfig{Name: "console", Now: cfg.Now})
 	}
-	c := &Console{cfg: cfg, usedCodes: map[string]time.Time{}, failedTOTP: map[string]int{}, userTOTP: map[string]*totpStrikes{}}
+	if cfg.TOTPGuard == nil {
+		cfg.TOTPGuard = protect.NewGuard(cfg.Store, protect.GuardConfig{
+			Name: "console-totp", LockAfter: maxUserTOTPFailures, Window: totpLockout, Now: cfg.Now,
+		})
+	}
+	c := &Console{cfg: cfg, pendingGuard: protect.NewGuard(cfg.Store, protect.GuardConfig{
+		Name: "console-totp-pending", LockAfter: maxTOTPFailures, Window: pendingLifetime, Now: cfg.Now,
+	})}
 	pages, err := web.ParseConsole(c.funcs())
 	if err != nil {
 		return nil, fmt.Errorf("console: parse templates: %w", err)

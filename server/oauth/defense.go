@@ -11,13 +11,23 @@ import (
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 )
 
-// Guard slows down and then locks repeated failures per account and per
-// source IP (protect.Guard). Accounts are keyed by what was submitted, so
-// the answer is the same whether or not the account exists.
+// Guard is the brute-force defence (protect.Guard): Reserve counts the
+// attempt for the account, on every replica at once, before any secret is
+// checked. Accounts are keyed by what was submitted, so the answer is the
+// same whether or not the account exists.
 type Guard interface {
-	Check(ctx context.Context, account string, ip netip.Addr) (wait time.Duration, locked bool)
-	Fail(account string, ip netip.Addr)
-	Succeed(account string, ip netip.Addr)
+	Reserve(ctx context.Context, account string, ip netip.Addr) (protect.Decision, error)
+	Fail(ip netip.Addr)
+	Succeed(ctx context.Context, account string) error
+}
+
+// ClientGuard is the client-secret guard (protect.Guard). The attempt it
+// announces for the claimed client id is counted by protect.Gate inside the
+// verification cache, right before an Argon2id comparison, so cached
+// (already verified) secrets of busy clients are never counted.
+type ClientGuard interface {
+	WithAttempt(ctx context.Context, account string, ip netip.Addr) context.Context
+	Fail(ip netip.Addr)
 }
 
 // Signals receives security signals for anomaly detection (protect.Detector).
@@ -40,7 +50,7 @@ type Defense struct {
 	// LoginGuard throttles failed sign-ins; ClientGuard throttles failed
 	// client authentication at the token endpoint.
 	LoginGuard  Guard
-	ClientGuard Guard
+	ClientGuard ClientGuard
 	Signals     Signals
 	Metrics     Counters
 }
@@ -60,19 +70,37 @@ func (p *Provider) observe(r *http.Request, sig protect.Signal, clientID string)
 
 // The provider gives the guards no address (netip.Addr{}). The guards
 // key on the account (the user name, the claimed client id); a per-address
-// delay or lock there would throttle every user behind one NAT or load
-// balancer after a few typos. Failures per address are counted by the
-// limiter's failure budget and by the detector's credential-stuffing rule
-// (many distinct accounts failing from one address), which target the
-// offending address only.
+// lock there would lock out every user behind one NAT or load balancer
+// after a few typos. Failures per address are counted by the limiter's
+// failure budget and by the detector's credential-stuffing rule (many
+// distinct accounts failing from one address), which target the offending
+// address only.
 //
-// throttled answers whether g holds this account back, and how long.
-func throttled(ctx context.Context, g Guard, account string, ip netip.Addr) (time.Duration, bool) {
+// reserve counts an attempt for account with g (a nil g allows all) and
+// says whether its secret may be checked.
+func reserve(ctx context.Context, g Guard, account string, ip netip.Addr) (protect.Decision, error) {
 	if g == nil {
-		return 0, false
+		return protect.Decision{Allowed: true}, nil
 	}
-	wait, locked := g.Check(ctx, account, ip)
-	return wait, locked || wait > 0
+	return g.Reserve(ctx, account, ip)
+}
+
+// guardFailed records a failed check against ip with g, if any.
+func guardFailed(g Guard, ip netip.Addr) {
+	if g != nil {
+		g.Fail(ip)
+	}
+}
+
+// guardSucceeded refunds the attempt a successful check reserved. A lost
+// refund only leaves one attempt counted until the window ends.
+func (p *Provider) guardSucceeded(ctx context.Context, g Guard, account string) {
+	if g == nil {
+		return
+	}
+	if err := g.Succeed(ctx, account); err != nil {
+		p.log.WithError(err).Warn("guard refund")
+	}
 }
 
 func retryAfter(w http.ResponseWriter, wait time.Duration) {

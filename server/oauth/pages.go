@@ -132,16 +132,21 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	returnTo := safeReturnTo(r.PostForm.Get("return_to"))
 
 	ip := p.clientIP(r)
-	if wait, held := throttled(ctx, p.cfg.Defense.LoginGuard, username, netip.Addr{}); held {
-		// Answered before any lookup or hashing, identically for known and
-		// unknown usernames.
+	// The attempt is counted for this username on every replica before
+	// any lookup or hashing, identically for known and unknown names.
+	verdict, err := reserve(ctx, p.cfg.Defense.LoginGuard, username, netip.Addr{})
+	if err != nil {
+		p.writePageError(w, r, err)
+		return
+	}
+	if !verdict.Allowed {
 		p.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: OutcomeFailure, Details: map[string]string{"reason": "throttled"}})
 		token, err := p.csrfToken(w, r)
 		if err != nil {
 			p.writePageError(w, r, err)
 			return
 		}
-		retryAfter(w, wait)
+		retryAfter(w, verdict.RetryAfter)
 		p.render(w, r, http.StatusTooManyRequests, "login", pageData{
 			Title:    "Sign in",
 			Error:    "Too many failed attempts. Wait a moment, then try again.",
@@ -166,9 +171,7 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	match := p.passwords().Compare(ctx, []byte(hash), []byte(password)) == nil
 	if user == nil || user.Disabled || password == "" || !match {
-		if g := p.cfg.Defense.LoginGuard; g != nil {
-			g.Fail(username, netip.Addr{})
-		}
+		guardFailed(p.cfg.Defense.LoginGuard, netip.Addr{})
 		if p.cfg.Defense.Signals != nil {
 			p.cfg.Defense.Signals.ObserveLogin(ctx, ip, username)
 		}
@@ -191,9 +194,7 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if g := p.cfg.Defense.LoginGuard; g != nil {
-		g.Succeed(username, netip.Addr{})
-	}
+	p.guardSucceeded(ctx, p.cfg.Defense.LoginGuard, username)
 	if _, err := p.startLogin(ctx, w, r, user); err != nil {
 		p.writePageError(w, r, err)
 		return

@@ -31,16 +31,24 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	// The client this request claims to be, whichever way it
 	// authenticates (Basic, client_secret_post, private_key_jwt), as the
-	// pipeline read it once: the key of the client-secret guard.
+	// pipeline read it once: the key of the client-secret guard. The
+	// attempt is counted for it, on every replica, right before its secret
+	// would be compared with Argon2id (see ClientGuard); a refusal there
+	// answers 429 unchecked. No address is given (see reserve).
 	claimed := reqinfo.ClaimedClientID(ctx)
-	if wait, held := throttled(ctx, p.cfg.Defense.ClientGuard, claimed, netip.Addr{}); held && claimed != "" {
-		retryAfter(w, wait)
-		p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
-		return
+	guard := p.cfg.Defense.ClientGuard
+	if guard != nil && claimed != "" {
+		ctx = guard.WithAttempt(ctx, claimed, netip.Addr{})
+		r = r.WithContext(ctx)
+	} else {
+		guard = nil
 	}
 	if err := p.checkExchangeClientAuth(ctx, r); err != nil {
-		if g := p.cfg.Defense.ClientGuard; g != nil && claimed != "" {
-			g.Fail(claimed, netip.Addr{})
+		if p.clientLocked(ctx, w, r) {
+			return
+		}
+		if guard != nil {
+			guard.Fail(netip.Addr{})
 		}
 		p.observe(r, protect.SignalInvalidClient, claimed)
 		p.writeAccessError(w, r, nil, err)
@@ -49,9 +57,12 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	sess := storage.NewSession("")
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		if p.clientLocked(ctx, w, r) {
+			return
+		}
 		if isInvalidClient(err) && claimed != "" {
-			if g := p.cfg.Defense.ClientGuard; g != nil {
-				g.Fail(claimed, netip.Addr{})
+			if guard != nil {
+				guard.Fail(netip.Addr{})
 			}
 			p.observe(r, protect.SignalInvalidClient, claimed)
 		}
@@ -115,6 +126,24 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// clientLocked answers when the client guard kept the request's secret
+// from being compared (protect.Gate): 429 when the client is locked, the
+// storage error (503) when the attempt could not be counted. It says
+// whether it answered.
+func (p *Provider) clientLocked(ctx context.Context, w http.ResponseWriter, r *http.Request) bool {
+	if err := protect.GateError(ctx); err != nil {
+		p.writeAccessError(w, r, nil, fmt.Errorf("oauth: client guard: %w", err))
+		return true
+	}
+	wait, refused := protect.Refused(ctx)
+	if !refused {
+		return false
+	}
+	retryAfter(w, wait)
+	p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
+	return true
 }
 
 // checkResourceOwner refuses a grant whose user is gone or disabled.

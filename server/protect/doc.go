@@ -16,8 +16,9 @@
 //   - SameOrigin: cross-site form posts refused (CrossOriginProtection).
 //   - Limiter: token buckets per claimed client id (every request) and per
 //     source IP (failures only), per endpoint class (429 + Retry-After).
-//   - Guard: brute-force defence for passwords and client secrets
-//     (progressive delay, then a temporary lock), per account.
+//   - Guard: brute-force defence for passwords, TOTP codes and client
+//     secrets: per-account attempts counted before they are checked, in
+//     the store shared by every replica.
 //   - Detector: anomaly thresholds that block the offender a signal names
 //     (an address for credential stuffing, a client), or only alert;
 //     blocks are storage.Block rows shared by every replica.

@@ -2,64 +2,90 @@ package protect
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/bulwark-auth/bulwark/storage"
 )
 
 // GuardConfig tunes brute-force defence. Zero fields take the defaults in
 // brackets.
 type GuardConfig struct {
-	// Window is how long a failure counts [15m].
+	// Name keeps this guard's counters apart from other guards' in the
+	// shared store: "login", "console", "console-totp", "client" ["guard"].
+	Name string
+	// Window is the account counter's window: at most LockAfter attempts
+	// per account are evaluated in it, and an account over the limit stays
+	// locked until it ends [15m].
 	Window time.Duration
-	// FreeFailures are allowed without delay [3].
-	FreeFailures int
-	// BaseDelay is the first delay after the free failures; each further
-	// failure doubles it up to MaxDelay [1s, 30s].
-	BaseDelay, MaxDelay time.Duration
-	// LockAfter failures of one account within Window lock it for LockFor
-	// [10, 15m].
+	// LockAfter attempts of one account within Window may be checked; the
+	// next is refused without checking anything [10].
 	LockAfter int
-	LockFor   time.Duration
-	// IPLockAfter failures from one IP (across accounts) lock the IP. It is
-	// higher than LockAfter because many users can share one NAT address
-	// [50].
+	// IPLockAfter failures from one IP (across accounts) within Window lock
+	// that IP on this replica for IPLockFor. It is much higher than
+	// LockAfter because many users share one NAT or proxy address, and it
+	// counts failures only, never successful sign-ins [50, 15m].
 	IPLockAfter int
-	// MaxKeys bounds memory [100 000].
+	IPLockFor   time.Duration
+	// MaxKeys bounds the per-IP memory [100 000].
 	MaxKeys int
 	// Now is the clock [time.Now].
 	Now func() time.Time
 }
 
-// Guard slows down and then stops password (or client secret) guessing. It
-// tracks failures per account and per IP in sliding windows.
+// Guard stops password, TOTP and client-secret guessing.
 //
-// Accounts are keyed by the name the caller submitted, lower-cased, whether
-// or not such an account exists, so the delays and locks an attacker sees
-// are identical for real and made-up names and reveal nothing. The same
-// Guard type serves repeated invalid_client with the client id as account.
+// Per account it is cluster-wide and counted before it is checked: Reserve
+// counts the attempt in the shared AttemptStore (one atomic statement in
+// Postgres) and only the attempts numbered 1..LockAfter of a window may go
+// on to the Argon2id or TOTP comparison. A parallel burst spread over any
+// number of replicas therefore gets exactly LockAfter comparisons, not one
+// per racer or per replica.
 //
-// State is per replica and bounded; a lock holds on the replica that saw the
-// failures (use the Detector for blocks shared by every replica).
+// Accounts are keyed by the name the caller submitted, lower-cased and
+// trimmed, whether or not such an account exists, so the answers an
+// attacker sees are identical for real and made-up names. Keys reach the
+// store as "<Name>\x00<account>" and are hashed there.
+//
+// A successful check refunds its own attempt (Succeed) rather than clearing
+// the counter: the owner signing in must not hand a concurrent attacker a
+// fresh set of guesses, and the owner's own earlier typos keep counting
+// until the window ends.
+//
+// Per source IP there is only a failure counter kept in this process: a
+// rate limit against spraying many accounts from one address, so its
+// figure is per replica (N replicas allow N × IPLockAfter).
 type Guard struct {
-	cfg GuardConfig
+	cfg   GuardConfig
+	store storage.AttemptStore
 
 	mu        sync.Mutex
-	accounts  map[string]*failures
 	ips       map[netip.Addr]*failures
 	lastSweep time.Time
 }
 
-// failures is a sliding-window log of failure times, capped at the lock
-// threshold (more entries cannot change any decision).
+// Decision is the verdict of Reserve.
+type Decision struct {
+	// Allowed means the secret may be checked now.
+	Allowed bool
+	// RetryAfter is, when refused, the time until the lock lifts.
+	RetryAfter time.Duration
+}
+
+// failures is a sliding-window log of one IP's failure times, capped at the
+// lock threshold (more entries cannot change any decision).
 type failures struct {
 	times       []time.Time
 	lockedUntil time.Time
 }
 
-// NewGuard returns a Guard for cfg.
-func NewGuard(cfg GuardConfig) *Guard {
+// NewGuard returns a Guard that keeps its per-account counters in store.
+func NewGuard(store storage.AttemptStore, cfg GuardConfig) *Guard {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -71,100 +97,168 @@ func NewGuard(cfg GuardConfig) *Guard {
 		}
 	}
 	def(&cfg.Window, 15*time.Minute)
-	def(&cfg.BaseDelay, time.Second)
-	def(&cfg.MaxDelay, 30*time.Second)
-	def(&cfg.LockFor, 15*time.Minute)
-	defInt(&cfg.FreeFailures, 3)
+	def(&cfg.IPLockFor, 15*time.Minute)
 	defInt(&cfg.LockAfter, 10)
 	defInt(&cfg.IPLockAfter, 50)
 	defInt(&cfg.MaxKeys, 100_000)
+	if cfg.Name == "" {
+		cfg.Name = "guard"
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Guard{cfg: cfg, accounts: make(map[string]*failures), ips: make(map[netip.Addr]*failures)}
+	return &Guard{cfg: cfg, store: store, ips: make(map[netip.Addr]*failures)}
 }
 
 func normalizeAccount(a string) string { return strings.ToLower(strings.TrimSpace(a)) }
 
-// Check says whether an attempt for account from ip may proceed now. When
-// locked is true, wait is the time until the lock expires; otherwise a
-// positive wait is the progressive delay still to run since the last
-// failure. Callers should answer 429 with Retry-After (or a generic "try
-// again later" page) rather than sleep, which would tie up goroutines; and
-// they must do so before checking the password, with the same answer
-// whether the account exists or not.
-func (g *Guard) Check(_ context.Context, account string, ip netip.Addr) (wait time.Duration, locked bool) {
+func (g *Guard) key(account string) string {
+	return g.cfg.Name + "\x00" + normalizeAccount(account)
+}
+
+// Reserve counts one attempt for account from ip and says whether its
+// secret may be checked. Call it before any lookup, hashing or TOTP work,
+// with the same arguments whether or not the account exists; answer a
+// refusal with 429 and Retry-After (or a generic "try again later" page).
+// A store error must fail closed: the caller checks nothing.
+func (g *Guard) Reserve(ctx context.Context, account string, ip netip.Addr) (Decision, error) {
 	now := g.cfg.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, f := range []*failures{g.accounts[normalizeAccount(account)], g.ips[ip]} {
-		if f == nil {
-			continue
-		}
-		if now.Before(f.lockedUntil) {
-			if d := f.lockedUntil.Sub(now); !locked || d > wait {
-				wait = d
-			}
-			locked = true
-			continue
-		}
-		if locked {
-			continue
-		}
-		n := f.count(now, g.cfg.Window)
-		if n == 0 {
-			continue
-		}
-		if d := f.times[len(f.times)-1].Add(g.delay(n)).Sub(now); d > wait {
-			wait = d
-		}
+	if wait := g.ipLocked(ip, now); wait > 0 {
+		return Decision{RetryAfter: wait}, nil
 	}
-	return wait, locked
+	n, end, err := g.store.AddAttempt(ctx, g.key(account), g.cfg.Window, now)
+	if err != nil {
+		return Decision{}, fmt.Errorf("protect: reserve attempt: %w", err)
+	}
+	if n > g.cfg.LockAfter {
+		return Decision{RetryAfter: max(end.Sub(now), time.Second)}, nil
+	}
+	return Decision{Allowed: true}, nil
 }
 
-// delay is the progressive delay after n failures: none for the free ones,
-// then BaseDelay doubling per failure up to MaxDelay.
-func (g *Guard) delay(n int) time.Duration {
-	if n <= g.cfg.FreeFailures {
-		return 0
+// Fail records that a reserved attempt from ip failed. The account's
+// attempt was already counted by Reserve; this feeds the per-IP limit.
+func (g *Guard) Fail(ip netip.Addr) {
+	if !ip.IsValid() {
+		return
 	}
-	d := g.cfg.BaseDelay
-	for i := g.cfg.FreeFailures + 1; i < n && d < g.cfg.MaxDelay; i++ {
-		d *= 2
-	}
-	return min(d, g.cfg.MaxDelay)
-}
-
-// Fail records a failed attempt for account from ip.
-func (g *Guard) Fail(account string, ip netip.Addr) {
 	now := g.cfg.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.sweep(now)
-	acct := normalizeAccount(account)
-	fa := g.accounts[acct]
-	if fa == nil {
-		fa = &failures{}
-		g.accounts[acct] = fa
+	f := g.ips[ip]
+	if f == nil {
+		f = &failures{}
+		g.ips[ip] = f
 	}
-	fa.add(now, g.cfg.Window, g.cfg.LockAfter, g.cfg.LockFor)
-	if ip.IsValid() {
-		fi := g.ips[ip]
-		if fi == nil {
-			fi = &failures{}
-			g.ips[ip] = fi
-		}
-		fi.add(now, g.cfg.Window, g.cfg.IPLockAfter, g.cfg.LockFor)
-	}
+	f.add(now, g.cfg.Window, g.cfg.IPLockAfter, g.cfg.IPLockFor)
 }
 
-// Succeed forgets the account's failures. The IP's failures are kept on
-// purpose: an attacker spraying many accounts from one address must not be
-// able to reset its counter by logging in to an account of its own.
-func (g *Guard) Succeed(account string, _ netip.Addr) {
+// Succeed gives back the attempt a successful check reserved. The IP's
+// failures are kept on purpose: an attacker spraying many accounts from one
+// address must not reset its counter by signing in to an account of its
+// own. An error only means one attempt stays counted until the window ends.
+func (g *Guard) Succeed(ctx context.Context, account string) error {
+	if err := g.store.RefundAttempt(ctx, g.key(account), g.cfg.Now()); err != nil {
+		return fmt.Errorf("protect: refund attempt: %w", err)
+	}
+	return nil
+}
+
+// attemptKey is the context key of a pendingAttempt.
+type attemptKey struct{}
+
+// pendingAttempt is an attempt announced with WithAttempt and reserved by
+// Gate if a secret is actually compared.
+type pendingAttempt struct {
+	g       *Guard
+	account string
+	ip      netip.Addr
+	// refusedFor is Gate's RetryAfter in nanoseconds once it refused.
+	refusedFor atomic.Int64
+	// storeErr is the error that kept Gate from counting, if any: the
+	// hasher's caller may wrap it beyond recognition (fosite turns it into
+	// invalid_client), so the handler asks for it here.
+	storeErr atomic.Pointer[error]
+}
+
+// WithAttempt returns ctx carrying an attempt for account from ip. Nothing
+// is counted yet: Gate reserves it when the request reaches an Argon2id
+// comparison. A credential the verification cache already knows costs no
+// comparison and so no attempt, which keeps a busy client's parallel
+// requests from ever counting against its own limit; every guess of a
+// wrong secret is a comparison and is counted before it runs.
+func (g *Guard) WithAttempt(ctx context.Context, account string, ip netip.Addr) context.Context {
+	return context.WithValue(ctx, attemptKey{}, &pendingAttempt{g: g, account: account, ip: ip})
+}
+
+// ErrLocked is Gate's refusal: the account (or address) has used up its
+// attempts for now.
+var ErrLocked = errors.New("protect: too many attempts")
+
+// Gate is the hook the verification cache runs before each Argon2id
+// comparison (keys/hash.CacheConfig.Gate). It reserves the attempt that
+// ctx carries (WithAttempt), refuses with ErrLocked when the account is
+// over its limit, and refunds the attempt when the comparison succeeds.
+// Without an attempt in ctx it allows everything.
+func Gate(ctx context.Context) (func(ok bool), error) {
+	a, _ := ctx.Value(attemptKey{}).(*pendingAttempt)
+	if a == nil {
+		return func(bool) {}, nil
+	}
+	d, err := a.g.Reserve(ctx, a.account, a.ip)
+	if err != nil {
+		a.storeErr.Store(&err)
+		return nil, err
+	}
+	if !d.Allowed {
+		a.refusedFor.Store(int64(d.RetryAfter))
+		return nil, ErrLocked
+	}
+	return func(ok bool) {
+		if ok {
+			// A lost refund leaves one attempt counted until the window
+			// ends; nothing to do about it here.
+			_ = a.g.Succeed(ctx, a.account)
+		}
+	}, nil
+}
+
+// Refused reports whether Gate refused the attempt ctx carries, and how
+// long the caller should wait.
+func Refused(ctx context.Context) (time.Duration, bool) {
+	a, _ := ctx.Value(attemptKey{}).(*pendingAttempt)
+	if a == nil {
+		return 0, false
+	}
+	d := time.Duration(a.refusedFor.Load())
+	return d, d > 0
+}
+
+// GateError returns the error that kept Gate from counting the attempt ctx
+// carries (the store was unavailable), or nil. The comparison did not run.
+func GateError(ctx context.Context) error {
+	a, _ := ctx.Value(attemptKey{}).(*pendingAttempt)
+	if a == nil {
+		return nil
+	}
+	if e := a.storeErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// ipLocked returns how long ip stays locked on this replica, or zero.
+func (g *Guard) ipLocked(ip netip.Addr, now time.Time) time.Duration {
+	if !ip.IsValid() {
+		return 0
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.accounts, normalizeAccount(account))
+	if f := g.ips[ip]; f != nil && now.Before(f.lockedUntil) {
+		return f.lockedUntil.Sub(now)
+	}
+	return 0
 }
 
 func (f *failures) count(now time.Time, window time.Duration) int {
@@ -191,28 +285,22 @@ func (f *failures) add(now time.Time, window time.Duration, lockAfter int, lockF
 }
 
 // sweep drops entries with nothing left to remember, at most once a minute
-// or when a map is full; if still full, arbitrary entries go (bounded
-// memory beats perfect accounting under a flood of distinct names).
+// or when the map is full; if still full, arbitrary entries go (bounded
+// memory beats perfect accounting under a flood of distinct addresses).
 func (g *Guard) sweep(now time.Time) {
-	full := len(g.accounts) >= g.cfg.MaxKeys || len(g.ips) >= g.cfg.MaxKeys
-	if !full && now.Sub(g.lastSweep) < time.Minute {
+	if len(g.ips) < g.cfg.MaxKeys && now.Sub(g.lastSweep) < time.Minute {
 		return
 	}
 	g.lastSweep = now
-	sweepMap(g.accounts, now, g.cfg.Window, g.cfg.MaxKeys)
-	sweepMap(g.ips, now, g.cfg.Window, g.cfg.MaxKeys)
-}
-
-func sweepMap[K comparable](m map[K]*failures, now time.Time, window time.Duration, maxKeys int) {
-	for k, f := range m {
-		if f.count(now, window) == 0 && !now.Before(f.lockedUntil) {
-			delete(m, k)
+	for k, f := range g.ips {
+		if f.count(now, g.cfg.Window) == 0 && !now.Before(f.lockedUntil) {
+			delete(g.ips, k)
 		}
 	}
-	for k := range m {
-		if len(m) < maxKeys*9/10 {
+	for k := range g.ips {
+		if len(g.ips) < g.cfg.MaxKeys*9/10 {
 			break
 		}
-		delete(m, k)
+		delete(g.ips, k)
 	}
 }

@@ -2,162 +2,215 @@ package protect
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/bulwark-auth/bulwark/storage/memory"
+	"github.com/bulwark-auth/bulwark/storage/storagetest"
 )
 
-type guardResult struct {
-	wait   time.Duration
-	locked bool
+func reserve(t *testing.T, g *Guard, account string, ip netip.Addr) Decision {
+	t.Helper()
+	d, err := g.Reserve(context.Background(), account, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
-// All failures happen at the same instant, so wait is the full delay.
-func TestGuardDelayProgression(t *testing.T) {
+func TestGuardAccountLock(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	ip := netip.MustParseAddr("192.0.2.1")
+	// LockAfter 5; `before` attempts for bob, then the clock moves by
+	// `advance`, then one more attempt for `account` is judged.
 	cases := []struct {
-		failures int
-		want     guardResult
+		name    string
+		before  int
+		advance time.Duration
+		account string
+		want    Decision
 	}{
-		{0, guardResult{0, false}},
-		{1, guardResult{0, false}},
-		{3, guardResult{0, false}},
-		{4, guardResult{time.Second, false}},
-		{5, guardResult{2 * time.Second, false}},
-		{6, guardResult{4 * time.Second, false}},
-		{7, guardResult{8 * time.Second, false}},
-		{8, guardResult{10 * time.Second, false}}, // capped
-		{9, guardResult{10 * time.Second, false}},
-		{10, guardResult{time.Hour, true}}, // locked for LockFor
+		{"case=last allowed attempt", 4, 0, "bob", Decision{Allowed: true}},
+		{"case=over limit refused until the window ends", 5, 10 * time.Minute, "bob", Decision{RetryAfter: 5 * time.Minute}},
+		{"case=name normalised, known or not", 5, 0, "  BOB ", Decision{RetryAfter: 15 * time.Minute}},
+		{"case=window over", 5, 15 * time.Minute, "bob", Decision{Allowed: true}},
+		{"case=other account unaffected", 5, 0, "carol", Decision{Allowed: true}},
 	}
 	for _, tc := range cases {
-		clk := newClock()
-		g := NewGuard(GuardConfig{BaseDelay: time.Second, MaxDelay: 10 * time.Second, LockAfter: 10, LockFor: time.Hour, Now: clk.Now})
-		for i := 0; i < tc.failures; i++ {
-			g.Fail("alice", ip)
-		}
-		wait, locked := g.Check(ctx, "alice", ip)
-		if (guardResult{wait, locked}) != tc.want {
-			t.Fatalf("case=%d-failures: got wait %v locked %v, want %+v", tc.failures, wait, locked, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			clk := newClock()
+			g := NewGuard(memory.New(memory.Config{Now: clk.Now}), GuardConfig{Name: "login", LockAfter: 5, Now: clk.Now})
+			for i := range tc.before {
+				if d := reserve(t, g, "bob", ip); !d.Allowed {
+					t.Fatalf("attempt %d refused", i+1)
+				}
+			}
+			clk.Advance(tc.advance)
+			if d := reserve(t, g, tc.account, ip); d != tc.want {
+				t.Fatalf("got %+v, want %+v", d, tc.want)
+			}
+		})
 	}
 }
 
-func TestGuardDelayElapsesAndLockExpires(t *testing.T) {
+// Counted before checked: N racers on two guards (two replicas) sharing one
+// store get exactly LockAfter permissions between them.
+func TestGuardBurstAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	clk := newClock()
+	store := memory.New(memory.Config{Now: clk.Now})
+	replicas := []*Guard{
+		NewGuard(store, GuardConfig{Name: "console", LockAfter: 4, Now: clk.Now}),
+		NewGuard(store, GuardConfig{Name: "console", LockAfter: 4, Now: clk.Now}),
+	}
+	out := storagetest.Together(40, func(i int) Decision {
+		d, err := replicas[i%2].Reserve(context.Background(), "alice", netip.AddrFrom4([4]byte{10, 0, byte(i), 1}))
+		if err != nil {
+			t.Error(err)
+		}
+		return d
+	})
+	if n := storagetest.Count(out, func(d Decision) bool { return d.Allowed }); n != 4 {
+		t.Fatalf("%d attempts allowed, want exactly 4", n)
+	}
+	// Another guard name does not share the counter.
+	other := NewGuard(store, GuardConfig{Name: "login", LockAfter: 4, Now: clk.Now})
+	if d := reserve(t, other, "alice", netip.Addr{}); !d.Allowed {
+		t.Fatal("the login guard shares the console guard's counter")
+	}
+}
+
+// Success refunds only its own attempt: earlier failures keep counting, so
+// the owner signing in cannot reset what an attacker has used up.
+func TestGuardSucceedRefundsOwnAttempt(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	g := NewGuard(memory.New(memory.Config{Now: clk.Now}), GuardConfig{LockAfter: 3, Now: clk.Now})
+	ctx := context.Background()
+	ip := netip.MustParseAddr("192.0.2.9")
+	for range 2 {
+		reserve(t, g, "erin", ip) // two failures
+	}
+	reserve(t, g, "erin", ip) // the owner's right password
+	if err := g.Succeed(ctx, "erin"); err != nil {
+		t.Fatal(err)
+	}
+	if d := reserve(t, g, "erin", ip); !d.Allowed {
+		t.Fatal("third attempt refused after a refund")
+	}
+	if d := reserve(t, g, "erin", ip); d.Allowed {
+		t.Fatal("fourth attempt allowed: success reset more than its own attempt")
+	}
+}
+
+func TestGuardIPLock(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	g := NewGuard(memory.New(memory.Config{Now: clk.Now}), GuardConfig{LockAfter: 100, IPLockAfter: 5, Now: clk.Now})
+	ctx := context.Background()
 	ip := netip.MustParseAddr("192.0.2.1")
-	g := NewGuard(GuardConfig{LockAfter: 5, LockFor: 15 * time.Minute, Window: time.Hour, Now: clk.Now})
-	for i := 0; i < 4; i++ {
-		g.Fail("bob", ip)
-	}
-	if wait, locked := g.Check(ctx, "bob", ip); wait != time.Second || locked {
-		t.Fatalf("after 4: wait %v locked %v", wait, locked)
-	}
-	clk.Advance(600 * time.Millisecond)
-	if wait, _ := g.Check(ctx, "bob", ip); wait != 400*time.Millisecond {
-		t.Fatalf("delay should count down from the last failure: wait %v", wait)
-	}
-	clk.Advance(time.Second)
-	if wait, locked := g.Check(ctx, "bob", ip); wait != 0 || locked {
-		t.Fatalf("after the delay: wait %v locked %v", wait, locked)
-	}
-	g.Fail("bob", ip) // 5th → lock
-	if wait, locked := g.Check(ctx, "bob", ip); !locked || wait != 15*time.Minute {
-		t.Fatalf("after 5: wait %v locked %v, want locked 15m", wait, locked)
-	}
-	// Another account from another IP is unaffected.
-	if wait, locked := g.Check(ctx, "carol", netip.MustParseAddr("192.0.2.2")); wait != 0 || locked {
-		t.Fatalf("unrelated account: wait %v locked %v", wait, locked)
-	}
-	clk.Advance(15*time.Minute - time.Second)
-	if _, locked := g.Check(ctx, "bob", ip); !locked {
-		t.Fatal("lock ended early")
-	}
-	clk.Advance(time.Second)
-	if wait, locked := g.Check(ctx, "BOB ", ip); locked || wait != 0 {
-		t.Fatalf("after lock expiry (name normalised): wait %v locked %v", wait, locked)
-	}
-}
-
-func TestGuardWindowSlides(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	clk := newClock()
-	ip := netip.MustParseAddr("192.0.2.1")
-	g := NewGuard(GuardConfig{Window: 10 * time.Minute, LockAfter: 3, FreeFailures: 5, Now: clk.Now})
-	g.Fail("dave", ip)
-	g.Fail("dave", ip)
-	clk.Advance(11 * time.Minute) // both fall out of the window
-	g.Fail("dave", ip)
-	if _, locked := g.Check(ctx, "dave", ip); locked {
-		t.Fatal("failures outside the window counted")
-	}
-	g.Fail("dave", ip)
-	g.Fail("dave", ip)
-	if _, locked := g.Check(ctx, "dave", ip); !locked {
-		t.Fatal("3 failures inside the window did not lock")
-	}
-}
-
-func TestGuardSameForExistingAndUnknownAccounts(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	// The guard never learns whether an account exists; the caller passes
-	// the submitted name. Two names with the same history must produce the
-	// same answers at every step.
-	trace := func(account string) []guardResult {
-		clk := newClock()
-		g := NewGuard(GuardConfig{LockAfter: 6, Now: clk.Now})
-		ip := netip.MustParseAddr("198.51.100.4")
-		var out []guardResult
-		for i := 0; i < 8; i++ {
-			w, l := g.Check(ctx, account, ip)
-			out = append(out, guardResult{w, l})
-			g.Fail(account, ip)
-			clk.Advance(700 * time.Millisecond)
-		}
-		return out
-	}
-	existing, unknown := trace("alice"), trace("no-such-user-93f1")
-	for i := range existing {
-		if existing[i] != unknown[i] {
-			t.Fatalf("step %d differs: %+v vs %+v", i, existing[i], unknown[i])
-		}
-	}
-	if !existing[len(existing)-1].locked {
-		t.Fatal("trace never reached the lock; the comparison is too weak")
-	}
-}
-
-func TestGuardIPLockAndSucceed(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	clk := newClock()
-	ip := netip.MustParseAddr("203.0.113.7")
-	g := NewGuard(GuardConfig{LockAfter: 3, IPLockAfter: 5, FreeFailures: 10, Now: clk.Now})
-	// Spraying accounts: none reaches 3 failures, the IP reaches 5.
 	for _, a := range []string{"a", "b"} {
-		g.Fail(a, ip)
-		g.Fail(a, ip)
+		for range 2 {
+			reserve(t, g, a, ip)
+			g.Fail(ip)
+		}
 	}
-	g.Succeed("a", ip) // the attacker's own account: must not reset the IP
-	g.Fail("c", ip)
-	if _, locked := g.Check(ctx, "fresh", ip); !locked {
-		t.Fatal("IP spraying five failures did not lock the IP")
+	reserve(t, g, "a", ip)
+	if err := g.Succeed(ctx, "a"); err != nil { // the attacker's own account: must not reset the IP
+		t.Fatal(err)
 	}
-	if _, locked := g.Check(ctx, "fresh", netip.MustParseAddr("203.0.113.8")); locked {
-		t.Fatal("another IP is locked")
+	reserve(t, g, "c", ip)
+	g.Fail(ip) // 5th failure → lock
+	if d := reserve(t, g, "fresh", ip); d.Allowed || d.RetryAfter != 15*time.Minute {
+		t.Fatalf("IP not locked after 5 failures: %+v", d)
 	}
-	// Succeed clears the account's own history.
-	g2 := NewGuard(GuardConfig{LockAfter: 3, FreeFailures: 1, Now: clk.Now})
-	g2.Fail("erin", netip.Addr{})
-	g2.Fail("erin", netip.Addr{})
-	g2.Succeed("erin", netip.Addr{})
-	if w, l := g2.Check(ctx, "erin", netip.Addr{}); w != 0 || l {
-		t.Fatalf("after Succeed: wait %v locked %v", w, l)
+	if d := reserve(t, g, "fresh", netip.MustParseAddr("203.0.113.8")); !d.Allowed {
+		t.Fatal("another IP is locked too")
+	}
+	// Successful attempts never count against the IP (shared NAT).
+	g2 := NewGuard(memory.New(memory.Config{Now: clk.Now}), GuardConfig{IPLockAfter: 2, Now: clk.Now})
+	for i := range 20 {
+		acct := string(rune('a' + i))
+		if d := reserve(t, g2, acct, ip); !d.Allowed {
+			t.Fatalf("successful sign-in %d from a shared address refused", i)
+		}
+		if err := g2.Succeed(ctx, acct); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type failingAttempts struct{ storage.AttemptStore }
+
+func (failingAttempts) AddAttempt(context.Context, string, time.Duration, time.Time) (int, time.Time, error) {
+	return 0, time.Time{}, storage.ErrUnavailable
+}
+
+// A store that cannot count must not let the check run.
+func TestGuardFailsClosed(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(failingAttempts{}, GuardConfig{})
+	d, err := g.Reserve(context.Background(), "x", netip.Addr{})
+	if err == nil || d.Allowed {
+		t.Fatalf("got %+v, %v; want an error and no permission", d, err)
+	}
+	// Through Gate: the comparison is refused and the handler can tell a
+	// store failure from a lock.
+	ctx := g.WithAttempt(context.Background(), "svc", netip.Addr{})
+	if _, err := Gate(ctx); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Gate on a failing store: %v", err)
+	}
+	if err := GateError(ctx); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("GateError = %v", err)
+	}
+	if _, refused := Refused(ctx); refused {
+		t.Fatal("a store failure reported as a lock")
+	}
+}
+
+// Gate reserves the attempt a context carries, refuses past the limit with
+// ErrLocked (Refused then says so), refunds a success, and lets contexts
+// without an attempt through.
+func TestGuardGate(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	g := NewGuard(memory.New(memory.Config{Now: clk.Now}), GuardConfig{Name: "client", LockAfter: 2, Now: clk.Now})
+	bare := context.Background()
+	if done, err := Gate(bare); err != nil {
+		t.Fatalf("no attempt in context: %v", err)
+	} else {
+		done(false)
+	}
+	if _, refused := Refused(bare); refused {
+		t.Fatal("Refused without an attempt")
+	}
+	ip := netip.MustParseAddr("192.0.2.7")
+	attempt := func() (context.Context, func(bool), error) {
+		ctx := g.WithAttempt(bare, "svc", ip)
+		done, err := Gate(ctx)
+		return ctx, done, err
+	}
+	_, done, err := attempt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(true) // refunded: the count stays at 0
+	for i := range 2 {
+		_, done, err := attempt()
+		if err != nil {
+			t.Fatalf("failure %d refused: %v", i+1, err)
+		}
+		done(false)
+	}
+	ctx, _, err := attempt()
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("third failure: %v, want ErrLocked", err)
+	}
+	if wait, refused := Refused(ctx); !refused || wait != 15*time.Minute {
+		t.Fatalf("Refused = %v, %v", wait, refused)
 	}
 }

@@ -104,6 +104,7 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, _ int) (int
 			n++
 		}
 	}
+	n += s.guards.deleteExpired(before)
 	return n, nil
 }
 

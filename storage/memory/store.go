@@ -63,6 +63,9 @@ type Store struct {
 	lockMu sync.Mutex
 	locks  map[string]struct{}
 
+	// guards holds attempt counters and used marks (guards.go).
+	guards guardState
+
 	subMu sync.Mutex
 	subs  map[string]map[chan string]struct{}
 

@@ -150,6 +150,8 @@ var janitorTables = []struct{ table, column string }{
 	{"client_assertion_jtis", "expires_at"},
 	{"login_sessions", "expires_at"},
 	{"blocks", "expires_at"},
+	{"attempt_counters", "expires_at"},
+	{"used_marks", "expires_at"},
 }
 
 // DeleteExpired implements storage.Janitor. Each statement removes at most
