@@ -367,24 +367,17 @@ func (s *Service) setClientDisabled(ctx context.Context, id string, disabled boo
 }
 
 // revokeOwnedKeys revokes every live API key owned by (ownerType, ownerID):
-// containment of a client or user covers the credentials it owns.
+// containment of a client or user covers the credentials it owns. It is
+// one store statement under the owner's lock, so a successor minted by a
+// rotation running meanwhile is covered or never created (no list-then-
+// revoke window).
 func (s *Service) revokeOwnedKeys(ctx context.Context, a Actor, ownerType, ownerID string) (int64, error) {
 	if s.apiKeys == nil {
 		return 0, nil
 	}
-	list, err := s.apiKeys.List(ctx, storage.ListOptions{})
+	n, err := s.apiKeys.RevokeOwner(ctx, ownerType, ownerID, a.ID)
 	if err != nil {
-		return 0, fmt.Errorf("admin: list api keys: %w", err)
-	}
-	var n int64
-	for _, k := range list {
-		if k.OwnerType != ownerType || k.OwnerID != ownerID || (k.Status != storage.APIKeyActive && k.Status != storage.APIKeyRotating) {
-			continue
-		}
-		if err := s.apiKeys.Revoke(ctx, k.ID, a.ID); err != nil {
-			return n, fmt.Errorf("admin: revoke api key %s: %w", k.ID, err)
-		}
-		n++
+		return 0, fmt.Errorf("admin: revoke api keys: %w", err)
 	}
 	return n, nil
 }

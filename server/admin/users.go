@@ -255,19 +255,36 @@ func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*stora
 	if err != nil {
 		return nil, "", fmt.Errorf("admin: hash password: %w", err)
 	}
-	u, err := s.modifyUser(ctx, id, func(u *storage.User) error {
-		if err := requireTargetScopes(a, u); err != nil {
-			return err
-		}
-		u.PasswordHash = string(h)
-		return nil
+	// The sessions end in the same transaction as the hash changes, and
+	// first: no moment exists where the new password is set while a
+	// session opened with the old one still lives.
+	var (
+		u *storage.User
+		n int64
+	)
+	err = retryVersion(func() error {
+		return s.inTx(ctx, func(ctx context.Context) error {
+			cur, err := s.store.UserByID(ctx, id)
+			if err != nil {
+				return fmt.Errorf("admin: user: %w", err)
+			}
+			if err := requireTargetScopes(a, cur); err != nil {
+				return err
+			}
+			if n, err = s.store.DeleteLoginSessionsBySubject(ctx, id); err != nil {
+				return fmt.Errorf("admin: delete login sessions: %w", err)
+			}
+			cur.PasswordHash = string(h)
+			cur.UpdatedAt = s.clock()
+			if err := s.store.UpdateUser(ctx, cur, cur.Version); err != nil {
+				return fmt.Errorf("admin: user: %w", err)
+			}
+			u = redactUser(cur)
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, "", err
-	}
-	n, err := s.store.DeleteLoginSessionsBySubject(ctx, id)
-	if err != nil {
-		return nil, "", fmt.Errorf("admin: delete login sessions: %w", err)
 	}
 	s.record(ctx, a, "user.password_reset", storage.AuditEvent{Subject: id, Details: map[string]string{
 		"login_sessions_deleted": fmt.Sprint(n),
