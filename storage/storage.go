@@ -87,6 +87,13 @@ type UserStore interface {
 type ConsentStore interface {
 	// SaveConsent creates or replaces the consent of (Subject, ClientID).
 	SaveConsent(ctx context.Context, c *Consent) error
+	// GrantConsent adds c.Scopes to the consent of (Subject, ClientID),
+	// creating it if there is none, and sets GrantedAt and ExpiresAt. The
+	// merge happens inside the store in one step, so a consent revoked
+	// meanwhile is never revived with its old scopes: after a concurrent
+	// RevokeConsent the result holds c.Scopes at most. On return c.Scopes
+	// holds the merged set.
+	GrantConsent(ctx context.Context, c *Consent) error
 	GetConsent(ctx context.Context, subject, clientID string) (*Consent, error)
 	ListConsents(ctx context.Context, subject string) ([]*Consent, error)
 	RevokeConsent(ctx context.Context, subject, clientID string) error

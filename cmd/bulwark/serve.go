@@ -335,7 +335,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	if err != nil {
 		return nil, fmt.Errorf("admin service: %w", err)
 	}
-	adminAPI := admin.NewAPI(adminSvc, apikeyauth.Middleware(keySvc, apikeyauth.WithLogger(log)))
+	adminAPI := admin.NewAPI(adminSvc, apikeyauth.Middleware(keySvc, apikeyauth.WithLogger(log), apikeyauth.WithAudit(sink.Record)))
 
 	con, err := console.New(console.Config{
 		Service: adminSvc, Store: store, Hasher: passwords, Sealer: box,
@@ -364,7 +364,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		DB:         store,
 		ClientIP:   ips.IP,
 		Public: []server.Mounter{provider, server.MounterFunc(func(r *mux.Router) {
-			r.Handle("/apikeys/self/rotate", apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log))).Methods(http.MethodPost)
+			r.Handle("/apikeys/self/rotate", apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log), apikeyauth.WithAudit(sink.Record))).Methods(http.MethodPost)
 		})},
 		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
