@@ -121,4 +121,3 @@ func (s *Store) revokeAPIKeys(ctx context.Context, op, sql string, args ...any) 
 	}
 	return out, nil
 }
-
