@@ -164,6 +164,45 @@ func TestE2EAPIKeyChainContainment(t *testing.T) {
 		}
 	})
 
+	t.Run("case=the sealed handover of a scheduled rotation is collected once", func(t *testing.T) {
+		ctx := context.Background()
+		k := cliCreateKey(t, dsn, "--name", "sched", "--owner-type", "service", "--owner-id", "handover", "--scopes", "introspect")
+		row, err := s.app.store.APIKeyByID(ctx, keyID(t, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		row.RotateAt = row.CreatedAt // due now
+		if err := s.app.store.UpdateAPIKey(ctx, row, row.Version); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.app.apiKeys.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if row, _ = s.app.store.APIKeyByID(ctx, row.ID); row.Status != storage.APIKeyRotating || len(row.SealedSuccessorSecret) == 0 {
+			t.Fatalf("scheduled rotation did not seal a successor: %s", row.Status)
+		}
+		type res struct {
+			status int
+			succ   string
+		}
+		results := storagetest.Together(e2eRacers, func(int) res {
+			st, succ := selfRotate(t, s, k)
+			return res{st, succ}
+		})
+		got := storagetest.Count(results, func(r res) bool { return r.status == 200 && r.succ != "" })
+		refused := storagetest.Count(results, func(r res) bool { return r.status == http.StatusConflict })
+		if got != 1 || refused != e2eRacers-1 {
+			t.Fatalf("handover: %d collected, %d refused, want 1 and %d: %v", got, refused, e2eRacers-1, results)
+		}
+		for _, r := range results {
+			if r.succ != "" {
+				if in := s.introspect(r.succ); in["active"] != true {
+					t.Fatalf("collected successor inactive: %v", in)
+				}
+			}
+		}
+	})
+
 	t.Run("case=disabling an owner while its key rotates leaves no key alive", func(t *testing.T) {
 		for round := range 3 {
 			st, c := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/clients", admin,
