@@ -243,17 +243,25 @@ func (s *Service) evictAll(hashes []string) {
 	}
 }
 
-// DeleteClient removes the client and every token issued to it.
+// DeleteClient removes the client and every token issued to it, and
+// revokes the API keys it owns (first: a failure then leaves a client with
+// dead keys, never live keys of a deleted client).
 func (s *Service) DeleteClient(ctx context.Context, a Actor, id string) error {
 	old, err := s.store.ClientByID(ctx, id)
 	if err != nil {
 		return fmt.Errorf("admin: delete client: %w", err)
 	}
+	keys, err := s.revokeOwnedKeys(ctx, a, apikeys.OwnerClient, id)
+	if err != nil {
+		return err
+	}
 	if err := s.store.DeleteClient(ctx, id); err != nil {
 		return fmt.Errorf("admin: delete client: %w", err)
 	}
 	s.evictAll(secretHashes(old))
-	s.record(ctx, a, "client.deleted", storage.AuditEvent{ClientID: id})
+	s.record(ctx, a, "client.deleted", storage.AuditEvent{ClientID: id, Details: map[string]string{
+		"api_keys_revoked": fmt.Sprint(keys),
+	}})
 	return nil
 }
 

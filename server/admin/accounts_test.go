@@ -3,9 +3,11 @@ package admin
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -57,6 +59,32 @@ func TestResetPasswordEndsSessionsAtomically(t *testing.T) {
 		got, err := e.store.UserByID(ctx, "u-1")
 		if err != nil || got.PasswordHash == "old" {
 			t.Fatalf("hash not replaced: %v", err)
+		}
+	})
+}
+
+// Deleting a client revokes the API keys it owns, like disabling it: a key
+// of a client that no longer exists must not keep working.
+func TestDeleteClientRevokesItsAPIKeys(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		m := expect(t, e.do("clients", http.MethodPost, "/clients", webClient("Doomed")), http.StatusCreated, "")
+		id, _ := m["client_id"].(string)
+		tok, k, err := e.keys.Create(ctx, apikeys.CreateRequest{
+			Name: "owned", OwnerType: apikeys.OwnerClient, OwnerID: id, Scopes: []string{apikeys.ScopeIntrospect}, CreatedBy: "test",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.keys.Verify(ctx, tok); err != nil {
+			t.Fatalf("owned key before delete: %v", err)
+		}
+		expect(t, e.do("clients", http.MethodDelete, "/clients/"+id, nil), http.StatusNoContent, "")
+		if _, _, err := e.keys.Verify(ctx, tok); !errors.Is(err, apikeys.ErrRevoked) {
+			t.Fatalf("owned key after delete: %v", err)
+		}
+		if got, _ := e.store.APIKeyByID(ctx, k.ID); got.Status != storage.APIKeyRevoked {
+			t.Fatalf("stored status %s", got.Status)
 		}
 	})
 }
