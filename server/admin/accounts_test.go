@@ -19,8 +19,9 @@ var errInjected = errors.New("injected update failure")
 
 func (failUpdateUser) UpdateUser(context.Context, *storage.User, int64) error { return errInjected }
 
-// ResetPassword ends the user's sessions in the transaction that sets the
-// new hash: both happen, or (when the update fails) neither does.
+// ResetPassword (and ResetTOTP) end the user's sessions in the transaction
+// that changes the credential: both happen, or (when the update fails)
+// neither does.
 func TestResetPasswordEndsSessionsAtomically(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -41,6 +42,9 @@ func TestResetPasswordEndsSessionsAtomically(t *testing.T) {
 		broken.store = failUpdateUser{e.store}
 		if _, _, err := broken.ResetPassword(ctx, actor, "u-1"); !errors.Is(err, errInjected) {
 			t.Fatalf("reset with a failing update: %v", err)
+		}
+		if _, err := broken.ResetTOTP(ctx, actor, "u-1"); !errors.Is(err, errInjected) {
+			t.Fatalf("TOTP reset with a failing update: %v", err)
 		}
 		for _, key := range []string{"s-1", "s-2"} {
 			if _, err := e.store.GetLoginSession(ctx, key); err != nil {
