@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v3"
 	"github.com/sirupsen/logrus"
 
 	"github.com/bulwark-auth/bulwark/storage"
@@ -200,15 +201,64 @@ func (r *Ring) Revoke(ctx context.Context, kid, actor string) error {
 		}
 		k := rows[i]
 		now := r.cfg.Now()
-		if err := r.transition(ctx, cs, k, storage.KeyRevoked, now, actor); err != nil {
+		keys := slices.DeleteFunc(byAlg(rows, k.Algorithm), func(x *storage.SigningKey) bool { return x.KID == kid })
+		if err := r.revokeAndPromote(ctx, cs, k, keys, now, actor); err != nil {
 			return err
 		}
 		if !slices.Contains(r.cfg.Algorithms, k.Algorithm) {
 			return nil
 		}
-		keys := slices.DeleteFunc(byAlg(rows, k.Algorithm), func(x *storage.SigningKey) bool { return x.KID == kid })
-		return r.ensure(ctx, cs, keys, k.Algorithm, now, actor)
+		rows, err = r.cfg.Store.ListSigningKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("keys: list signing keys: %w", err)
+		}
+		return r.ensure(ctx, cs, byAlg(rows, k.Algorithm), k.Algorithm, now, actor)
 	})
+}
+
+// revokeAndPromote revokes k. When k is the active key of a configured
+// algorithm, its replacement (the published next key, or a new key when
+// there is none) becomes active in the same store transaction: signing
+// never finds the algorithm without an active key, on any replica.
+func (r *Ring) revokeAndPromote(ctx context.Context, cs *changes, k *storage.SigningKey, others []*storage.SigningKey, now time.Time, actor string) error {
+	var (
+		repl *storage.SigningKey
+		priv *jose.JSONWebKey
+	)
+	if k.State == storage.KeyActive && slices.Contains(r.cfg.Algorithms, k.Algorithm) &&
+		len(inState(others, storage.KeyActive)) == 0 {
+		if nexts := inState(others, storage.KeyNext); len(nexts) > 0 {
+			repl = nexts[0]
+		} else {
+			row, p, err := newSigningKey(r.cfg.Sealer, k.Algorithm)
+			if err != nil {
+				return err
+			}
+			row.State, row.CreatedAt, row.ActivateAt, row.ActivatedAt = storage.KeyActive, now, now, now
+			repl, priv = row, p
+		}
+	}
+	err := r.cfg.Store.RevokeSigningKey(ctx, k.KID, k.State, now, repl)
+	if errors.Is(err, storage.ErrPreconditionFailed) {
+		// Another replica changed the key first; reload and report.
+		cs.kids = append(cs.kids, k.KID)
+		return fmt.Errorf("%w: %s changed concurrently", ErrUnknownKey, k.KID)
+	}
+	if err != nil {
+		return fmt.Errorf("keys: revoke %s: %w", k.KID, err)
+	}
+	r.record(ctx, cs, k, k.State, string(storage.KeyRevoked), actor, now)
+	switch {
+	case repl == nil:
+	case priv != nil:
+		r.loadMu.Lock()
+		r.private[repl.KID] = priv
+		r.loadMu.Unlock()
+		r.record(ctx, cs, repl, "none", string(storage.KeyActive), actor, now)
+	default:
+		r.record(ctx, cs, repl, storage.KeyNext, string(storage.KeyActive), actor, now)
+	}
+	return nil
 }
 
 // Reseal re-encrypts every sealed private key that was not sealed under the

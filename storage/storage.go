@@ -101,6 +101,13 @@ type UserStore interface {
 type ConsentStore interface {
 	// SaveConsent creates or replaces the consent of (Subject, ClientID).
 	SaveConsent(ctx context.Context, c *Consent) error
+	// GrantConsent adds c.Scopes to the consent of (Subject, ClientID),
+	// creating it if there is none, and sets GrantedAt and ExpiresAt. The
+	// merge happens inside the store in one step, so a consent revoked
+	// meanwhile is never revived with its old scopes: after a concurrent
+	// RevokeConsent the result holds c.Scopes at most. On return c.Scopes
+	// holds the merged set.
+	GrantConsent(ctx context.Context, c *Consent) error
 	GetConsent(ctx context.Context, subject, clientID string) (*Consent, error)
 	ListConsents(ctx context.Context, subject string) ([]*Consent, error)
 	RevokeConsent(ctx context.Context, subject, clientID string) error
@@ -126,6 +133,14 @@ type SigningKeyStore interface {
 	// matching timestamp to at, only if it is still in `from`; otherwise
 	// ErrPreconditionFailed (another replica did it first).
 	TransitionSigningKey(ctx context.Context, kid string, from, to KeyState, at time.Time) error
+	// RevokeSigningKey moves kid from state `from` to revoked and, in the
+	// same transaction, installs its replacement as the active key, so no
+	// reader ever sees the algorithm without an active key. A replacement
+	// in state KeyNext names an existing next key, which is activated at
+	// `at`; one in state KeyActive is a new key, inserted. A nil
+	// replacement only revokes. ErrPreconditionFailed (nothing changed)
+	// when kid is no longer in `from` or the next key is no longer next.
+	RevokeSigningKey(ctx context.Context, kid string, from KeyState, at time.Time, replacement *SigningKey) error
 	// ResealSigningKey replaces the sealed private key bytes.
 	ResealSigningKey(ctx context.Context, kid string, sealed []byte) error
 	DeleteSigningKey(ctx context.Context, kid string) error
@@ -139,6 +154,22 @@ type APIKeyStore interface {
 	UpdateAPIKey(ctx context.Context, k *APIKey, expectVersion int64) error
 	// TouchAPIKeys records last use for many keys in one statement.
 	TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) error
+	// RotateAPIKey replaces old (only if its stored version is still
+	// expectVersion, ErrPreconditionFailed otherwise) and inserts its
+	// successor succ, atomically. It is serialized with RevokeAPIKeyChain
+	// and RevokeAPIKeysByOwner for the same owner: a revocation that
+	// commits first makes the rotation fail, one that commits after it
+	// covers the successor. Both keys' Version fields are written back.
+	RotateAPIKey(ctx context.Context, old *APIKey, expectVersion int64, succ *APIKey) error
+	// RevokeAPIKeyChain revokes key id together with every key linked to
+	// it by rotation (predecessors and successors, transitively) in one
+	// step, erasing sealed successor secrets. It returns the keys it
+	// changed (keys already revoked are left alone and not returned);
+	// ErrNotFound if id is unknown.
+	RevokeAPIKeyChain(ctx context.Context, id string, at time.Time) ([]*APIKey, error)
+	// RevokeAPIKeysByOwner revokes every key of the owner that is not yet
+	// revoked, in one step, and returns them (owner containment).
+	RevokeAPIKeysByOwner(ctx context.Context, ownerType, ownerID string, at time.Time) ([]*APIKey, error)
 }
 
 // AuditStore is the append-only audit trail.

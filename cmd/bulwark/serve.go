@@ -375,7 +375,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	if err != nil {
 		return nil, fmt.Errorf("admin service: %w", err)
 	}
-	adminAPI := admin.NewAPI(adminSvc, apikeyauth.Middleware(keySvc, apikeyauth.WithLogger(log)))
+	adminAPI := admin.NewAPI(adminSvc, apikeyauth.Middleware(keySvc, apikeyauth.WithLogger(log), apikeyauth.WithAudit(sink.Record)))
 
 	con, err := console.New(console.Config{
 		Service: adminSvc, Store: store, Hasher: passwords, Sealer: box,
@@ -403,7 +403,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Logger:     log,
 		DB:         store,
 		ClientIP:   ips.IP,
-		Public:     []server.Mounter{provider, apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log))},
+		Public:     []server.Mounter{provider, apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log), apikeyauth.WithAudit(sink.Record))},
 		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/metrics", protect.Route(protect.Ops(), m.Handler())).Methods(http.MethodGet)
 		})},

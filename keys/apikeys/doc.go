@@ -31,6 +31,15 @@
 // rotation because Verify reports the key's status "rotating". When grace
 // ends the old key expires and any uncollected secret is erased.
 //
+// # Containment
+//
+// A rotation chain is one credential: Revoke revokes the key with every
+// predecessor and successor (RevokeAPIKeyChain, one statement), and
+// RevokeOwner revokes every key of a client or user being contained
+// (RevokeAPIKeysByOwner, one statement). The store serializes both with
+// RotateAPIKey per owner, so a successor minted concurrently is covered or
+// never created. Tokens exchanged from a key ask Usable at introspection.
+//
 // # Replicas
 //
 // Revocation, rotation and expiry publish the key id on the Notifier

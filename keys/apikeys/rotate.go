@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ory/fosite/storage"
-
 	"github.com/bulwark-auth/bulwark/keys/apikey"
 	bstorage "github.com/bulwark-auth/bulwark/storage"
 )
@@ -173,60 +171,49 @@ func (s *Service) rotate(ctx context.Context, k *bstorage.APIKey, actor string, 
 	return tok, succ, nil
 }
 
-// swap stores the successor and the rotated old key together: in one
-// transaction when the store offers them, otherwise old key first (its
-// version check is what stops two replicas rotating one key twice).
+// swap stores the successor and the rotated old key together. The store
+// serializes it with revocations of the owner's keys, so a successor is
+// never minted for a key or owner whose revocation committed first, and a
+// revocation committing after it covers the successor too.
 func (s *Service) swap(ctx context.Context, succ, old *bstorage.APIKey, version int64) error {
-	tx, ok := s.store.(storage.Transactional)
-	if !ok {
-		if err := s.store.UpdateAPIKey(ctx, old, version); err != nil {
-			return err
-		}
-		return s.store.CreateAPIKey(ctx, succ)
-	}
-	tctx, err := tx.BeginTX(ctx)
-	if err != nil {
-		return err
-	}
-	if err := s.store.UpdateAPIKey(tctx, old, version); err != nil {
-		_ = tx.Rollback(tctx)
-		return err
-	}
-	if err := s.store.CreateAPIKey(tctx, succ); err != nil {
-		_ = tx.Rollback(tctx)
-		return err
-	}
-	return tx.Commit(tctx)
+	return s.store.RotateAPIKey(ctx, old, version, succ)
 }
 
-// Revoke ends key id at once (incident containment). The sealed successor
-// secret, if any, is erased, so an attacker holding the old key cannot
-// collect it. A successor already handed out is a key of its own: revoke it
-// too if it is compromised. Revoking a revoked key succeeds.
+// Revoke ends key id at once (incident containment), together with every
+// key of its rotation chain: the predecessor still in its grace period and
+// any successor, whether or not its secret was handed out. Whoever holds
+// one key of a chain could have collected the next, so the chain is one
+// credential. Sealed successor secrets are erased. Revoking a revoked key
+// succeeds.
 func (s *Service) Revoke(ctx context.Context, id, actor string) error {
-	for range 5 {
-		k, err := s.store.APIKeyByID(ctx, id)
-		if err != nil {
-			return fmt.Errorf("apikeys: revoke: %w", err)
-		}
-		if k.Status == bstorage.APIKeyRevoked {
-			return nil
-		}
-		up := *k
-		up.Status = bstorage.APIKeyRevoked
-		up.RevokedAt = s.clock()
-		up.RotateAt = time.Time{}
-		up.SealedSuccessorSecret = nil
-		err = s.store.UpdateAPIKey(ctx, &up, k.Version)
-		if errors.Is(err, bstorage.ErrPreconditionFailed) {
-			continue // changed meanwhile (rotation, rehash): re-read and retry
-		}
-		if err != nil {
-			return fmt.Errorf("apikeys: revoke: %w", err)
-		}
-		s.notifyChange(ctx, k)
-		s.record(ctx, "apikey.revoke", actor, "success", &up, map[string]string{"previous_status": string(k.Status)})
-		return nil
+	revoked, err := s.store.RevokeAPIKeyChain(ctx, id, s.clock())
+	if err != nil {
+		return fmt.Errorf("apikeys: revoke: %w", err)
 	}
-	return ErrConflict
+	for _, k := range revoked {
+		s.notifyChange(ctx, k)
+		d := map[string]string{}
+		if k.ID != id {
+			d["revoked_with"] = id
+		}
+		s.record(ctx, "apikey.revoke", actor, "success", k, d)
+	}
+	return nil
+}
+
+// RevokeOwner revokes every key of (ownerType, ownerID) in one store
+// statement (containment of a disabled client or user) and returns how
+// many it revoked. A rotation running at the same time either finished
+// first, and its successor is revoked too, or fails. With a transaction
+// in ctx it joins it, so the owner's disable and this are one unit.
+func (s *Service) RevokeOwner(ctx context.Context, ownerType, ownerID, actor string) (int64, error) {
+	revoked, err := s.store.RevokeAPIKeysByOwner(ctx, ownerType, ownerID, s.clock())
+	if err != nil {
+		return 0, fmt.Errorf("apikeys: revoke owner: %w", err)
+	}
+	for _, k := range revoked {
+		s.notifyChange(ctx, k)
+		s.record(ctx, "apikey.revoke", actor, "success", k, map[string]string{"reason": "owner_contained"})
+	}
+	return int64(len(revoked)), nil
 }

@@ -97,3 +97,22 @@ func (s *Service) rehash(ctx context.Context, k *storage.APIKey, secret string) 
 	// again; drop it rather than wait for the TTL.
 	s.hasher.Evict([]byte(old))
 }
+
+// Usable reports whether key id is still a working credential (active or
+// rotating, not past its end), reading its current row. Tokens obtained by
+// exchanging a key (RFC 8693) ask this at introspection, so they stop
+// being active the moment their key is revoked or expires, on every
+// replica, including tokens minted while the revocation committed.
+func (s *Service) Usable(ctx context.Context, id string) (bool, error) {
+	k, err := s.store.APIKeyByID(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("apikeys: load key: %w", err)
+	}
+	if k.Status != storage.APIKeyActive && k.Status != storage.APIKeyRotating {
+		return false, nil
+	}
+	return k.ExpiresAt.IsZero() || s.clock().Before(k.ExpiresAt), nil
+}

@@ -243,17 +243,25 @@ func (s *Service) evictAll(hashes []string) {
 	}
 }
 
-// DeleteClient removes the client and every token issued to it.
+// DeleteClient removes the client and every token issued to it, and
+// revokes the API keys it owns (first: a failure then leaves a client with
+// dead keys, never live keys of a deleted client).
 func (s *Service) DeleteClient(ctx context.Context, a Actor, id string) error {
 	old, err := s.store.ClientByID(ctx, id)
 	if err != nil {
 		return fmt.Errorf("admin: delete client: %w", err)
 	}
+	keys, err := s.revokeOwnedKeys(ctx, a, apikeys.OwnerClient, id)
+	if err != nil {
+		return err
+	}
 	if err := s.store.DeleteClient(ctx, id); err != nil {
 		return fmt.Errorf("admin: delete client: %w", err)
 	}
 	s.evictAll(secretHashes(old))
-	s.record(ctx, a, "client.deleted", storage.AuditEvent{ClientID: id})
+	s.record(ctx, a, "client.deleted", storage.AuditEvent{ClientID: id, Details: map[string]string{
+		"api_keys_revoked": fmt.Sprint(keys),
+	}})
 	return nil
 }
 
@@ -367,24 +375,17 @@ func (s *Service) setClientDisabled(ctx context.Context, id string, disabled boo
 }
 
 // revokeOwnedKeys revokes every live API key owned by (ownerType, ownerID):
-// containment of a client or user covers the credentials it owns.
+// containment of a client or user covers the credentials it owns. It is
+// one store statement under the owner's lock, so a successor minted by a
+// rotation running meanwhile is covered or never created (no list-then-
+// revoke window).
 func (s *Service) revokeOwnedKeys(ctx context.Context, a Actor, ownerType, ownerID string) (int64, error) {
 	if s.apiKeys == nil {
 		return 0, nil
 	}
-	list, err := s.apiKeys.List(ctx, storage.ListOptions{})
+	n, err := s.apiKeys.RevokeOwner(ctx, ownerType, ownerID, a.ID)
 	if err != nil {
-		return 0, fmt.Errorf("admin: list api keys: %w", err)
-	}
-	var n int64
-	for _, k := range list {
-		if k.OwnerType != ownerType || k.OwnerID != ownerID || (k.Status != storage.APIKeyActive && k.Status != storage.APIKeyRotating) {
-			continue
-		}
-		if err := s.apiKeys.Revoke(ctx, k.ID, a.ID); err != nil {
-			return n, fmt.Errorf("admin: revoke api key %s: %w", k.ID, err)
-		}
-		n++
+		return 0, fmt.Errorf("admin: revoke api keys: %w", err)
 	}
 	return n, nil
 }

@@ -80,6 +80,7 @@ type APIKeyService interface {
 	List(ctx context.Context, opts storage.ListOptions) ([]*storage.APIKey, error)
 	Rotate(ctx context.Context, id, actor string) (string, *storage.APIKey, error)
 	Revoke(ctx context.Context, id, actor string) error
+	RevokeOwner(ctx context.Context, ownerType, ownerID, actor string) (int64, error)
 }
 
 // Config holds the Service's dependencies.

@@ -255,19 +255,36 @@ func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*stora
 	if err != nil {
 		return nil, "", fmt.Errorf("admin: hash password: %w", err)
 	}
-	u, err := s.modifyUser(ctx, id, func(u *storage.User) error {
-		if err := requireTargetScopes(a, u); err != nil {
-			return err
-		}
-		u.PasswordHash = string(h)
-		return nil
+	// The sessions end in the same transaction as the hash changes, and
+	// first: no moment exists where the new password is set while a
+	// session opened with the old one still lives.
+	var (
+		u *storage.User
+		n int64
+	)
+	err = retryVersion(func() error {
+		return s.inTx(ctx, func(ctx context.Context) error {
+			cur, err := s.store.UserByID(ctx, id)
+			if err != nil {
+				return fmt.Errorf("admin: user: %w", err)
+			}
+			if err := requireTargetScopes(a, cur); err != nil {
+				return err
+			}
+			if n, err = s.store.DeleteLoginSessionsBySubject(ctx, id); err != nil {
+				return fmt.Errorf("admin: delete login sessions: %w", err)
+			}
+			cur.PasswordHash = string(h)
+			cur.UpdatedAt = s.clock()
+			if err := s.store.UpdateUser(ctx, cur, cur.Version); err != nil {
+				return fmt.Errorf("admin: user: %w", err)
+			}
+			u = redactUser(cur)
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, "", err
-	}
-	n, err := s.store.DeleteLoginSessionsBySubject(ctx, id)
-	if err != nil {
-		return nil, "", fmt.Errorf("admin: delete login sessions: %w", err)
 	}
 	s.record(ctx, a, "user.password_reset", storage.AuditEvent{Subject: id, Details: map[string]string{
 		"login_sessions_deleted": fmt.Sprint(n),
@@ -288,24 +305,42 @@ func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*stora
 // the old factor (perhaps by whoever has the lost phone) does not outlive
 // it.
 func (s *Service) ResetTOTP(ctx context.Context, a Actor, userID string) (*storage.User, error) {
-	wasEnrolled := false
-	u, err := s.modifyUser(ctx, userID, func(u *storage.User) error {
-		if err := requireTargetScopes(a, u); err != nil {
-			return err
-		}
-		wasEnrolled = len(u.TOTPSecretSealed) > 0
-		u.TOTPSecretSealed = nil
-		return nil
+	var (
+		u           *storage.User
+		wasEnrolled bool
+		n           int64
+	)
+	// As in ResetPassword: the sessions end in the transaction that
+	// removes the factor, and first.
+	err := retryVersion(func() error {
+		return s.inTx(ctx, func(ctx context.Context) error {
+			cur, err := s.store.UserByID(ctx, userID)
+			if err != nil {
+				return fmt.Errorf("admin: user: %w", err)
+			}
+			if err := requireTargetScopes(a, cur); err != nil {
+				return err
+			}
+			if !isSelf(a, userID) {
+				if n, err = s.store.DeleteLoginSessionsBySubject(ctx, userID); err != nil {
+					return fmt.Errorf("admin: delete login sessions: %w", err)
+				}
+			}
+			wasEnrolled = len(cur.TOTPSecretSealed) > 0
+			cur.TOTPSecretSealed = nil
+			cur.UpdatedAt = s.clock()
+			if err := s.store.UpdateUser(ctx, cur, cur.Version); err != nil {
+				return fmt.Errorf("admin: user: %w", err)
+			}
+			u = redactUser(cur)
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	details := map[string]string{"was_enrolled": fmt.Sprint(wasEnrolled)}
 	if !isSelf(a, userID) {
-		n, err := s.store.DeleteLoginSessionsBySubject(ctx, userID)
-		if err != nil {
-			return nil, fmt.Errorf("admin: delete login sessions: %w", err)
-		}
 		details["login_sessions_deleted"] = fmt.Sprint(n)
 	}
 	s.record(ctx, a, "user.totp_reset", storage.AuditEvent{Subject: userID, Details: details})

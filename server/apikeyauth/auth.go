@@ -38,6 +38,17 @@ type Option func(*options)
 type options struct {
 	log   logrus.FieldLogger
 	realm string
+	audit func(ctx context.Context, e storage.AuditEvent)
+}
+
+// EventAuthFailed is the audit event of a refused API-key authentication.
+const EventAuthFailed = "apikey.auth_failed"
+
+// WithAudit records every refused authentication (audit.Sink.Record): the
+// actor is unknown, the event names the reason and the sink adds the
+// source address. The presented token is never part of it.
+func WithAudit(record func(ctx context.Context, e storage.AuditEvent)) Option {
+	return func(o *options) { o.audit = record }
 }
 
 // WithLogger sets where server-side failures are logged.
@@ -50,6 +61,9 @@ func newOptions(opts []Option) options {
 	o := options{realm: DefaultRealm}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.audit == nil {
+		o.audit = func(context.Context, storage.AuditEvent) {}
 	}
 	if o.log == nil {
 		l := logrus.New()
@@ -98,6 +112,7 @@ func Middleware(svc Verifier, opts ...Option) mux.MiddlewareFunc {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			tok, ok := BearerToken(r)
 			if !ok {
+				o.failed(r, "missing")
 				o.challenge(w, "", "missing bearer api key")
 				return
 			}
@@ -164,17 +179,31 @@ func (o options) challenge(w http.ResponseWriter, code, desc string) {
 	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
+// failed records a refused authentication. reason is one of a fixed set
+// of words; nothing the caller sent is recorded but what the sink takes
+// from the request facts (source address, user agent).
+func (o options) failed(r *http.Request, reason string) {
+	o.audit(r.Context(), storage.AuditEvent{
+		Event: EventAuthFailed, Actor: "unknown", Outcome: "failure",
+		Details: map[string]string{"reason": reason},
+	})
+}
+
 // verifyError maps a Verify or CollectOrRotate error to the response. The
 // descriptions are fixed strings: nothing from the token is echoed.
 func (o options) verifyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, apikeys.ErrMalformed):
+		o.failed(r, "malformed")
 		o.challenge(w, "invalid_token", "malformed api key")
 	case errors.Is(err, apikeys.ErrInvalid):
+		o.failed(r, "invalid")
 		o.challenge(w, "invalid_token", "invalid api key")
 	case errors.Is(err, apikeys.ErrRevoked):
+		o.failed(r, "revoked")
 		o.challenge(w, "invalid_token", "api key revoked")
 	case errors.Is(err, apikeys.ErrExpired):
+		o.failed(r, "expired")
 		o.challenge(w, "invalid_token", "api key expired")
 	case errors.Is(err, storage.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")

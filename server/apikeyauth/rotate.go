@@ -70,6 +70,7 @@ func (h *SelfRotateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, ok := BearerToken(r)
 	if !ok {
+		h.o.failed(r, "missing")
 		h.o.challenge(w, "", "missing bearer api key")
 		return
 	}

@@ -70,6 +70,7 @@ func (s *Sink) Record(ctx context.Context, e storage.AuditEvent) {
 		fill(&e.ClientID, info.ClientID())
 		fill(&e.Subject, info.Subject())
 	}
+	Sanitize(&e)
 	Scrub(&e)
 
 	// "event_time", not "time": logrus owns "time" (the line's own
@@ -112,6 +113,33 @@ func fill(dst *string, v string) {
 	if *dst == "" {
 		*dst = v
 	}
+}
+
+// Sanitize makes every text field and detail of e storable: invalid UTF-8
+// becomes U+FFFD and NUL bytes are dropped. Postgres refuses both in text
+// and jsonb (SQLSTATE 22021, 22P05), and any client chooses its own
+// User-Agent, so without this one request could keep its event out of the
+// trail. Every event passes through here, whoever records it.
+func Sanitize(e *storage.AuditEvent) {
+	for _, p := range []*string{&e.Event, &e.Actor, &e.SourceIP, &e.UserAgent, &e.ClientID,
+		&e.Subject, &e.Outcome, &e.RequestID} {
+		*p = clean(*p)
+	}
+	if len(e.Details) == 0 {
+		return
+	}
+	// Always a fresh map: the caller's may be shared.
+	d := make(map[string]string, len(e.Details))
+	for k, v := range e.Details {
+		d[clean(k)] = clean(v)
+	}
+	e.Details = d
+}
+
+// clean returns s as valid UTF-8 without NUL bytes.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "")
 }
 
 // Redacted replaces values Scrub refuses.

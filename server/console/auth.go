@@ -93,7 +93,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !verdict.Allowed {
-		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: "denied", Details: map[string]string{"step": "password", "reason": "throttled"}})
+		c.auditSignInFailure(ctx, "denied", "password", "throttled", nil)
 		token, err := c.preToken(w, r)
 		if err != nil {
 			c.fail(w, r, nil, err)
@@ -121,7 +121,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	match := len(password) <= 1024 && c.cfg.Hasher.Compare(ctx, hash, []byte(password)) == nil
 	if user == nil || user.Disabled || len(user.AdminScopes) == 0 || password == "" || !match {
 		c.cfg.Guard.Fail(ip)
-		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: username, Outcome: "failure", Details: map[string]string{"step": "password"}})
+		c.auditSignInFailure(ctx, "failure", "password", passwordFailureReason(user, password, match), user)
 		token, err := c.preToken(w, r)
 		if err != nil {
 			c.fail(w, r, nil, err)
@@ -244,7 +244,7 @@ func (c *Console) totpSubmit(w http.ResponseWriter, r *http.Request) {
 	if !verdict.Allowed {
 		// Not even checked: a right code guessed during the lockout must
 		// not be confirmed.
-		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: "user:" + u.ID, Subject: u.ID, Outcome: "failure", Details: map[string]string{"step": "totp", "reason": "locked"}})
+		c.auditSignInFailure(ctx, "failure", "totp", "locked", u)
 		_ = c.cfg.Store.DeleteLoginSession(ctx, ls.Key)
 		c.toLogin(w, r, "totp_locked")
 		return
@@ -257,7 +257,7 @@ func (c *Console) totpSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		c.cfg.TOTPGuard.Fail(ip)
-		c.audit(ctx, storage.AuditEvent{Event: EventLogin, Actor: "user:" + u.ID, Subject: u.ID, Outcome: "failure", Details: map[string]string{"step": "totp"}})
+		c.auditSignInFailure(ctx, "failure", "totp", "wrong_code", u)
 		c.render(w, http.StatusUnauthorized, "totp", view{Title: "Two-factor authentication", CSRF: ls.Data["csrf"], Error: "That code is not valid. Enter the current code from your authenticator app."})
 		return
 	}
@@ -424,6 +424,14 @@ func (c *Console) totpEnrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		u, err := c.cfg.Store.UserByID(ctx, rc.user.ID)
 		if err != nil {
 			c.fail(w, r, rc, err)
+			return
+		}
+		if len(u.TOTPSecretSealed) > 0 {
+			// A concurrent enrolment (another tab, another replica) won:
+			// the version check below makes the first writer the only
+			// one, and the loser must not overwrite its secret.
+			rc.user = u
+			c.renderAccount(w, r, rc, http.StatusConflict, "", "Two-factor authentication is already enrolled.")
 			return
 		}
 		u.TOTPSecretSealed = sealed

@@ -29,6 +29,27 @@ const (
 // APIKeys verifies API keys (keys/apikeys.Service).
 type APIKeys interface {
 	Verify(ctx context.Context, token string) (*apikeys.Principal, *storage.APIKey, error)
+	// Usable reports whether the key is still a working credential.
+	Usable(ctx context.Context, id string) (bool, error)
+}
+
+// exchangedTokenLive reports whether an access token obtained by
+// exchanging an API key may still introspect active: its key must be
+// usable now. Checking the key's row at introspection, rather than
+// deleting the token sessions when the key is revoked, leaves no window:
+// a token minted while the revocation commits is refused as well, and a
+// key that merely expires takes its tokens with it. The cost is one
+// indexed SELECT, for exchanged tokens only. Resource servers that verify
+// the JWT offline do not see this; the token's short lifetime bounds them.
+func (p *Provider) exchangedTokenLive(ctx context.Context, ar fosite.Requester) (bool, error) {
+	sess, ok := ar.GetSession().(*storage.Session)
+	if !ok || sess.APIKeyID == "" {
+		return true, nil
+	}
+	if p.cfg.APIKeys == nil {
+		return false, nil
+	}
+	return p.cfg.APIKeys.Usable(ctx, sess.APIKeyID)
 }
 
 // isAPIKey tells an API key from an OAuth token by its prefix; the key's

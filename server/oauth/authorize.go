@@ -390,24 +390,14 @@ func (p *Provider) hasConsent(ctx context.Context, c *storage.Client, subject st
 	return true, nil
 }
 
-// saveConsent remembers the granted scopes, merged with earlier grants.
+// saveConsent remembers the granted scopes, merged with earlier grants by
+// the store in one statement: reading the consent here and writing back
+// the merge would revive a consent an admin revokes in between.
 func (p *Provider) saveConsent(ctx context.Context, c *storage.Client, subject string, scopes fosite.Arguments) error {
-	merged := append([]string(nil), scopes...)
-	prev, err := p.cfg.Store.GetConsent(ctx, subject, c.ID)
-	switch {
-	case err == nil:
-		for _, s := range prev.Scopes {
-			if !fosite.Arguments(merged).Has(s) {
-				merged = append(merged, s)
-			}
-		}
-	case !errors.Is(err, storage.ErrNotFound):
-		return fmt.Errorf("oauth: load consent: %w", err)
-	}
-	if err := p.cfg.Store.SaveConsent(ctx, &storage.Consent{
+	if err := p.cfg.Store.GrantConsent(ctx, &storage.Consent{
 		Subject:   subject,
 		ClientID:  c.ID,
-		Scopes:    merged,
+		Scopes:    append([]string(nil), scopes...),
 		GrantedAt: p.cfg.Now().UTC(),
 	}); err != nil {
 		return fmt.Errorf("oauth: save consent: %w", err)

@@ -37,6 +37,7 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (*storage.User, error)
 	UserByUsername(ctx context.Context, username string) (*storage.User, error)
 	SaveConsent(ctx context.Context, c *storage.Consent) error
+	GrantConsent(ctx context.Context, c *storage.Consent) error
 	GetConsent(ctx context.Context, subject, clientID string) (*storage.Consent, error)
 	CreateLoginSession(ctx context.Context, s *storage.LoginSession) error
 	GetLoginSession(ctx context.Context, key string) (*storage.LoginSession, error)

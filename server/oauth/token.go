@@ -298,6 +298,14 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeIntrospection(w, map[string]any{"active": false})
 		return
 	}
+	if live, err := p.exchangedTokenLive(ctx, ir.GetAccessRequester()); err != nil || !live {
+		if err != nil {
+			p.writeJSONError(w, r, err)
+			return
+		}
+		writeIntrospection(w, map[string]any{"active": false})
+		return
+	}
 	p.writeActive(w, ir.GetTokenUse(), ir.GetAccessRequester())
 }
 

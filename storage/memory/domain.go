@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -134,6 +135,28 @@ func (s *Store) SaveConsent(ctx context.Context, c *storage.Consent) error {
 	if c.GrantedAt.IsZero() {
 		c.GrantedAt = s.stamp()
 	}
+	put(tx, s.consents, pairKey{c.Subject, c.ClientID}, cloneConsent(c))
+	return nil
+}
+
+// GrantConsent implements storage.ConsentStore: read and merge happen
+// under the one write lock, so a concurrent RevokeConsent is either before
+// (nothing to merge) or after (the merged consent goes).
+func (s *Store) GrantConsent(ctx context.Context, c *storage.Consent) error {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	if c.GrantedAt.IsZero() {
+		c.GrantedAt = s.stamp()
+	}
+	merged := cloneStrings(c.Scopes)
+	if prev, ok := s.consents[pairKey{c.Subject, c.ClientID}]; ok {
+		for _, sc := range prev.Scopes {
+			if !slices.Contains(merged, sc) {
+				merged = append(merged, sc)
+			}
+		}
+	}
+	c.Scopes = merged
 	put(tx, s.consents, pairKey{c.Subject, c.ClientID}, cloneConsent(c))
 	return nil
 }

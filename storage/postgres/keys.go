@@ -213,3 +213,34 @@ func (s *Store) TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time)
 		WHERE k.id = u.id`, ids, times)
 	return classify("postgres: touch api keys", err)
 }
+
+// RevokeSigningKey implements storage.SigningKeyStore: the revocation and
+// the promotion (or insertion) of the replacement commit together.
+func (s *Store) RevokeSigningKey(ctx context.Context, kid string, from storage.KeyState, at time.Time, replacement *storage.SigningKey) error {
+	return s.withTx(ctx, func(ctx context.Context) error {
+		tag, err := s.q(ctx).Exec(ctx, `UPDATE signing_keys SET state = 'revoked', revoked_at = $3
+			WHERE kid = $1 AND state = $2`, kid, string(from), at)
+		if err != nil {
+			return classify("postgres: revoke signing key", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return s.versionMiss(ctx, "revoke signing key", `SELECT EXISTS (SELECT 1 FROM signing_keys WHERE kid = $1)`, kid, pgx.ErrNoRows)
+		}
+		switch {
+		case replacement == nil:
+			return nil
+		case replacement.State == storage.KeyNext:
+			tag, err := s.q(ctx).Exec(ctx, `UPDATE signing_keys SET state = 'active', activated_at = $2
+				WHERE kid = $1 AND state = 'next'`, replacement.KID, at)
+			if err != nil {
+				return classify("postgres: promote signing key", err)
+			}
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("postgres: promote signing key %s: %w", replacement.KID, storage.ErrPreconditionFailed)
+			}
+			return nil
+		default:
+			return s.CreateSigningKey(ctx, replacement)
+		}
+	})
+}

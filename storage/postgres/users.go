@@ -133,6 +133,30 @@ func (s *Store) SaveConsent(ctx context.Context, c *storage.Consent) error {
 	return classify("postgres: save consent", err)
 }
 
+// GrantConsent implements storage.ConsentStore with one INSERT … ON
+// CONFLICT that merges the scopes in SQL: the row it merges into is the one
+// locked by the conflict, so there is no read of a consent a concurrent
+// revocation deletes. New scopes come first, earlier ones keep their order.
+func (s *Store) GrantConsent(ctx context.Context, c *storage.Consent) error {
+	if c.GrantedAt.IsZero() {
+		c.GrantedAt = s.now()
+	}
+	var scopes []string
+	err := s.q(ctx).QueryRow(ctx, `INSERT INTO consents AS c (subject, client_id, scopes, granted_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (subject, client_id) DO UPDATE
+		SET scopes = ARRAY(SELECT u.s FROM unnest(EXCLUDED.scopes || c.scopes) WITH ORDINALITY AS u(s, i)
+				GROUP BY u.s ORDER BY min(u.i)),
+			granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at
+		RETURNING scopes`,
+		c.Subject, c.ClientID, nonNil(c.Scopes), c.GrantedAt, nullTime(c.ExpiresAt)).Scan(&scopes)
+	if err != nil {
+		return classify("postgres: grant consent", err)
+	}
+	c.Scopes = nilIfEmpty(scopes)
+	return nil
+}
+
 const consentSelect = `subject, client_id, scopes, granted_at, expires_at`
 
 func scanConsent(row pgx.Row) (*storage.Consent, error) {
