@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -63,12 +64,11 @@ func (a *API) routes() []route {
 		au = apikeys.ScopeAuditRead
 	)
 	return []route{
-		{http.MethodGet, "/openapi.json", ScopeAny, a.openAPI},
-
 		{http.MethodGet, "/clients", cr, a.listClients},
 		{http.MethodPost, "/clients", cw, a.createClient},
 		{http.MethodGet, "/clients/{id}", cr, a.getClient},
 		{http.MethodPut, "/clients/{id}", cw, a.updateClient},
+		{http.MethodPatch, "/clients/{id}", cw, a.patchClient},
 		{http.MethodDelete, "/clients/{id}", cw, a.deleteClient},
 		{http.MethodPost, "/clients/{id}/secret", cw, a.rotateClientSecret},
 		{http.MethodPost, "/clients/{id}/disable", cw, a.disableClient},
@@ -76,7 +76,12 @@ func (a *API) routes() []route {
 
 		{http.MethodGet, "/users", us, a.listUsers},
 		{http.MethodPost, "/users", us, a.createUser},
+		// The self route comes first: "self" would otherwise match {id}.
+		{http.MethodPost, "/users/self/password", ScopeAny, a.changeOwnPassword},
 		{http.MethodGet, "/users/{id}", us, a.getUser},
+		{http.MethodPut, "/users/{id}", us, a.updateUser},
+		{http.MethodPatch, "/users/{id}", us, a.patchUser},
+		{http.MethodDelete, "/users/{id}", us, a.deleteUser},
 		{http.MethodPost, "/users/{id}/disable", us, a.disableUser},
 		{http.MethodPost, "/users/{id}/enable", us, a.enableUser},
 		{http.MethodPost, "/users/{id}/password", us, a.resetPassword},
@@ -103,16 +108,48 @@ func (a *API) routes() []route {
 	}
 }
 
-// Register mounts the API under Prefix on r. Every route runs behind the
-// authentication middleware and its own scope check.
+// OpenAPIPath is where the OpenAPI document is served, without an API
+// key: it describes the API and holds no secrets.
+const OpenAPIPath = Prefix + "/openapi.json"
+
+// Register mounts the API under Prefix on r. Every route but the OpenAPI
+// document runs behind the authentication middleware and its own scope
+// check. A known path with a method it does not serve is 405 with Allow
+// (RFC 9110 §15.5.6), not 404.
 func (a *API) Register(r *mux.Router) {
+	r.Handle(OpenAPIPath, http.HandlerFunc(a.openAPI)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(OpenAPIPath, methodNotAllowed([]string{http.MethodGet, http.MethodHead}))
 	sub := r.PathPrefix(Prefix).Subrouter()
 	if a.auth != nil {
 		sub.Use(a.auth)
 	}
-	for _, rt := range a.routes() {
+	routes := a.routes()
+	var paths []string
+	allow := map[string][]string{}
+	for _, rt := range routes {
 		sub.Handle(rt.path, a.guard(rt)).Methods(rt.method)
+		if _, ok := allow[rt.path]; !ok {
+			paths = append(paths, rt.path)
+		}
+		allow[rt.path] = append(allow[rt.path], rt.method)
 	}
+	// After every method route, in the same order, so "/apikeys/self"
+	// still shadows "/apikeys/{id}".
+	for _, p := range paths {
+		sub.Handle(p, methodNotAllowed(allow[p]))
+	}
+}
+
+// methodNotAllowed answers 405 naming the methods the path serves.
+func methodNotAllowed(methods []string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{
+			Error: "method_not_allowed", Description: r.Method + " is not allowed here; allowed: " + allow,
+		})
+	})
 }
 
 // guard enforces function-level authorization: no principal is 401 (fail
