@@ -117,8 +117,8 @@ const OpenAPIPath = Prefix + "/openapi.json"
 // check. A known path with a method it does not serve is 405 with Allow
 // (RFC 9110 §15.5.6), not 404.
 func (a *API) Register(r *mux.Router) {
-	r.Handle(OpenAPIPath, http.HandlerFunc(a.openAPI)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle(OpenAPIPath, methodNotAllowed([]string{http.MethodGet, http.MethodHead}))
+	r.Handle(OpenAPIPath, http.HandlerFunc(a.openAPI)).Methods(http.MethodGet)
+	r.Handle(OpenAPIPath, methodNotAllowed([]string{http.MethodGet}))
 	sub := r.PathPrefix(Prefix).Subrouter()
 	if a.auth != nil {
 		sub.Use(a.auth)
