@@ -83,7 +83,7 @@ func TestUserFilterUpdateDelete(t *testing.T) {
 		}
 		// Now alice holds a scope the users key lacks: it may not edit her.
 		r = e.do("users", http.MethodPatch, "/users/"+aliceID, `{"email":"x@example.com"}`, "Content-Type", mp, "If-Match", `"5"`)
-		m = expect(t, r, http.StatusForbidden, "insufficient_scope")
+		expect(t, r, http.StatusForbidden, "insufficient_scope")
 		if !strings.Contains(r.header.Get("WWW-Authenticate"), apikeys.ScopeAuditRead) {
 			t.Errorf("WWW-Authenticate does not name the scope: %q", r.header.Get("WWW-Authenticate"))
 		}
