@@ -70,24 +70,24 @@ func formValues(t *testing.T, body, action string) url.Values {
 				}
 			case "select":
 				name, _ := attr(n, "name")
-				first, chosen := "", ""
+				var first, chosen *string
 				for o := n.FirstChild; o != nil; o = o.NextSibling {
 					if o.Type != html.ElementNode || o.Data != "option" {
 						continue
 					}
 					v, _ := attr(o, "value")
-					if first == "" {
-						first = v
+					if first == nil {
+						first = &v
 					}
-					if _, sel := attr(o, "selected"); sel && chosen == "" {
-						chosen = v
+					if _, sel := attr(o, "selected"); sel && chosen == nil {
+						chosen = &v
 					}
 				}
-				if chosen == "" {
+				if chosen == nil {
 					chosen = first
 				}
-				if name != "" {
-					out.Add(name, chosen)
+				if name != "" && chosen != nil {
+					out.Add(name, *chosen)
 				}
 				return
 			}
