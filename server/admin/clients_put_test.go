@@ -231,3 +231,24 @@ func TestClientLifespanFormats(t *testing.T) {
 }
 
 func newMemory() *memory.Store { return memory.New(memory.Config{}) }
+
+// A mistyped field is named with the JSON type it needs.
+func TestClientWrongTypeNamesJSONType(t *testing.T) {
+	e := newEnv(t, newMemory())
+	cases := []struct {
+		name, body, field, want string
+	}{
+		{"case=scope-array", `{"scope":["a","b"]}`, "scope", "must be a JSON string"},
+		{"case=redirects-string", `{"redirect_uris":"https://a.example/cb"}`, "redirect_uris", "must be a JSON array"},
+		{"case=skip-consent-string", `{"skip_consent":"yes"}`, "skip_consent", "must be a JSON boolean"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := expect(t, e.do("clients", http.MethodPost, "/clients", c.body), http.StatusBadRequest, "invalid_client_metadata")
+			fs, _ := m["fields"].([]any)
+			if len(fs) != 1 || fs[0].(map[string]any)["field"] != c.field || fs[0].(map[string]any)["problem"] != c.want {
+				t.Fatalf("%v", m)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -220,7 +221,7 @@ func decodeError(code string, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
 		return invalid(code, "a field has the wrong type",
-			storage.FieldProblem{Field: te.Field, Problem: "must be of type " + te.Type.String()})
+			storage.FieldProblem{Field: te.Field, Problem: "must be a JSON " + jsonType(te.Type)})
 	}
 	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
 		name, _ := strconv.Unquote(strings.TrimPrefix(msg, "json: unknown field "))
@@ -230,6 +231,32 @@ func decodeError(code string, err error) error {
 		return invalid(code, "the body has an unknown field", storage.FieldProblem{Field: name, Problem: "is not a known field"})
 	}
 	return invalid(code, "the body is not valid JSON for this operation")
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// jsonType names the JSON type a Go type is decoded from, for messages
+// that a caller who never saw the Go code understands.
+func jsonType(t reflect.Type) string {
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return "string"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct, reflect.Pointer:
+		return "object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	}
+	return t.String()
 }
 
 // requireEmpty accepts an action request with no body or "{}".
