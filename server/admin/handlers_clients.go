@@ -101,14 +101,7 @@ func decodeClient(body []byte, current *clientView) (ClientInput, error) {
 	if err != nil {
 		return in, err
 	}
-	for _, f := range clientLifespans {
-		if raw, ok := fields[f]; ok {
-			var d storage.Duration
-			if err := d.UnmarshalJSON(raw); err != nil {
-				problems = append(problems, storage.FieldProblem{Field: f, Problem: `must be a duration such as "15m" or "720h" (or a number of seconds)`})
-			}
-		}
-	}
+	problems = append(problems, durationProblems(fields, clientLifespans)...)
 	if len(problems) > 0 {
 		return in, invalid(code, "the client metadata is invalid", sortProblems(problems)...)
 	}

@@ -347,16 +347,30 @@ func ts(t time.Time) *time.Time {
 	return &t
 }
 
-func seconds(d time.Duration) int64 { return int64(d / time.Second) }
-
-// durations converts second counts, collecting a problem per bad field.
-type durations struct{ problems []storage.FieldProblem }
-
-func (d *durations) get(field string, secs int64) time.Duration {
-	const maxSecs = 10 * 365 * 24 * 3600
-	if secs < 0 || secs > maxSecs {
-		d.problems = append(d.problems, storage.FieldProblem{Field: field, Problem: fmt.Sprintf("must be between 0 and %d seconds", maxSecs)})
-		return 0
+// durationProblems names each member of fields that should be a duration
+// (storage.Duration: a Go duration string, or seconds for compatibility)
+// and is not.
+func durationProblems(fields map[string]json.RawMessage, names []string) []storage.FieldProblem {
+	var problems []storage.FieldProblem
+	for _, f := range names {
+		if raw, ok := fields[f]; ok {
+			var d storage.Duration
+			if err := d.UnmarshalJSON(raw); err != nil {
+				problems = append(problems, storage.FieldProblem{Field: f, Problem: `must be a duration such as "15m" or "720h" (or a number of seconds)`})
+			}
+		}
 	}
-	return time.Duration(secs) * time.Second
+	return problems
+}
+
+// checkDurations is durationProblems for a whole body, as an error.
+func checkDurations(body []byte, names []string, code string) error {
+	fields, err := objectFields(body, code)
+	if err != nil {
+		return err
+	}
+	if p := durationProblems(fields, names); len(p) > 0 {
+		return invalid(code, "a duration is invalid", p...)
+	}
+	return nil
 }
