@@ -16,10 +16,10 @@ var apiKeyReadOnly = []string{
 }
 
 type apiKeyRequest struct {
-	Name           string   `json:"name"`
-	OwnerType      string   `json:"owner_type"`
-	OwnerID        string   `json:"owner_id"`
-	Scopes         []string `json:"scopes"`
+	Name      string   `json:"name"`
+	OwnerType string   `json:"owner_type"`
+	OwnerID   string   `json:"owner_id"`
+	Scopes    []string `json:"scopes"`
 	// Periods are Go durations ("2160h"); a number is read as seconds
 	// for compatibility with the API's first version.
 	ExpiresIn      storage.Duration `json:"expires_in"`
@@ -32,23 +32,23 @@ type apiKeyRequest struct {
 var apiKeyDurations = []string{"expires_in", "rotation_period", "grace_period"}
 
 type apiKeyView struct {
-	ID             string     `json:"id"`
-	Name           string     `json:"name"`
-	OwnerType      string     `json:"owner_type"`
-	OwnerID        string     `json:"owner_id"`
-	Scopes         []string   `json:"scopes"`
-	Status         string     `json:"status"`
-	CreatedBy      string     `json:"created_by"`
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
-	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
-	RotateAt       *time.Time `json:"rotate_at,omitempty"`
+	ID             string           `json:"id"`
+	Name           string           `json:"name"`
+	OwnerType      string           `json:"owner_type"`
+	OwnerID        string           `json:"owner_id"`
+	Scopes         []string         `json:"scopes"`
+	Status         string           `json:"status"`
+	CreatedBy      string           `json:"created_by"`
+	CreatedAt      *time.Time       `json:"created_at,omitempty"`
+	ExpiresAt      *time.Time       `json:"expires_at,omitempty"`
+	LastUsedAt     *time.Time       `json:"last_used_at,omitempty"`
+	RevokedAt      *time.Time       `json:"revoked_at,omitempty"`
+	RotateAt       *time.Time       `json:"rotate_at,omitempty"`
 	RotationPeriod storage.Duration `json:"rotation_period"`
 	GracePeriod    storage.Duration `json:"grace_period"`
-	ReplacesID     string     `json:"replaces_id,omitempty"`
-	ReplacedByID   string     `json:"replaced_by_id,omitempty"`
-	Version        int64      `json:"version"`
+	ReplacesID     string           `json:"replaces_id,omitempty"`
+	ReplacedByID   string           `json:"replaced_by_id,omitempty"`
+	Version        int64            `json:"version"`
 	// Token is present once, when the key is created or rotated.
 	Token string `json:"token,omitempty"`
 }
