@@ -496,6 +496,12 @@ func (s *Service) ChangeOwnPassword(ctx context.Context, a Actor, id, current, n
 			storage.FieldProblem{Field: "id", Problem: "is not your account"})
 	}
 	if err := s.validateUser(a, UserInput{Username: "x", Password: next}); err != nil {
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			for i := range inv.Problems {
+				inv.Problems[i].Field = "new_password"
+			}
+		}
 		return nil, err
 	}
 	if next == "" {

@@ -132,7 +132,9 @@ func TestChangeOwnPassword(t *testing.T) {
 		if !strings.Contains(m["error_description"].(string), "current password") {
 			t.Errorf("wrong password: %v", m)
 		}
-		expect(t, e.do("carol", http.MethodPost, path, map[string]any{"current_password": oldPW, "new_password": "short"}), http.StatusBadRequest, "invalid_request")
+		if m := expect(t, e.do("carol", http.MethodPost, path, map[string]any{"current_password": oldPW, "new_password": "short"}), http.StatusBadRequest, "invalid_request"); !hasField(m, "new_password") {
+			t.Errorf("short password: %v", m)
+		}
 		expect(t, e.do("carol", http.MethodPost, path, map[string]any{"current_password": oldPW}), http.StatusBadRequest, "invalid_request")
 		expect(t, e.do("carol", http.MethodPost, path, map[string]any{"current_password": oldPW, "new_password": newPW, "user_id": "x"}), http.StatusBadRequest, "invalid_request")
 		// A key not owned by a user has no "own" password.

@@ -210,6 +210,7 @@ func (c *Console) Register(r *mux.Router) {
 	}{
 		{get, "/", anyScope, c.overview},
 		{get, "/account", anyScope, c.accountPage},
+		{post, "/account/password", anyScope, c.accountPassword},
 		{post, "/account/totp", anyScope, c.totpEnrol},
 		{get, "/account/totp/remove", anyScope, c.totpRemoveConfirm},
 		{post, "/account/totp/remove", anyScope, c.totpRemove},

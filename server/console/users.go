@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -236,4 +237,30 @@ func (c *Console) userDelete(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 			{"Tokens revoked", strconv.FormatInt(n.Tokens, 10)}},
 		Next: Prefix + "/users", NextLabel: "Back to users",
 	}))
+}
+
+// accountPassword changes the signed-in user's own password, given the
+// current one (admin.Service.ChangeOwnPassword).
+func (c *Console) accountPassword(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	f := r.PostForm
+	_, err := c.cfg.Service.ChangeOwnPassword(r.Context(), rc.actor, rc.user.ID, f.Get("current_password"), f.Get("new_password"))
+	if errors.Is(err, admin.ErrWrongPassword) {
+		c.renderAccount(w, r, rc, http.StatusForbidden, "", "The current password is wrong; your password is unchanged.")
+		return
+	}
+	if p, ok := invalidProblems(err); ok {
+		msg := "The new password is not acceptable."
+		for _, pr := range p {
+			if pr.Field == "password" || pr.Field == "new_password" {
+				msg = "The new password " + pr.Problem + "."
+			}
+		}
+		c.renderAccount(w, r, rc, http.StatusBadRequest, "", msg)
+		return
+	}
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	c.renderAccount(w, r, rc, http.StatusOK, "Your password is changed.", "")
 }

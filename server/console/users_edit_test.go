@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -65,5 +66,36 @@ func TestConsoleUserEditDelete(t *testing.T) {
 	evs, err := e.store.ListAudit(ctx, storage.AuditFilter{Event: "user.deleted", Limit: 10})
 	if err != nil || len(evs) != 1 {
 		t.Errorf("audit: %d events, %v", len(evs), err)
+	}
+}
+
+// An admin changes their own password on the Account page, given the
+// current one.
+func TestConsoleChangeOwnPassword(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	u := e.addUser("root", allScopes...)
+	b := e.browser()
+	b.login("root")
+	const next = "a brand new password"
+	p := b.submit("/admin/account", "/admin/account/password", url.Values{"current_password": {"wrong password here"}, "new_password": {next}})
+	if p.status != http.StatusForbidden || !strings.Contains(p.body, "current password is wrong") {
+		t.Fatalf("wrong current: %d", p.status)
+	}
+	p = b.submit("/admin/account", "/admin/account/password", url.Values{"current_password": {adminPassword}, "new_password": {"short"}})
+	if p.status != http.StatusBadRequest {
+		t.Fatalf("short: %d", p.status)
+	}
+	stored, _ := e.store.UserByID(ctx, u.ID)
+	if e.hasher.Compare(ctx, []byte(stored.PasswordHash), []byte(adminPassword)) != nil {
+		t.Fatal("a refused change changed the password")
+	}
+	p = b.submit("/admin/account", "/admin/account/password", url.Values{"current_password": {adminPassword}, "new_password": {next}})
+	if p.status != http.StatusOK || !strings.Contains(p.body, "password is changed") {
+		t.Fatalf("change: %d", p.status)
+	}
+	stored, _ = e.store.UserByID(ctx, u.ID)
+	if e.hasher.Compare(ctx, []byte(stored.PasswordHash), []byte(next)) != nil {
+		t.Fatal("new password does not verify")
 	}
 }
