@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -373,7 +374,10 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, errors.New(`must be a duration such as "15m" or "720h"`)
+		if len(s) > 32 {
+			s = s[:32] + "…"
+		}
+		return 0, fmt.Errorf(`%q is not a duration: use Go syntax such as "15m" or "720h"`, s)
 	}
 	return v, nil
 }
