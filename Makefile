@@ -42,7 +42,7 @@ gosec:
 
 # The admin API's OpenAPI document against Redocly's recommended rules.
 openapi-lint:
-	@test -x $(REDOCLY) || { echo "$(REDOCLY) missing: run .ci/run, or npm install --prefix .ci/node @redocly/cli@2.7.0"; exit 1; }
+	@test -x $(REDOCLY) || { echo "$(REDOCLY) missing: run .ci/run, or npm install --prefix .ci/node @redocly/cli@1.34.5"; exit 1; }
 	$(REDOCLY) lint --config .ci/redocly.yaml server/admin/openapi.json
 
 unit:
