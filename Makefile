@@ -6,8 +6,10 @@ GOSEC         := github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 GOBIN         := $(shell $(GO) env GOPATH)/bin
 FUZZTIME      ?= 10s
 PKGS          := ./...
+# .ci/run installs the pinned @redocly/cli here.
+REDOCLY       := .ci/node/node_modules/.bin/redocly
 
-.PHONY: build test lint fmt-check vet staticcheck gosec unit fuzz tools run bench
+.PHONY: build test lint fmt-check vet staticcheck gosec openapi-lint unit fuzz tools run bench
 
 # The version and commit `bulwark version` prints (and bulwark_build_info
 # exports); without git they come from Go's build information.
@@ -29,7 +31,7 @@ tools:
 ## test suite (Postgres tests included), and bounded fuzzing.
 test: lint unit fuzz
 
-lint: tools fmt-check vet staticcheck gosec
+lint: tools fmt-check vet staticcheck gosec openapi-lint
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -43,6 +45,11 @@ staticcheck:
 
 gosec:
 	$(GOBIN)/gosec -quiet -exclude-generated -exclude-dir=.ci $(PKGS)
+
+# The admin API's OpenAPI document against Redocly's recommended rules.
+openapi-lint:
+	@test -x $(REDOCLY) || { echo "$(REDOCLY) missing: run .ci/run, or npm install --prefix .ci/node @redocly/cli@1.34.5"; exit 1; }
+	$(REDOCLY) lint --config .ci/redocly.yaml server/admin/openapi.json
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

@@ -1,6 +1,12 @@
 package storage
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
@@ -187,4 +193,191 @@ func (c *Client) Clone() *Client {
 		out.JWKS = &ks
 	}
 	return &out
+}
+
+// Default client metadata, applied by Normalize. grant_types deliberately
+// differs from RFC 7591 §2 (authorization_code alone): a client that
+// signs users in nearly always wants refresh tokens, which fosite issues
+// only when the offline_access scope is granted anyway.
+var (
+	DefaultGrantTypes       = []string{"authorization_code", "refresh_token"}
+	DefaultAuthMethod       = AuthMethodSecretBasic
+	DefaultApplicationType  = AppTypeWeb
+	defaultCodeResponseType = []string{"code"}
+)
+
+// Normalize fills the defaults of omitted metadata. It is the one place
+// defaults live: the admin API, the console, the seed file and the CLI all
+// reach it through ClientSpec.ApplyTo, so the same input yields the same
+// stored client whichever way it arrives.
+func (c *Client) Normalize() {
+	if c.TokenEndpointAuthMethod == "" {
+		c.TokenEndpointAuthMethod = DefaultAuthMethod
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = slices.Clone(DefaultGrantTypes)
+	}
+	// RFC 7591 §2.1: response_types follow the grants; "code" is the only
+	// one Bulwark implements and it belongs to authorization_code.
+	if len(c.ResponseTypes) == 0 && slices.Contains(c.GrantTypes, "authorization_code") {
+		c.ResponseTypes = slices.Clone(defaultCodeResponseType)
+	}
+	if c.ApplicationType == "" {
+		c.ApplicationType = DefaultApplicationType
+	}
+}
+
+// ClientSpec is the client metadata an operator controls (RFC 7591 §2
+// names), in the one shape the admin API, the console, the seed file and
+// the CLI share. The server controls everything else on a Client:
+// secrets, timestamps, version, owner and the disabled flag.
+type ClientSpec struct {
+	// ID is honoured on create only; empty means the server picks one.
+	ID                          string              `json:"client_id" yaml:"client_id"`
+	Name                        string              `json:"client_name" yaml:"client_name"`
+	RedirectURIs                []string            `json:"redirect_uris" yaml:"redirect_uris"`
+	GrantTypes                  []string            `json:"grant_types" yaml:"grant_types"`
+	ResponseTypes               []string            `json:"response_types" yaml:"response_types"`
+	Scopes                      SpaceSeparated      `json:"scope" yaml:"scope"`
+	Audience                    []string            `json:"audience" yaml:"audience"`
+	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method" yaml:"token_endpoint_auth_method"`
+	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty" yaml:"token_endpoint_auth_signing_alg"`
+	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty" yaml:"-"`
+	RequestObjectSigningAlg     string              `json:"request_object_signing_alg,omitempty" yaml:"request_object_signing_alg"`
+	ApplicationType             string              `json:"application_type" yaml:"application_type"`
+	LogoURI                     string              `json:"logo_uri,omitempty" yaml:"logo_uri"`
+	ClientURI                   string              `json:"client_uri,omitempty" yaml:"client_uri"`
+	Contacts                    []string            `json:"contacts,omitempty" yaml:"contacts"`
+	SkipConsent                 bool                `json:"skip_consent" yaml:"skip_consent"`
+	PKCEOptional                bool                `json:"pkce_optional" yaml:"pkce_optional"`
+	// Lifespans override the server defaults when non-zero.
+	AccessTokenLifespan  Duration `json:"access_token_lifespan" yaml:"access_token_lifespan"`
+	RefreshTokenLifespan Duration `json:"refresh_token_lifespan" yaml:"refresh_token_lifespan"`
+	IDTokenLifespan      Duration `json:"id_token_lifespan" yaml:"id_token_lifespan"`
+}
+
+// ApplyTo replaces c's operator-controlled metadata with s and fills the
+// defaults (Normalize). c.ID is set only when s.ID is not empty.
+func (s ClientSpec) ApplyTo(c *Client) {
+	if s.ID != "" {
+		c.ID = s.ID
+	}
+	c.Name = s.Name
+	c.RedirectURIs = slices.Clone(s.RedirectURIs)
+	c.GrantTypes = slices.Clone(s.GrantTypes)
+	c.ResponseTypes = slices.Clone(s.ResponseTypes)
+	c.Scopes = slices.Clone([]string(s.Scopes))
+	c.Audience = slices.Clone(s.Audience)
+	c.TokenEndpointAuthMethod = s.TokenEndpointAuthMethod
+	c.TokenEndpointAuthSigningAlg = s.TokenEndpointAuthSigningAlg
+	c.JWKS = cloneJWKS(s.JWKS)
+	c.RequestObjectSigningAlg = s.RequestObjectSigningAlg
+	c.ApplicationType = s.ApplicationType
+	c.LogoURI = s.LogoURI
+	c.ClientURI = s.ClientURI
+	c.Contacts = slices.Clone(s.Contacts)
+	c.SkipConsent = s.SkipConsent
+	c.PKCEOptional = s.PKCEOptional
+	c.AccessTokenLifespan = time.Duration(s.AccessTokenLifespan)
+	c.RefreshTokenLifespan = time.Duration(s.RefreshTokenLifespan)
+	c.IDTokenLifespan = time.Duration(s.IDTokenLifespan)
+	c.Normalize()
+}
+
+// Spec returns the operator-controlled metadata of c, e.g. to prefill an
+// edit form or to answer a GET that can be PUT back unchanged.
+func (c *Client) Spec() ClientSpec {
+	return ClientSpec{
+		ID: c.ID, Name: c.Name,
+		RedirectURIs: slices.Clone(c.RedirectURIs), GrantTypes: slices.Clone(c.GrantTypes),
+		ResponseTypes: slices.Clone(c.ResponseTypes), Scopes: slices.Clone(c.Scopes),
+		Audience: slices.Clone(c.Audience), TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: cloneJWKS(c.JWKS),
+		RequestObjectSigningAlg: c.RequestObjectSigningAlg, ApplicationType: c.ApplicationType,
+		LogoURI: c.LogoURI, ClientURI: c.ClientURI, Contacts: slices.Clone(c.Contacts),
+		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional,
+		AccessTokenLifespan:  Duration(c.AccessTokenLifespan),
+		RefreshTokenLifespan: Duration(c.RefreshTokenLifespan),
+		IDTokenLifespan:      Duration(c.IDTokenLifespan),
+	}
+}
+
+func cloneJWKS(ks *jose.JSONWebKeySet) *jose.JSONWebKeySet {
+	if ks == nil {
+		return nil
+	}
+	return &jose.JSONWebKeySet{Keys: slices.Clone(ks.Keys)}
+}
+
+// SpaceSeparated is a list written as one space-separated string, as
+// RFC 6749 §3.3 writes scopes.
+type SpaceSeparated []string
+
+// MarshalText implements encoding.TextMarshaler.
+func (l SpaceSeparated) MarshalText() ([]byte, error) { return []byte(strings.Join(l, " ")), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *SpaceSeparated) UnmarshalText(b []byte) error {
+	*l = strings.Fields(string(b))
+	return nil
+}
+
+// Duration is a lifespan in Go duration syntax ("15m", "720h") wherever a
+// client is written: admin API JSON, seed file, console form, CLI. JSON
+// also accepts a number of seconds, the first admin API's format, so
+// existing scripts keep working; it is always written as a string.
+type Duration time.Duration
+
+// String returns the Go duration syntax ("0s" when unset).
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler (YAML and forms).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalJSON accepts a duration string or, for compatibility, a whole
+// number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		return d.UnmarshalText([]byte(s))
+	}
+	secs, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || secs < 0 || secs > int64(MaxLifespan/time.Second) {
+		return errors.New(`must be a duration such as "15m" or "720h"`)
+	}
+	*d = Duration(time.Duration(secs) * time.Second)
+	return nil
+}
+
+// MaxLifespan bounds client token lifespans.
+const MaxLifespan = 10 * 365 * 24 * time.Hour
+
+// ParseDuration reads a lifespan in Go duration syntax; "" is zero (the
+// server default).
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		if len(s) > 32 {
+			s = s[:32] + "…"
+		}
+		return 0, fmt.Errorf(`%q is not a duration: use Go syntax such as "15m" or "720h"`, s)
+	}
+	return v, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -211,8 +212,17 @@ func (c *Client) Validate(allowedScopes []string) error {
 			v.add(field, "must be an absolute https URI")
 		}
 	}
-	if c.AccessTokenLifespan < 0 || c.RefreshTokenLifespan < 0 || c.IDTokenLifespan < 0 {
-		v.add("lifespans", "must not be negative")
+	for _, l := range []struct {
+		field string
+		d     time.Duration
+	}{
+		{"access_token_lifespan", c.AccessTokenLifespan},
+		{"refresh_token_lifespan", c.RefreshTokenLifespan},
+		{"id_token_lifespan", c.IDTokenLifespan},
+	} {
+		if l.d < 0 || l.d > MaxLifespan {
+			v.add(l.field, "must be between 0s (the server default) and %s", MaxLifespan)
+		}
 	}
 	if len(v.Problems) > 0 {
 		slices.SortStableFunc(v.Problems, func(a, b FieldProblem) int { return strings.Compare(a.Field, b.Field) })

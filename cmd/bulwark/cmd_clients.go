@@ -71,11 +71,11 @@ func (f *clientFlags) overlay(fs *pflag.FlagSet, in *admin.ClientInput) {
 		case "pkce-optional":
 			in.PKCEOptional = f.in.PKCEOptional
 		case "access-token-lifespan":
-			in.AccessTokenLifespan = f.accessLifespan
+			in.AccessTokenLifespan = storage.Duration(f.accessLifespan)
 		case "refresh-token-lifespan":
-			in.RefreshTokenLifespan = f.refreshLifespan
+			in.RefreshTokenLifespan = storage.Duration(f.refreshLifespan)
 		case "id-token-lifespan":
-			in.IDTokenLifespan = f.idLifespan
+			in.IDTokenLifespan = storage.Duration(f.idLifespan)
 		}
 	})
 }

@@ -25,13 +25,15 @@ func devBootstrap(ctx context.Context, cfg config, store storage.Store, hasher f
 	redirect := "http://127.0.0.1:8080/callback"
 	doc := &seed.File{
 		Clients: []seed.Client{{
-			ClientID:      "demo",
-			ClientSecret:  clientSecret,
-			ClientName:    "Demo client",
-			RedirectURIs:  []string{redirect},
-			GrantTypes:    []string{"authorization_code", "refresh_token", "client_credentials"},
-			ResponseTypes: []string{"code"},
-			Scope:         "openid profile email offline_access api:read",
+			ClientSecret: clientSecret,
+			ClientSpec: storage.ClientSpec{
+				ID:            "demo",
+				Name:          "Demo client",
+				RedirectURIs:  []string{redirect},
+				GrantTypes:    []string{"authorization_code", "refresh_token", "client_credentials"},
+				ResponseTypes: []string{"code"},
+				Scopes:        []string{"openid", "profile", "email", "offline_access", "api:read"},
+			},
 		}},
 		Users: []seed.User{{Username: "demo", Password: password, Email: "demo@example.com", AdminScopes: apikeys.AllScopes}},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -64,12 +65,11 @@ func (a *API) routes() []route {
 		au = apikeys.ScopeAuditRead
 	)
 	return []route{
-		{http.MethodGet, "/openapi.json", ScopeAny, a.openAPI},
-
 		{http.MethodGet, "/clients", cr, a.listClients},
 		{http.MethodPost, "/clients", cw, a.createClient},
 		{http.MethodGet, "/clients/{id}", cr, a.getClient},
 		{http.MethodPut, "/clients/{id}", cw, a.updateClient},
+		{http.MethodPatch, "/clients/{id}", cw, a.patchClient},
 		{http.MethodDelete, "/clients/{id}", cw, a.deleteClient},
 		{http.MethodPost, "/clients/{id}/secret", cw, a.rotateClientSecret},
 		{http.MethodPost, "/clients/{id}/disable", cw, a.disableClient},
@@ -77,7 +77,12 @@ func (a *API) routes() []route {
 
 		{http.MethodGet, "/users", us, a.listUsers},
 		{http.MethodPost, "/users", us, a.createUser},
+		// The self route comes first: "self" would otherwise match {id}.
+		{http.MethodPost, "/users/self/password", ScopeAny, a.changeOwnPassword},
 		{http.MethodGet, "/users/{id}", us, a.getUser},
+		{http.MethodPut, "/users/{id}", us, a.updateUser},
+		{http.MethodPatch, "/users/{id}", us, a.patchUser},
+		{http.MethodDelete, "/users/{id}", us, a.deleteUser},
 		{http.MethodPost, "/users/{id}/disable", us, a.disableUser},
 		{http.MethodPost, "/users/{id}/enable", us, a.enableUser},
 		{http.MethodPost, "/users/{id}/password", us, a.resetPassword},
@@ -104,18 +109,52 @@ func (a *API) routes() []route {
 	}
 }
 
+// OpenAPIPath is where the OpenAPI document is served, without an API
+// key: it describes the API and holds no secrets.
+const OpenAPIPath = Prefix + "/openapi.json"
+
 // Register mounts the API under Prefix on r with the admin-API protection
 // policy (JSON input, no-store, the admin rate-limit class). Every route
-// runs behind the authentication middleware, applied here once per route,
-// and its own scope check.
+// but the OpenAPI document runs behind the authentication middleware,
+// applied here once per route, and its own scope check. A known path with
+// a method it does not serve is 405 with Allow (RFC 9110 §15.5.6), not 404.
 func (a *API) Register(r *mux.Router) {
-	for _, rt := range a.routes() {
-		h := a.guard(rt)
+	policy := protect.AdminAPI()
+	authed := func(h http.Handler) http.Handler {
 		if a.auth != nil {
 			h = a.auth(h)
 		}
-		r.Handle(Prefix+rt.path, protect.Route(protect.AdminAPI(), h)).Methods(rt.method)
+		return protect.Route(policy, h)
 	}
+	r.Handle(OpenAPIPath, protect.Route(policy, http.HandlerFunc(a.openAPI))).Methods(http.MethodGet)
+	r.Handle(OpenAPIPath, protect.Route(policy, methodNotAllowed([]string{http.MethodGet})))
+	routes := a.routes()
+	var paths []string
+	allow := map[string][]string{}
+	for _, rt := range routes {
+		r.Handle(Prefix+rt.path, authed(a.guard(rt))).Methods(rt.method)
+		if _, ok := allow[rt.path]; !ok {
+			paths = append(paths, rt.path)
+		}
+		allow[rt.path] = append(allow[rt.path], rt.method)
+	}
+	// After every method route, in the same order, so "/apikeys/self"
+	// still shadows "/apikeys/{id}".
+	for _, p := range paths {
+		r.Handle(Prefix+p, authed(methodNotAllowed(allow[p])))
+	}
+}
+
+// methodNotAllowed answers 405 naming the methods the path serves.
+func methodNotAllowed(methods []string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{
+			Error: "method_not_allowed", Description: r.Method + " is not allowed here; allowed: " + allow,
+		})
+	})
 }
 
 // guard enforces function-level authorization: no principal is 401 (fail

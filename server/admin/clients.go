@@ -4,102 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/bulwark-auth/bulwark/keys/apikeys"
-	"slices"
 	"time"
 
-	"github.com/go-jose/go-jose/v3"
-
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
-// ClientInput is the client metadata an admin controls (RFC 7591 §2). The
-// server controls everything else: secrets, timestamps, version, owner and
-// the disabled flag (which only DisableClient/EnableClient change, so that
-// disabling always revokes tokens).
-type ClientInput struct {
-	// ID is honoured on create only; empty means the server picks one.
-	ID                          string
-	Name                        string
-	RedirectURIs                []string
-	GrantTypes                  []string
-	ResponseTypes               []string
-	Scopes                      []string
-	Audience                    []string
-	TokenEndpointAuthMethod     string
-	TokenEndpointAuthSigningAlg string
-	JWKS                        *jose.JSONWebKeySet
-	RequestObjectSigningAlg     string
-	ApplicationType             string
-	LogoURI                     string
-	ClientURI                   string
-	Contacts                    []string
-	SkipConsent                 bool
-	PKCEOptional                bool
-	AccessTokenLifespan         time.Duration
-	RefreshTokenLifespan        time.Duration
-	IDTokenLifespan             time.Duration
-}
+// ClientInput is the client metadata an admin controls. It is
+// storage.ClientSpec, the one client shape the API, console, seed file and
+// CLI share, so defaults (storage.Client.Normalize) and validation
+// (storage.Client.Validate) have one owner.
+type ClientInput = storage.ClientSpec
 
 // usesSecret reports whether method authenticates with a client secret.
 func usesSecret(method string) bool {
 	return method == storage.AuthMethodSecretBasic || method == storage.AuthMethodSecretPost
 }
 
-// apply copies in onto c, filling RFC 7591 §2 defaults for omitted fields.
-func (in ClientInput) apply(c *storage.Client) {
-	c.Name = in.Name
-	c.RedirectURIs = slices.Clone(in.RedirectURIs)
-	c.GrantTypes = slices.Clone(in.GrantTypes)
-	c.ResponseTypes = slices.Clone(in.ResponseTypes)
-	c.Scopes = slices.Clone(in.Scopes)
-	c.Audience = slices.Clone(in.Audience)
-	c.TokenEndpointAuthMethod = in.TokenEndpointAuthMethod
-	c.TokenEndpointAuthSigningAlg = in.TokenEndpointAuthSigningAlg
-	c.JWKS = in.JWKS
-	c.RequestObjectSigningAlg = in.RequestObjectSigningAlg
-	c.ApplicationType = in.ApplicationType
-	c.LogoURI = in.LogoURI
-	c.ClientURI = in.ClientURI
-	c.Contacts = slices.Clone(in.Contacts)
-	c.SkipConsent = in.SkipConsent
-	c.PKCEOptional = in.PKCEOptional
-	c.AccessTokenLifespan = in.AccessTokenLifespan
-	c.RefreshTokenLifespan = in.RefreshTokenLifespan
-	c.IDTokenLifespan = in.IDTokenLifespan
-	// RFC 7591 §2: token_endpoint_auth_method defaults to
-	// client_secret_basic, grant_types to authorization_code, and
-	// response_types to code.
-	if c.TokenEndpointAuthMethod == "" {
-		c.TokenEndpointAuthMethod = storage.AuthMethodSecretBasic
-	}
-	if len(c.GrantTypes) == 0 {
-		c.GrantTypes = []string{"authorization_code"}
-	}
-	if len(c.ResponseTypes) == 0 && slices.Contains(c.GrantTypes, "authorization_code") {
-		c.ResponseTypes = []string{"code"}
-	}
-	if c.ApplicationType == "" {
-		c.ApplicationType = storage.AppTypeWeb
-	}
-}
-
 // InputFromClient returns the admin-controlled metadata of c, e.g. to
 // prefill an edit form.
-func InputFromClient(c *storage.Client) ClientInput {
-	return ClientInput{
-		ID: c.ID, Name: c.Name,
-		RedirectURIs: slices.Clone(c.RedirectURIs), GrantTypes: slices.Clone(c.GrantTypes),
-		ResponseTypes: slices.Clone(c.ResponseTypes), Scopes: slices.Clone(c.Scopes),
-		Audience: slices.Clone(c.Audience), TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: c.JWKS,
-		RequestObjectSigningAlg: c.RequestObjectSigningAlg, ApplicationType: c.ApplicationType,
-		LogoURI: c.LogoURI, ClientURI: c.ClientURI, Contacts: slices.Clone(c.Contacts),
-		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional,
-		AccessTokenLifespan: c.AccessTokenLifespan, RefreshTokenLifespan: c.RefreshTokenLifespan,
-		IDTokenLifespan: c.IDTokenLifespan,
-	}
-}
+func InputFromClient(c *storage.Client) ClientInput { return c.Spec() }
 
 // redactClient drops the secret hashes from a client handed out of the
 // Service: no caller needs them, and they must never reach a response.
@@ -158,8 +82,8 @@ func (s *Service) GetClient(ctx context.Context, id string) (*storage.Client, er
 // with a secret the server always generates the secret: it is returned
 // here once and stored only as its Argon2id hash. secret is "" otherwise.
 func (s *Service) CreateClient(ctx context.Context, a Actor, in ClientInput) (c *storage.Client, secret string, err error) {
-	c = &storage.Client{ID: in.ID, Owner: a.ID}
-	in.apply(c)
+	c = &storage.Client{Owner: a.ID}
+	in.ApplyTo(c)
 	if c.ID == "" {
 		if c.ID, err = s.randomID(); err != nil {
 			return nil, "", err
@@ -201,7 +125,7 @@ func (s *Service) UpdateClient(ctx context.Context, a Actor, id string, in Clien
 		return nil, "", fmt.Errorf("admin: update client %d: %w", ifVersion, storage.ErrPreconditionFailed)
 	}
 	c = old.Clone()
-	in.apply(c)
+	in.ApplyTo(c)
 	if err := s.validateClient(c); err != nil {
 		return nil, "", err
 	}

@@ -242,7 +242,7 @@ func TestClientValidationAndMassAssignment(t *testing.T) {
 	m := expect(t, e.do("clients", http.MethodPost, "/clients", webClient("Y")), http.StatusCreated, "")
 	id := m["client_id"].(string)
 	for _, k := range []string{"client_id", "client_secret", "created_at", "owner"} {
-		m := expect(t, e.do("clients", http.MethodPut, "/clients/"+id, with(k, id), "If-Match", `"1"`), http.StatusBadRequest, "invalid_client_metadata")
+		m := expect(t, e.do("clients", http.MethodPut, "/clients/"+id, with(k, "changed-"+id), "If-Match", `"1"`), http.StatusBadRequest, "invalid_client_metadata")
 		if !hasField(m, k) {
 			t.Errorf("PUT with %s: %v", k, m)
 		}

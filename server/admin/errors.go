@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/bulwark-auth/bulwark/keys"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
@@ -18,14 +20,39 @@ const RetryAfterSeconds = "5"
 var (
 	errUnauthenticated      = errors.New("admin: no authenticated principal")
 	errPreconditionRequired = errors.New("admin: If-Match is required")
-	errUnsupportedMedia     = errors.New("admin: Content-Type must be application/json")
 	errBodyTooLarge         = errors.New("admin: request body too large")
+	errNotAUser             = errors.New("admin: the API key is not owned by a user")
 )
 
 // scopeError is a function-level authorization failure.
 type scopeError struct{ scope string }
 
 func (e *scopeError) Error() string { return "admin: scope " + e.scope + " required" }
+
+// EscalationError is ErrScopeEscalation naming the scopes the caller
+// lacks, so the answer can say which ones (RFC 6750 §3.1 scope=).
+type EscalationError struct {
+	// Missing are the admin scopes the caller would need.
+	Missing []string
+	// What says what the scopes are needed for.
+	What string
+}
+
+func (e *EscalationError) Error() string {
+	return "admin: " + e.What + " needs " + strings.Join(e.Missing, " ")
+}
+
+// Is makes errors.Is(err, ErrScopeEscalation) hold.
+func (e *EscalationError) Is(target error) bool { return target == ErrScopeEscalation }
+
+func escalation(what string, missing []string) error {
+	return &EscalationError{Missing: slices.Clone(missing), What: what}
+}
+
+// mediaTypeError is a body sent with the wrong Content-Type.
+type mediaTypeError struct{ want string }
+
+func (e *mediaTypeError) Error() string { return "admin: Content-Type must be " + e.want }
 
 // errorBody is every error response.
 type errorBody struct {
@@ -42,6 +69,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		inv   *InvalidError
 		val   *storage.ValidationError
 		scope *scopeError
+		media *mediaTypeError
+		esc   *EscalationError
 	)
 	status, body := http.StatusInternalServerError, errorBody{Error: "server_error", Description: "the server could not complete the request"}
 	switch {
@@ -55,8 +84,16 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &scope):
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q`, scope.scope))
 		status, body = http.StatusForbidden, errorBody{Error: "insufficient_scope", Description: "this operation requires the scope " + scope.scope}
+	case errors.As(err, &esc):
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q`, strings.Join(esc.Missing, " ")))
+		status, body = http.StatusForbidden, errorBody{Error: "insufficient_scope",
+			Description: esc.What + " needs the scope(s) " + strings.Join(esc.Missing, " ") + ", which you do not hold"}
 	case errors.Is(err, ErrScopeEscalation), errors.Is(err, apikeys.ErrScopeEscalation):
 		status, body = http.StatusForbidden, errorBody{Error: "insufficient_scope", Description: "this would grant, restore or hand over a scope you do not hold"}
+	case errors.Is(err, ErrWrongPassword):
+		status, body = http.StatusForbidden, errorBody{Error: "access_denied", Description: "the current password is wrong"}
+	case errors.Is(err, errNotAUser):
+		status, body = http.StatusForbidden, errorBody{Error: "access_denied", Description: "only an API key owned by a user can change that user's password"}
 	case errors.Is(err, storage.ErrUnavailable):
 		w.Header().Set("Retry-After", RetryAfterSeconds)
 		status, body = http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: "the database is unavailable; retry later"}
@@ -80,8 +117,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, body = http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: "this server's master secret does not open the stored signing keys; nothing was changed"}
 	case errors.Is(err, keys.ErrUnsupportedAlgorithm):
 		status, body = http.StatusBadRequest, errorBody{Error: "invalid_request", Description: "unsupported signing algorithm"}
-	case errors.Is(err, errUnsupportedMedia):
-		status, body = http.StatusUnsupportedMediaType, errorBody{Error: "invalid_request", Description: "Content-Type must be application/json"}
+	case errors.As(err, &media):
+		status, body = http.StatusUnsupportedMediaType, errorBody{Error: "invalid_request", Description: "Content-Type must be " + media.want}
 	case errors.Is(err, errBodyTooLarge):
 		status, body = http.StatusRequestEntityTooLarge, errorBody{Error: "invalid_request", Description: "the request body is too large"}
 	case errors.Is(err, errNoAPIKeys):

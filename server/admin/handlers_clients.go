@@ -2,98 +2,40 @@ package admin
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v3"
 	"github.com/gorilla/mux"
 
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
-// clientReadOnly are the server-controlled client fields; a body carrying
-// one is refused by name. "disabled" is here because only the disable
-// action also revokes tokens.
-var clientReadOnly = []string{
+// clientServerFields are the fields the server controls on a client. A
+// PUT or PATCH may carry the ones a GET returns with their current values
+// (so what GET returns can be sent back); a changed value is refused by
+// name. "disabled" is here because only the disable action also revokes
+// tokens. The secret-related names are never returned, so never accepted.
+var clientServerFields = []string{
 	"client_secret", "client_secret_hash", "secret_hash", "rotated_secrets", "client_secret_expires_at",
 	"client_id_issued_at", "created_at", "updated_at", "version", "owner", "disabled",
 	"registration_access_token", "registration_client_uri",
 }
 
-// clientRequest is the RFC 7591 §2 client metadata accepted on POST and PUT.
-// Lifespans are in seconds.
-type clientRequest struct {
-	ClientID                    string              `json:"client_id"`
-	ClientName                  string              `json:"client_name"`
-	RedirectURIs                []string            `json:"redirect_uris"`
-	GrantTypes                  []string            `json:"grant_types"`
-	ResponseTypes               []string            `json:"response_types"`
-	Scope                       string              `json:"scope"`
-	Audience                    []string            `json:"audience"`
-	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method"`
-	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg"`
-	JWKS                        *jose.JSONWebKeySet `json:"jwks"`
-	RequestObjectSigningAlg     string              `json:"request_object_signing_alg"`
-	ApplicationType             string              `json:"application_type"`
-	LogoURI                     string              `json:"logo_uri"`
-	ClientURI                   string              `json:"client_uri"`
-	Contacts                    []string            `json:"contacts"`
-	SkipConsent                 bool                `json:"skip_consent"`
-	PKCEOptional                bool                `json:"pkce_optional"`
-	AccessTokenLifespan         int64               `json:"access_token_lifespan"`
-	RefreshTokenLifespan        int64               `json:"refresh_token_lifespan"`
-	IDTokenLifespan             int64               `json:"id_token_lifespan"`
-}
+// clientLifespans are decoded one by one first, so a bad value is reported
+// under its own name.
+var clientLifespans = []string{"access_token_lifespan", "refresh_token_lifespan", "id_token_lifespan"}
 
-func (c clientRequest) input() (ClientInput, error) {
-	var d durations
-	in := ClientInput{
-		ID: c.ClientID, Name: c.ClientName, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
-		ResponseTypes: c.ResponseTypes, Scopes: strings.Fields(c.Scope), Audience: c.Audience,
-		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
-		JWKS: c.JWKS, RequestObjectSigningAlg: c.RequestObjectSigningAlg, ApplicationType: c.ApplicationType,
-		LogoURI: c.LogoURI, ClientURI: c.ClientURI, Contacts: c.Contacts,
-		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional,
-		AccessTokenLifespan:  d.get("access_token_lifespan", c.AccessTokenLifespan),
-		RefreshTokenLifespan: d.get("refresh_token_lifespan", c.RefreshTokenLifespan),
-		IDTokenLifespan:      d.get("id_token_lifespan", c.IDTokenLifespan),
-	}
-	if len(d.problems) > 0 {
-		return in, invalid("invalid_client_metadata", "the client metadata is invalid", d.problems...)
-	}
-	return in, nil
-}
-
-// clientView is a client as the API shows it (RFC 7591 §3.2.1 names).
+// clientView is a client as the API shows it (RFC 7591 §3.2.1 names): the
+// operator-controlled storage.ClientSpec plus the server-owned fields.
 type clientView struct {
-	ClientID                    string              `json:"client_id"`
-	ClientSecret                string              `json:"client_secret,omitempty"`
-	ClientIDIssuedAt            int64               `json:"client_id_issued_at"`
-	ClientSecretExpiresAt       *int64              `json:"client_secret_expires_at,omitempty"`
-	ClientName                  string              `json:"client_name"`
-	RedirectURIs                []string            `json:"redirect_uris"`
-	GrantTypes                  []string            `json:"grant_types"`
-	ResponseTypes               []string            `json:"response_types"`
-	Scope                       string              `json:"scope"`
-	Audience                    []string            `json:"audience"`
-	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method"`
-	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
-	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
-	RequestObjectSigningAlg     string              `json:"request_object_signing_alg,omitempty"`
-	ApplicationType             string              `json:"application_type"`
-	LogoURI                     string              `json:"logo_uri,omitempty"`
-	ClientURI                   string              `json:"client_uri,omitempty"`
-	Contacts                    []string            `json:"contacts,omitempty"`
-	SkipConsent                 bool                `json:"skip_consent"`
-	PKCEOptional                bool                `json:"pkce_optional"`
-	AccessTokenLifespan         int64               `json:"access_token_lifespan"`
-	RefreshTokenLifespan        int64               `json:"refresh_token_lifespan"`
-	IDTokenLifespan             int64               `json:"id_token_lifespan"`
-	Owner                       string              `json:"owner,omitempty"`
-	Disabled                    bool                `json:"disabled"`
-	CreatedAt                   *time.Time          `json:"created_at,omitempty"`
-	UpdatedAt                   *time.Time          `json:"updated_at,omitempty"`
-	Version                     int64               `json:"version"`
+	storage.ClientSpec
+	ClientSecret          string     `json:"client_secret,omitempty"`
+	ClientIDIssuedAt      int64      `json:"client_id_issued_at"`
+	ClientSecretExpiresAt *int64     `json:"client_secret_expires_at,omitempty"`
+	Owner                 string     `json:"owner,omitempty"`
+	Disabled              bool       `json:"disabled"`
+	CreatedAt             *time.Time `json:"created_at,omitempty"`
+	UpdatedAt             *time.Time `json:"updated_at,omitempty"`
+	Version               int64      `json:"version"`
 }
 
 func nonNilSlice(s []string) []string {
@@ -104,17 +46,13 @@ func nonNilSlice(s []string) []string {
 }
 
 func viewClient(c *storage.Client) clientView {
+	spec := c.Spec()
+	spec.RedirectURIs = nonNilSlice(spec.RedirectURIs)
+	spec.GrantTypes = nonNilSlice(spec.GrantTypes)
+	spec.ResponseTypes = nonNilSlice(spec.ResponseTypes)
+	spec.Audience = nonNilSlice(spec.Audience)
 	v := clientView{
-		ClientID: c.ID, ClientName: c.Name,
-		RedirectURIs: nonNilSlice(c.RedirectURIs), GrantTypes: nonNilSlice(c.GrantTypes),
-		ResponseTypes: nonNilSlice(c.ResponseTypes), Scope: strings.Join(c.Scopes, " "),
-		Audience: nonNilSlice(c.Audience), TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: c.JWKS,
-		RequestObjectSigningAlg: c.RequestObjectSigningAlg, ApplicationType: c.ApplicationType,
-		LogoURI: c.LogoURI, ClientURI: c.ClientURI, Contacts: c.Contacts,
-		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional,
-		AccessTokenLifespan: seconds(c.AccessTokenLifespan), RefreshTokenLifespan: seconds(c.RefreshTokenLifespan),
-		IDTokenLifespan: seconds(c.IDTokenLifespan), Owner: c.Owner, Disabled: c.Disabled,
+		ClientSpec: spec, Owner: c.Owner, Disabled: c.Disabled,
 		CreatedAt: ts(c.CreatedAt), UpdatedAt: ts(c.UpdatedAt), Version: c.Version,
 	}
 	if !c.CreatedAt.IsZero() {
@@ -145,24 +83,38 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request, _ Actor) error
 	return nil
 }
 
-func (a *API) readClient(r *http.Request, update bool) (ClientInput, error) {
-	body, err := readBody(r)
+// decodeClient decodes a client body. current is the client as GET shows
+// it now (nil on create): server-owned fields equal to it are ignored,
+// others refused by name.
+func decodeClient(body []byte, current *clientView) (ClientInput, error) {
+	const code = "invalid_client_metadata"
+	var in ClientInput
+	fields, err := objectFields(body, code)
 	if err != nil {
-		return ClientInput{}, err
+		return in, err
 	}
-	ro := clientReadOnly
-	if update {
-		ro = append([]string{"client_id"}, ro...)
+	var cur any
+	if current != nil {
+		cur = current
 	}
-	var req clientRequest
-	if err := decodeStrict(body, &req, "invalid_client_metadata", ro); err != nil {
-		return ClientInput{}, err
+	problems, err := serverOwned(fields, cur, clientServerFields)
+	if err != nil {
+		return in, err
 	}
-	return req.input()
+	problems = append(problems, durationProblems(fields, clientLifespans)...)
+	if len(problems) > 0 {
+		return in, invalid(code, "the client metadata is invalid", sortProblems(problems)...)
+	}
+	err = decodeFields(fields, &in, code)
+	return in, err
 }
 
 func (a *API) createClient(w http.ResponseWriter, r *http.Request, act Actor) error {
-	in, err := a.readClient(r, false)
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	in, err := decodeClient(body, nil)
 	if err != nil {
 		return err
 	}
@@ -186,15 +138,69 @@ func (a *API) getClient(w http.ResponseWriter, r *http.Request, _ Actor) error {
 	return nil
 }
 
+// currentClient reads the client a PUT or PATCH replaces and checks
+// If-Match against it first, so a stale write is 412 before its body
+// (whose updated_at and version are stale too) is looked at.
+func (a *API) currentClient(r *http.Request, version int64) (clientView, error) {
+	c, err := a.svc.GetClient(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return clientView{}, err
+	}
+	if c.Version != version {
+		return clientView{}, errStale
+	}
+	return viewClient(c), nil
+}
+
+// updateClient is PUT: the body is the whole client as GET returns it
+// (server-owned fields may be left out or sent unchanged).
 func (a *API) updateClient(w http.ResponseWriter, r *http.Request, act Actor) error {
 	version, err := ifMatch(r)
 	if err != nil {
 		return err
 	}
-	in, err := a.readClient(r, true)
+	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
+	cur, err := a.currentClient(r, version)
+	if err != nil {
+		return err
+	}
+	in, err := decodeClient(body, &cur)
+	if err != nil {
+		return err
+	}
+	return a.saveClient(w, r, act, in, version)
+}
+
+// patchClient is PATCH with a JSON merge patch (RFC 7396) applied to the
+// client as GET shows it; the result is then what a PUT would send.
+func (a *API) patchClient(w http.ResponseWriter, r *http.Request, act Actor) error {
+	version, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	patch, err := readBodyAs(r, mediaMergePatch)
+	if err != nil {
+		return err
+	}
+	cur, err := a.currentClient(r, version)
+	if err != nil {
+		return err
+	}
+	merged, err := applyMergePatch(cur, patch, "invalid_client_metadata")
+	if err != nil {
+		return err
+	}
+	in, err := decodeClient(merged, &cur)
+	if err != nil {
+		return err
+	}
+	return a.saveClient(w, r, act, in, version)
+}
+
+func (a *API) saveClient(w http.ResponseWriter, r *http.Request, act Actor, in ClientInput, version int64) error {
 	c, secret, err := a.svc.UpdateClient(r.Context(), act, mux.Vars(r)["id"], in, version)
 	if err != nil {
 		return err

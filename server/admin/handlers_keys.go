@@ -16,33 +16,39 @@ var apiKeyReadOnly = []string{
 }
 
 type apiKeyRequest struct {
-	Name           string   `json:"name"`
-	OwnerType      string   `json:"owner_type"`
-	OwnerID        string   `json:"owner_id"`
-	Scopes         []string `json:"scopes"`
-	ExpiresIn      int64    `json:"expires_in"`
-	RotationPeriod int64    `json:"rotation_period"`
-	GracePeriod    int64    `json:"grace_period"`
+	Name      string   `json:"name"`
+	OwnerType string   `json:"owner_type"`
+	OwnerID   string   `json:"owner_id"`
+	Scopes    []string `json:"scopes"`
+	// Periods are Go durations ("2160h"); a number is read as seconds
+	// for compatibility with the API's first version.
+	ExpiresIn      storage.Duration `json:"expires_in"`
+	RotationPeriod storage.Duration `json:"rotation_period"`
+	GracePeriod    storage.Duration `json:"grace_period"`
 }
 
+// apiKeyDurations are decoded one by one first, so a bad value is
+// reported under its own name.
+var apiKeyDurations = []string{"expires_in", "rotation_period", "grace_period"}
+
 type apiKeyView struct {
-	ID             string     `json:"id"`
-	Name           string     `json:"name"`
-	OwnerType      string     `json:"owner_type"`
-	OwnerID        string     `json:"owner_id"`
-	Scopes         []string   `json:"scopes"`
-	Status         string     `json:"status"`
-	CreatedBy      string     `json:"created_by"`
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
-	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
-	RotateAt       *time.Time `json:"rotate_at,omitempty"`
-	RotationPeriod int64      `json:"rotation_period"`
-	GracePeriod    int64      `json:"grace_period"`
-	ReplacesID     string     `json:"replaces_id,omitempty"`
-	ReplacedByID   string     `json:"replaced_by_id,omitempty"`
-	Version        int64      `json:"version"`
+	ID             string           `json:"id"`
+	Name           string           `json:"name"`
+	OwnerType      string           `json:"owner_type"`
+	OwnerID        string           `json:"owner_id"`
+	Scopes         []string         `json:"scopes"`
+	Status         string           `json:"status"`
+	CreatedBy      string           `json:"created_by"`
+	CreatedAt      *time.Time       `json:"created_at,omitempty"`
+	ExpiresAt      *time.Time       `json:"expires_at,omitempty"`
+	LastUsedAt     *time.Time       `json:"last_used_at,omitempty"`
+	RevokedAt      *time.Time       `json:"revoked_at,omitempty"`
+	RotateAt       *time.Time       `json:"rotate_at,omitempty"`
+	RotationPeriod storage.Duration `json:"rotation_period"`
+	GracePeriod    storage.Duration `json:"grace_period"`
+	ReplacesID     string           `json:"replaces_id,omitempty"`
+	ReplacedByID   string           `json:"replaced_by_id,omitempty"`
+	Version        int64            `json:"version"`
 	// Token is present once, when the key is created or rotated.
 	Token string `json:"token,omitempty"`
 }
@@ -52,7 +58,7 @@ func viewAPIKey(k *storage.APIKey) apiKeyView {
 		ID: k.ID, Name: k.Name, OwnerType: k.OwnerType, OwnerID: k.OwnerID, Scopes: nonNilSlice(k.Scopes),
 		Status: string(k.Status), CreatedBy: k.CreatedBy, CreatedAt: ts(k.CreatedAt), ExpiresAt: ts(k.ExpiresAt),
 		LastUsedAt: ts(k.LastUsedAt), RevokedAt: ts(k.RevokedAt), RotateAt: ts(k.RotateAt),
-		RotationPeriod: seconds(k.RotationPeriod), GracePeriod: seconds(k.GracePeriod),
+		RotationPeriod: storage.Duration(k.RotationPeriod), GracePeriod: storage.Duration(k.GracePeriod),
 		ReplacesID: k.ReplacesID, ReplacedByID: k.ReplacedByID, Version: k.Version,
 	}
 }
@@ -75,19 +81,28 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request, act Actor) er
 	if err != nil {
 		return err
 	}
+	if err := checkDurations(body, apiKeyDurations, "invalid_request"); err != nil {
+		return err
+	}
 	var req apiKeyRequest
 	if err := decodeStrict(body, &req, "invalid_request", apiKeyReadOnly); err != nil {
 		return err
 	}
-	var d durations
+	var problems []storage.FieldProblem
+	for _, f := range []struct {
+		name string
+		d    storage.Duration
+	}{{"expires_in", req.ExpiresIn}, {"rotation_period", req.RotationPeriod}, {"grace_period", req.GracePeriod}} {
+		if f.d < 0 || time.Duration(f.d) > storage.MaxLifespan {
+			problems = append(problems, storage.FieldProblem{Field: f.name, Problem: "must be between 0s and " + storage.MaxLifespan.String()})
+		}
+	}
+	if len(problems) > 0 {
+		return invalid("invalid_request", "the API key is invalid", problems...)
+	}
 	in := APIKeyInput{
 		Name: req.Name, OwnerType: req.OwnerType, OwnerID: req.OwnerID, Scopes: req.Scopes,
-		ExpiresIn:      d.get("expires_in", req.ExpiresIn),
-		RotationPeriod: d.get("rotation_period", req.RotationPeriod),
-		GracePeriod:    d.get("grace_period", req.GracePeriod),
-	}
-	if len(d.problems) > 0 {
-		return invalid("invalid_request", "the API key is invalid", d.problems...)
+		ExpiresIn: time.Duration(req.ExpiresIn), RotationPeriod: time.Duration(req.RotationPeriod), GracePeriod: time.Duration(req.GracePeriod),
 	}
 	tok, k, err := a.svc.CreateAPIKey(r.Context(), act, in)
 	if err != nil {

@@ -58,7 +58,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, a Actor, in APIKeyInput) (st
 	// Checked here as well as in apikeys so the error is the admin one,
 	// whatever the key service's own policy.
 	if extra := missingScopes(in.Scopes, a.Scopes); len(extra) > 0 {
-		return "", nil, fmt.Errorf("%w: %s", ErrScopeEscalation, strings.Join(extra, ", "))
+		return "", nil, escalation("granting these scopes to an API key", extra)
 	}
 	if in.OwnerType == apikeys.OwnerClient {
 		if err := requireClientPower(a); err != nil {
@@ -84,7 +84,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, a Actor, in APIKeyInput) (st
 // rotating the client's secret does) besides admin:apikeys.
 func requireClientPower(a Actor) error {
 	if !slices.Contains(a.Scopes, apikeys.ScopeClientsWrite) {
-		return fmt.Errorf("%w: a client-owned key needs %s", ErrScopeEscalation, apikeys.ScopeClientsWrite)
+		return escalation("an API key owned by a client", []string{apikeys.ScopeClientsWrite})
 	}
 	return nil
 }
@@ -108,7 +108,7 @@ func (s *Service) RotateAPIKey(ctx context.Context, a Actor, id string) (string,
 		return "", nil, err
 	}
 	if extra := missingScopes(k.Scopes, a.Scopes); len(extra) > 0 {
-		return "", nil, fmt.Errorf("%w: %s", ErrScopeEscalation, strings.Join(extra, ", "))
+		return "", nil, escalation("granting these scopes to an API key", extra)
 	}
 	if k.OwnerType == apikeys.OwnerClient {
 		if err := requireClientPower(a); err != nil {

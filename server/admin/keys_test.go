@@ -269,3 +269,25 @@ func TestNoMiddlewareFailsClosed(t *testing.T) {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 }
+
+// API key periods are Go durations like client lifespans; seconds are
+// still read for compatibility.
+func TestAPIKeyPeriodsAreDurations(t *testing.T) {
+	e := newEnv(t, newMemory())
+	body := func(period any) map[string]any {
+		return map[string]any{"name": "p", "owner_type": "service", "owner_id": "p", "scopes": []string{"introspect"}, "rotation_period": period, "grace_period": "1h"}
+	}
+	m := expect(t, e.do("root", http.MethodPost, "/apikeys", body("2160h")), http.StatusCreated, "")
+	if m["rotation_period"] != "2160h0m0s" || m["grace_period"] != "1h0m0s" {
+		t.Fatalf("periods: %v / %v", m["rotation_period"], m["grace_period"])
+	}
+	m = expect(t, e.do("root", http.MethodPost, "/apikeys", body(7200)), http.StatusCreated, "")
+	if m["rotation_period"] != "2h0m0s" {
+		t.Fatalf("seconds: %v", m["rotation_period"])
+	}
+	for _, bad := range []any{"soon", "-1h", 1.5} {
+		if m := expect(t, e.do("root", http.MethodPost, "/apikeys", body(bad)), http.StatusBadRequest, "invalid_request"); !hasField(m, "rotation_period") {
+			t.Errorf("%v: %v", bad, m)
+		}
+	}
+}

@@ -2,14 +2,15 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"net/mail"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -114,7 +115,7 @@ func (s *Service) validateUser(a Actor, in UserInput) error {
 		return v
 	}
 	if extra := missingScopes(in.AdminScopes, a.Scopes); len(extra) > 0 {
-		return fmt.Errorf("%w: %s", ErrScopeEscalation, strings.Join(extra, ", "))
+		return escalation("granting these admin scopes", extra)
 	}
 	return nil
 }
@@ -168,7 +169,7 @@ func isSelf(a Actor, id string) bool { return a.ID == "user:"+id }
 // alone would be enough to take over any administrator.
 func requireTargetScopes(a Actor, u *storage.User) error {
 	if extra := missingScopes(u.AdminScopes, a.Scopes); len(extra) > 0 {
-		return fmt.Errorf("%w: the user holds %s", ErrScopeEscalation, strings.Join(extra, ", "))
+		return escalation("acting on a user who holds these admin scopes", extra)
 	}
 	return nil
 }
@@ -407,4 +408,164 @@ func (s *Service) RevokeConsent(ctx context.Context, a Actor, userID, clientID s
 		"tokens_revoked": fmt.Sprint(n),
 	}})
 	return n, nil
+}
+
+// UserUpdate is the admin-controlled part of a user that UpdateUser
+// replaces. Passwords change only through ResetPassword and
+// ChangeOwnPassword; disabling only through DisableUser (which also ends
+// sessions and revokes tokens).
+type UserUpdate struct {
+	Username    string
+	Email       string
+	AdminScopes []string
+}
+
+// UpdateUser replaces the username, email and admin scopes of user id if
+// its Version is still ifVersion (storage.ErrPreconditionFailed
+// otherwise). The actor must hold every admin scope the user holds now
+// and every scope it will hold, and cannot change their own scopes (that
+// is how the last administrator locks everyone out, or grants themselves
+// more).
+func (s *Service) UpdateUser(ctx context.Context, a Actor, id string, in UserUpdate, ifVersion int64) (*storage.User, error) {
+	if err := s.validateUser(a, UserInput{Username: in.Username, Email: in.Email, AdminScopes: in.AdminScopes}); err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("admin: update user: %w", err)
+	}
+	if u.Version != ifVersion {
+		return nil, fmt.Errorf("admin: update user %d: %w", ifVersion, storage.ErrPreconditionFailed)
+	}
+	if err := requireTargetScopes(a, u); err != nil {
+		return nil, err
+	}
+	scopes := slices.Clone(in.AdminScopes)
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
+	if isSelf(a, id) && !slices.Equal(scopes, sortedCopy(u.AdminScopes)) {
+		return nil, invalid("invalid_request", "you cannot change your own admin scopes",
+			storage.FieldProblem{Field: "admin_scopes", Problem: "are your own; ask another administrator"})
+	}
+	u.Username, u.Email, u.AdminScopes = in.Username, in.Email, scopes
+	u.UpdatedAt = s.clock()
+	if err := s.store.UpdateUser(ctx, u, ifVersion); err != nil {
+		return nil, fmt.Errorf("admin: update user: %w", err)
+	}
+	s.record(ctx, a, "user.updated", storage.AuditEvent{Subject: id, Details: map[string]string{
+		"username": u.Username, "admin_scopes": strings.Join(u.AdminScopes, " "), "version": fmt.Sprint(u.Version),
+	}})
+	return redactUser(u), nil
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// DeleteUser removes user id for good: in one transaction it revokes
+// every token issued to the user and deletes the user with their consents
+// and login sessions; then it revokes the API keys the user owns. Unlike
+// DisableUser it cannot be undone, so the actor must hold every admin
+// scope of the user; nobody deletes their own account.
+func (s *Service) DeleteUser(ctx context.Context, a Actor, id string) (Containment, error) {
+	if isSelf(a, id) {
+		return Containment{}, invalid("invalid_request", "you cannot delete your own account",
+			storage.FieldProblem{Field: "id", Problem: "is your own account; ask another administrator"})
+	}
+	var n Containment
+	err := s.inTx(ctx, func(ctx context.Context) error {
+		u, err := s.store.UserByID(ctx, id)
+		if err != nil {
+			return fmt.Errorf("admin: delete user: %w", err)
+		}
+		if err := requireTargetScopes(a, u); err != nil {
+			return err
+		}
+		if n.Tokens, err = s.store.RevokeTokensBySubject(ctx, id); err != nil {
+			return fmt.Errorf("admin: revoke user tokens: %w", err)
+		}
+		if n.LoginSessions, err = s.store.DeleteLoginSessionsBySubject(ctx, id); err != nil {
+			return fmt.Errorf("admin: delete login sessions: %w", err)
+		}
+		if err := s.store.DeleteUser(ctx, id); err != nil {
+			return fmt.Errorf("admin: delete user: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Containment{}, err
+	}
+	if n.APIKeys, err = s.revokeOwnedKeys(ctx, a, apikeys.OwnerUser, id); err != nil {
+		return n, err
+	}
+	s.record(ctx, a, "user.deleted", storage.AuditEvent{Subject: id, Details: map[string]string{
+		"login_sessions_deleted": fmt.Sprint(n.LoginSessions), "tokens_revoked": fmt.Sprint(n.Tokens),
+		"api_keys_revoked": fmt.Sprint(n.APIKeys),
+	}})
+	return n, nil
+}
+
+// ErrWrongPassword is ChangeOwnPassword's answer to a wrong current
+// password.
+var ErrWrongPassword = errors.New("admin: the current password is wrong")
+
+// FindUser returns the user with this username (case-insensitive), no
+// password hash; storage.ErrNotFound if there is none.
+func (s *Service) FindUser(ctx context.Context, username string) (*storage.User, error) {
+	u, err := s.store.UserByUsername(ctx, username)
+	if err != nil {
+		return nil, fmt.Errorf("admin: find user: %w", err)
+	}
+	return redactUser(u), nil
+}
+
+// ChangeOwnPassword sets a new password for user id, who must be the
+// actor, after checking the current one: a stolen session or key alone
+// cannot take the account over for good. It needs no admin scope beyond
+// being that user.
+func (s *Service) ChangeOwnPassword(ctx context.Context, a Actor, id, current, next string) (*storage.User, error) {
+	if !isSelf(a, id) {
+		return nil, invalid("invalid_request", "only the user themselves can change a password this way; administrators reset it",
+			storage.FieldProblem{Field: "id", Problem: "is not your account"})
+	}
+	if err := s.validateUser(a, UserInput{Username: "x", Password: next}); err != nil {
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			for i := range inv.Problems {
+				inv.Problems[i].Field = "new_password"
+			}
+		}
+		return nil, err
+	}
+	if next == "" {
+		return nil, invalid("invalid_request", "the new password is invalid", storage.FieldProblem{Field: "new_password", Problem: "is required"})
+	}
+	stored, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("admin: change password: %w", err)
+	}
+	if len(current) > maxPasswordLength || s.hasher.Compare(ctx, []byte(stored.PasswordHash), []byte(current)) != nil {
+		s.record(ctx, a, "user.password_change_failed", storage.AuditEvent{Subject: id, Outcome: "failure"})
+		return nil, ErrWrongPassword
+	}
+	h, err := s.hasher.Hash(ctx, []byte(next))
+	if err != nil {
+		return nil, fmt.Errorf("admin: hash password: %w", err)
+	}
+	u, err := s.modifyUser(ctx, id, func(u *storage.User) error {
+		if u.PasswordHash != stored.PasswordHash {
+			// Changed since the check: the current password we checked
+			// is no longer current.
+			return ErrWrongPassword
+		}
+		u.PasswordHash = string(h)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.record(ctx, a, "user.password_changed", storage.AuditEvent{Subject: id})
+	return u, nil
 }

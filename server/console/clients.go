@@ -1,23 +1,27 @@
 package console
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/go-jose/go-jose/v3"
 	"github.com/gorilla/mux"
 
 	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
-// Grant types and auth methods the client form offers (private_key_jwt
-// needs a JWKS, which the JSON API takes).
+// The form offers every grant type, authentication method and assertion
+// algorithm the server supports: it covers every client field, so nothing
+// needs the JSON API.
 var (
-	formGrantTypes  = []string{"authorization_code", "refresh_token", "client_credentials"}
-	formAuthMethods = []string{storage.AuthMethodSecretBasic, storage.AuthMethodSecretPost, storage.AuthMethodNone}
+	formGrantTypes  = storage.SupportedGrantTypes
+	formAuthMethods = storage.SupportedAuthMethods
+	formSigningAlgs = storage.SupportedAuthSigningAlgs
 )
 
 type clientListData struct {
@@ -34,8 +38,14 @@ type clientFormData struct {
 	In          admin.ClientInput
 	GrantTypes  []string
 	AuthMethods []string
+	SigningAlgs []string
 	Redirects   string
 	ScopeText   string
+	Audience    string
+	Contacts    string
+	JWKS        string
+	// Lifespans in Go duration syntax, "" for the server default.
+	AccessLifespan, RefreshLifespan, IDLifespan string
 }
 
 // secretData is a page showing a credential once.
@@ -104,26 +114,37 @@ func displayName(cl *storage.Client) string {
 	return cl.ID
 }
 
+// clientNew prefills the form with the defaults every other way of
+// creating a client gets (storage.Client.Normalize).
 func (c *Console) clientNew(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	in := admin.ClientInput{GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid"},
-		TokenEndpointAuthMethod: storage.AuthMethodSecretBasic, ApplicationType: storage.AppTypeWeb}
+	var defaults storage.Client
+	admin.ClientInput{}.ApplyTo(&defaults)
+	in := defaults.Spec()
 	c.renderClientForm(w, rc, http.StatusOK, clientForm(true, "", 0, in), nil)
 }
 
 func clientForm(isNew bool, id string, version int64, in admin.ClientInput) clientFormData {
-	methods := formAuthMethods
-	if in.TokenEndpointAuthMethod != "" && !slices.Contains(methods, in.TokenEndpointAuthMethod) {
-		// A method the form cannot set up (private_key_jwt) is still
-		// offered, selected, for a client that uses it: otherwise the
-		// browser submits the first option and an edit of the name would
-		// switch the client to a client secret.
-		methods = append(slices.Clone(methods), in.TokenEndpointAuthMethod)
-	}
-	return clientFormData{
+	d := clientFormData{
 		New: isNew, ID: id, Version: version, In: in,
-		GrantTypes: formGrantTypes, AuthMethods: methods,
+		GrantTypes: formGrantTypes, AuthMethods: formAuthMethods, SigningAlgs: formSigningAlgs,
 		Redirects: strings.Join(in.RedirectURIs, "\n"), ScopeText: strings.Join(in.Scopes, " "),
+		Audience: strings.Join(in.Audience, "\n"), Contacts: strings.Join(in.Contacts, "\n"),
+		AccessLifespan: lifespanText(in.AccessTokenLifespan), RefreshLifespan: lifespanText(in.RefreshTokenLifespan),
+		IDLifespan: lifespanText(in.IDTokenLifespan),
 	}
+	if in.JWKS != nil {
+		if b, err := json.MarshalIndent(in.JWKS, "", "  "); err == nil {
+			d.JWKS = string(b)
+		}
+	}
+	return d
+}
+
+func lifespanText(d storage.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 func (c *Console) renderClientForm(w http.ResponseWriter, rc *reqCtx, status int, d clientFormData, problems []storage.FieldProblem) {
@@ -139,30 +160,19 @@ func (c *Console) renderClientForm(w http.ResponseWriter, rc *reqCtx, status int
 	c.render(w, status, "client_form", v)
 }
 
-// readClientForm copies the form onto in. Fields the form does not show
-// (JWKS, lifespans, contacts…) keep their values in.
-func readClientForm(f url.Values, in *admin.ClientInput) {
+// readClientForm replaces in with the form, which shows every client
+// field. It returns the fields that could not be read (a duration, the
+// JWKS); the Service validates the rest.
+func readClientForm(f url.Values, in *admin.ClientInput) []storage.FieldProblem {
+	var problems []storage.FieldProblem
 	in.Name = strings.TrimSpace(f.Get("name"))
-	in.RedirectURIs = nil
-	for _, line := range strings.Split(f.Get("redirect_uris"), "\n") {
-		if u := strings.TrimSpace(line); u != "" {
-			in.RedirectURIs = append(in.RedirectURIs, u)
-		}
-	}
-	// Grants the form has no checkbox for (token exchange) are kept as
-	// they are: the form cannot show them, so it must not drop them.
-	var grants []string
+	in.RedirectURIs = lines(f.Get("redirect_uris"))
+	in.GrantTypes = nil
 	for _, g := range formGrantTypes {
 		if f.Get("grant_"+g) != "" {
-			grants = append(grants, g)
+			in.GrantTypes = append(in.GrantTypes, g)
 		}
 	}
-	for _, g := range in.GrantTypes {
-		if !slices.Contains(formGrantTypes, g) {
-			grants = append(grants, g)
-		}
-	}
-	in.GrantTypes = grants
 	// response_types follow the grants: "code" exactly when the
 	// authorization code grant is allowed.
 	in.ResponseTypes = nil
@@ -170,15 +180,59 @@ func readClientForm(f url.Values, in *admin.ClientInput) {
 		in.ResponseTypes = []string{"code"}
 	}
 	in.Scopes = strings.Fields(f.Get("scope"))
+	in.Audience = strings.Fields(f.Get("audience"))
 	in.TokenEndpointAuthMethod = f.Get("token_endpoint_auth_method")
+	in.TokenEndpointAuthSigningAlg = f.Get("token_endpoint_auth_signing_alg")
+	in.RequestObjectSigningAlg = strings.TrimSpace(f.Get("request_object_signing_alg"))
 	in.ApplicationType = f.Get("application_type")
+	in.LogoURI = strings.TrimSpace(f.Get("logo_uri"))
+	in.ClientURI = strings.TrimSpace(f.Get("client_uri"))
+	in.Contacts = lines(f.Get("contacts"))
 	in.SkipConsent = f.Get("skip_consent") != ""
+	in.PKCEOptional = f.Get("pkce_optional") != ""
+	in.JWKS = nil
+	if raw := strings.TrimSpace(f.Get("jwks")); raw != "" {
+		var ks jose.JSONWebKeySet
+		if err := json.Unmarshal([]byte(raw), &ks); err != nil {
+			problems = append(problems, storage.FieldProblem{Field: "jwks", Problem: `must be a JSON Web Key Set: {"keys": [...]}`})
+		} else {
+			in.JWKS = &ks
+		}
+	}
+	for _, l := range []struct {
+		field string
+		dst   *storage.Duration
+	}{
+		{"access_token_lifespan", &in.AccessTokenLifespan},
+		{"refresh_token_lifespan", &in.RefreshTokenLifespan},
+		{"id_token_lifespan", &in.IDTokenLifespan},
+	} {
+		if err := l.dst.UnmarshalText([]byte(f.Get(l.field))); err != nil {
+			problems = append(problems, storage.FieldProblem{Field: l.field, Problem: err.Error()})
+		}
+	}
+	return problems
+}
+
+// lines splits a textarea into its non-empty trimmed lines.
+func lines(s string) []string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if v := strings.TrimSpace(line); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (c *Console) clientCreate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	var in admin.ClientInput
-	readClientForm(r.PostForm, &in)
+	problems := readClientForm(r.PostForm, &in)
 	in.ID = strings.TrimSpace(r.PostForm.Get("client_id"))
+	if len(problems) > 0 {
+		c.renderClientForm(w, rc, http.StatusBadRequest, clientForm(true, in.ID, 0, in), problems)
+		return
+	}
 	cl, secret, err := c.cfg.Service.CreateClient(r.Context(), rc.actor, in)
 	if p, ok := invalidProblems(err); ok {
 		c.renderClientForm(w, rc, http.StatusBadRequest, clientForm(true, in.ID, 0, in), p)
@@ -211,7 +265,7 @@ func (c *Console) clientEdit(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		c.fail(w, r, rc, err)
 		return
 	}
-	c.renderClientForm(w, rc, http.StatusOK, clientForm(false, cl.ID, cl.Version, admin.InputFromClient(cl)), nil)
+	c.renderClientForm(w, rc, http.StatusOK, clientForm(false, cl.ID, cl.Version, cl.Spec()), nil)
 }
 
 func (c *Console) clientUpdate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -227,9 +281,13 @@ func (c *Console) clientUpdate(w http.ResponseWriter, r *http.Request, rc *reqCt
 		c.fail(w, r, rc, storage.ErrPreconditionFailed)
 		return
 	}
-	in := admin.InputFromClient(cl)
-	readClientForm(r.PostForm, &in)
+	in := cl.Spec()
+	problems := readClientForm(r.PostForm, &in)
 	in.ID = ""
+	if len(problems) > 0 {
+		c.renderClientForm(w, rc, http.StatusBadRequest, clientForm(false, id, version, in), problems)
+		return
+	}
 	updated, secret, err := c.cfg.Service.UpdateClient(ctx, rc.actor, id, in, version)
 	if p, ok := invalidProblems(err); ok {
 		c.renderClientForm(w, rc, http.StatusBadRequest, clientForm(false, id, version, in), p)

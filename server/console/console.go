@@ -224,6 +224,7 @@ func (c *Console) Register(r *mux.Router) {
 	}{
 		{get, "/", anyScope, c.overview},
 		{get, "/account", anyScope, c.accountPage},
+		{post, "/account/password", anyScope, c.accountPassword},
 		{post, "/account/totp", anyScope, c.totpEnrol},
 		{get, "/account/totp/remove", anyScope, c.totpRemoveConfirm},
 		{post, "/account/totp/remove", anyScope, c.totpRemove},
@@ -259,6 +260,10 @@ func (c *Console) Register(r *mux.Router) {
 		{get, "/users/{id}/disable", us, c.userDisableConfirm},
 		{post, "/users/{id}/disable", us, c.userDisable},
 		{post, "/users/{id}/enable", us, c.userEnable},
+		{get, "/users/{id}/edit", us, c.userEdit},
+		{post, "/users/{id}/edit", us, c.userUpdate},
+		{get, "/users/{id}/delete", us, c.userDeleteConfirm},
+		{post, "/users/{id}/delete", us, c.userDelete},
 		{get, "/users/{id}/password", us, c.userResetConfirm},
 		{post, "/users/{id}/password", us, c.userReset},
 		{get, "/users/{id}/totp/reset", us, c.userTOTPResetConfirm},

@@ -6,8 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"net/http"
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -20,10 +18,9 @@ import (
 
 const tokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 
-// Editing a private_key_jwt client in the console (whose form offers only
-// secret methods and none) must keep its authentication method, not
-// silently switch it to a client secret; grant types without a checkbox
-// must survive the edit too.
+// Editing a private_key_jwt client in the console must keep its
+// authentication method, JWKS and token exchange grant: the form shows
+// every field, so submitting it as shown changes only what was edited.
 func TestConsoleEditKeepsUnlistedAuthMethod(t *testing.T) {
 	e := newEnv(t)
 	e.addUser("root", allScopes...)
@@ -42,27 +39,12 @@ func TestConsoleEditKeepsUnlistedAuthMethod(t *testing.T) {
 	b := e.browser()
 	b.login("root")
 	p := b.get("/admin/clients/partner/edit")
-	// What a browser submits for the select: the selected option, or the
-	// first one when none is selected.
-	sel := regexp.MustCompile(`(?s)<select id="token_endpoint_auth_method"[^>]*>(.*?)</select>`).FindStringSubmatch(p.body)
-	if sel == nil {
-		t.Fatalf("no auth method select: %d", p.status)
-	}
-	opts := regexp.MustCompile(`<option value="([^"]+)"( selected)?>`).FindAllStringSubmatch(sel[1], -1)
-	method := ""
-	for _, o := range opts {
-		if o[2] != "" || method == "" {
-			method = o[1]
-		}
-		if o[2] != "" {
-			break
-		}
-	}
-	version := regexp.MustCompile(`name="version" value="(\d+)"`).FindStringSubmatch(p.body)
-	p = b.submit("/admin/clients/partner/edit", "/admin/clients/partner/edit", url.Values{
-		"name": {"Partner renamed"}, "grant_client_credentials": {"on"}, "version": {version[1]},
-		"token_endpoint_auth_method": {method}, "application_type": {"web"},
-	})
+	// Submit what a browser submits: every field as shown, the name
+	// changed.
+	form := formValues(t, p.body, "/admin/clients/partner/edit")
+	form.Set("name", "Partner renamed")
+	method := form.Get("token_endpoint_auth_method")
+	p = b.submit("/admin/clients/partner/edit", "/admin/clients/partner/edit", form)
 	if p.status != http.StatusSeeOther || strings.Contains(p.body, "Client secret") {
 		t.Fatalf("edit: %d (submitted method %q)", p.status, method)
 	}
@@ -73,7 +55,10 @@ func TestConsoleEditKeepsUnlistedAuthMethod(t *testing.T) {
 	if c.Name != "Partner renamed" || c.TokenEndpointAuthMethod != storage.AuthMethodPrivateKeyJWT || c.SecretHash != "" {
 		t.Fatalf("after edit: name %q method %q secret set %v", c.Name, c.TokenEndpointAuthMethod, c.SecretHash != "")
 	}
-	// The token exchange grant has no checkbox either; it stays.
+	if c.JWKS == nil || len(c.JWKS.Keys) != 1 || c.JWKS.Keys[0].KeyID != "p1" || c.TokenEndpointAuthSigningAlg != "ES256" {
+		t.Fatalf("after edit: jwks %+v alg %q", c.JWKS, c.TokenEndpointAuthSigningAlg)
+	}
+	// The token exchange grant stays.
 	if !slices.Equal(c.GrantTypes, []string{"client_credentials", tokenExchange}) {
 		t.Fatalf("grant types after edit: %v", c.GrantTypes)
 	}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,10 +21,25 @@ type userListData struct {
 }
 
 type userFormData struct {
+	// Edit is an existing user's form (ID, Version); no password there.
+	Edit            bool
+	ID              string
+	Version         int64
 	Username, Email string
 	Scopes          []string
 	AdminScopes     []string
 	MinPassword     int
+}
+
+// readUserForm reads the fields the new and edit forms share.
+func readUserForm(f url.Values) userFormData {
+	d := userFormData{Username: strings.TrimSpace(f.Get("username")), Email: strings.TrimSpace(f.Get("email")), AdminScopes: adminScopes(), MinPassword: admin.MinPasswordLength}
+	for _, sc := range d.AdminScopes {
+		if f.Get("scope_"+sc) != "" {
+			d.Scopes = append(d.Scopes, sc)
+		}
+	}
+	return d
 }
 
 // adminScopes are the scopes a user may hold for the console.
@@ -51,9 +67,10 @@ func (c *Console) userList(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		d.Next = us[page-1].ID
 	}
 	v := rc.view("Users", "users", d)
-	if r.URL.Query().Get("m") == "enabled" {
-		v.Flash = "The user is enabled again."
-	}
+	v.Flash = map[string]string{
+		"enabled": "The user is enabled again.",
+		"updated": "Changes saved.",
+	}[r.URL.Query().Get("m")]
 	c.render(w, http.StatusOK, "users", v)
 }
 
@@ -63,12 +80,7 @@ func (c *Console) userNew(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 
 func (c *Console) userCreate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	f := r.PostForm
-	d := userFormData{Username: strings.TrimSpace(f.Get("username")), Email: strings.TrimSpace(f.Get("email")), AdminScopes: adminScopes(), MinPassword: admin.MinPasswordLength}
-	for _, sc := range d.AdminScopes {
-		if f.Get("scope_"+sc) != "" {
-			d.Scopes = append(d.Scopes, sc)
-		}
-	}
+	d := readUserForm(f)
 	u, password, err := c.cfg.Service.CreateUser(r.Context(), rc.actor, admin.UserInput{
 		Username: d.Username, Email: d.Email, Password: f.Get("password"), AdminScopes: d.Scopes,
 	})
@@ -167,4 +179,88 @@ func (c *Console) userTOTPReset(w http.ResponseWriter, r *http.Request, rc *reqC
 		Facts:   []kv{{"User", u.Username}, {"User ID", u.ID}},
 		Next:    Prefix + "/users", NextLabel: "Back to users",
 	}))
+}
+
+func (c *Console) userEdit(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	u, err := c.cfg.Service.GetUser(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	c.render(w, http.StatusOK, "user_form", rc.view("Edit user", "users", userFormData{
+		Edit: true, ID: u.ID, Version: u.Version, Username: u.Username, Email: u.Email,
+		Scopes: u.AdminScopes, AdminScopes: adminScopes(), MinPassword: admin.MinPasswordLength,
+	}))
+}
+
+// userUpdate saves the username, email and admin scopes. The Service
+// refuses a version that is no longer current, scopes the signed-in user
+// does not hold, and changes to their own scopes.
+func (c *Console) userUpdate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	id := mux.Vars(r)["id"]
+	version, err := strconv.ParseInt(r.PostForm.Get("version"), 10, 64)
+	if err != nil {
+		c.fail(w, r, rc, storage.ErrPreconditionFailed)
+		return
+	}
+	d := readUserForm(r.PostForm)
+	d.Edit, d.ID, d.Version = true, id, version
+	_, err = c.cfg.Service.UpdateUser(r.Context(), rc.actor, id, admin.UserUpdate{Username: d.Username, Email: d.Email, AdminScopes: d.Scopes}, version)
+	if p, ok := invalidProblems(err); ok {
+		v := rc.view("Edit user", "users", d)
+		v.Problems, v.Error = p, "The user could not be saved. Fix the fields below."
+		c.render(w, http.StatusBadRequest, "user_form", v)
+		return
+	}
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"/users?m=updated", http.StatusSeeOther)
+}
+
+func (c *Console) userDeleteConfirm(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	c.confirmUser(w, r, rc, "Delete user?", "Delete user", "delete",
+		"The user, their consents and sessions are deleted for good, every token issued to them is revoked and the API keys they own are revoked. This cannot be undone; disabling can.")
+}
+
+func (c *Console) userDelete(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	id := mux.Vars(r)["id"]
+	n, err := c.cfg.Service.DeleteUser(r.Context(), rc.actor, id)
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	c.render(w, http.StatusOK, "done", rc.view("User deleted", "users", doneData{
+		Message: "The user is deleted.",
+		Facts: []kv{{"User ID", id}, {"Sessions ended", strconv.FormatInt(n.LoginSessions, 10)}, {"API keys revoked", strconv.FormatInt(n.APIKeys, 10)},
+			{"Tokens revoked", strconv.FormatInt(n.Tokens, 10)}},
+		Next: Prefix + "/users", NextLabel: "Back to users",
+	}))
+}
+
+// accountPassword changes the signed-in user's own password, given the
+// current one (admin.Service.ChangeOwnPassword).
+func (c *Console) accountPassword(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	f := r.PostForm
+	_, err := c.cfg.Service.ChangeOwnPassword(r.Context(), rc.actor, rc.user.ID, f.Get("current_password"), f.Get("new_password"))
+	if errors.Is(err, admin.ErrWrongPassword) {
+		c.renderAccount(w, r, rc, http.StatusForbidden, "", "The current password is wrong; your password is unchanged.")
+		return
+	}
+	if p, ok := invalidProblems(err); ok {
+		msg := "The new password is not acceptable."
+		for _, pr := range p {
+			if pr.Field == "password" || pr.Field == "new_password" {
+				msg = "The new password " + pr.Problem + "."
+			}
+		}
+		c.renderAccount(w, r, rc, http.StatusBadRequest, "", msg)
+		return
+	}
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	c.renderAccount(w, r, rc, http.StatusOK, "Your password is changed.", "")
 }

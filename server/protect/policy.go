@@ -63,7 +63,7 @@ func StaticAsset() Policy {
 // AdminAPI is the JSON admin API (API-key authenticated).
 func AdminAPI() Policy {
 	return Policy{Name: "admin-api", Response: API, NoStore: true, Class: ClassAdmin,
-		Input: InputConfig{MaxBodyBytes: 1 << 20, ContentTypes: []string{"application/json"}}}
+		Input: InputConfig{MaxBodyBytes: 1 << 20, ContentTypes: []string{"application/json", "application/merge-patch+json"}}}
 }
 
 // Console is a page of the admin console for a signed-in admin.

@@ -15,7 +15,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -31,28 +30,16 @@ type File struct {
 	Users   []User   `yaml:"users" json:"users"`
 }
 
-// Client is one client declaration.
+// Client is one client declaration: storage.ClientSpec, the client shape
+// the admin API and console share (so defaults and validation are the
+// same), plus the secret to create it with. Lifespans are Go durations
+// ("15m", "720h").
 type Client struct {
-	ClientID                    string          `yaml:"client_id" json:"client_id"`
-	ClientSecret                string          `yaml:"client_secret" json:"client_secret"`
-	ClientName                  string          `yaml:"client_name" json:"client_name"`
-	RedirectURIs                []string        `yaml:"redirect_uris" json:"redirect_uris"`
-	GrantTypes                  []string        `yaml:"grant_types" json:"grant_types"`
-	ResponseTypes               []string        `yaml:"response_types" json:"response_types"`
-	Scope                       string          `yaml:"scope" json:"scope"`
-	Audience                    []string        `yaml:"audience" json:"audience"`
-	TokenEndpointAuthMethod     string          `yaml:"token_endpoint_auth_method" json:"token_endpoint_auth_method"`
-	TokenEndpointAuthSigningAlg string          `yaml:"token_endpoint_auth_signing_alg" json:"token_endpoint_auth_signing_alg"`
-	JWKS                        json.RawMessage `yaml:"-" json:"jwks"`
-	JWKSYAML                    map[string]any  `yaml:"jwks" json:"-"`
-	ApplicationType             string          `yaml:"application_type" json:"application_type"`
-	LogoURI                     string          `yaml:"logo_uri" json:"logo_uri"`
-	ClientURI                   string          `yaml:"client_uri" json:"client_uri"`
-	SkipConsent                 bool            `yaml:"skip_consent" json:"skip_consent"`
-	PKCEOptional                bool            `yaml:"pkce_optional" json:"pkce_optional"`
-	AccessTokenLifespan         Duration        `yaml:"access_token_lifespan" json:"access_token_lifespan"`
-	RefreshTokenLifespan        Duration        `yaml:"refresh_token_lifespan" json:"refresh_token_lifespan"`
-	IDTokenLifespan             Duration        `yaml:"id_token_lifespan" json:"id_token_lifespan"`
+	storage.ClientSpec `yaml:",inline"`
+	ClientSecret       string `yaml:"client_secret" json:"client_secret"`
+	// JWKSYAML carries jwks through YAML, which go-jose cannot decode
+	// directly; JSON decodes into ClientSpec.JWKS.
+	JWKSYAML map[string]any `yaml:"jwks" json:"-"`
 }
 
 // User is one local user declaration.
@@ -98,18 +85,8 @@ func (f *File) LoadPasswordFiles(dir string) error {
 	return nil
 }
 
-// Duration accepts Go duration strings ("15m", "720h") in YAML and JSON.
-type Duration time.Duration
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("invalid duration %q: use Go syntax such as 15m or 720h", string(b))
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a lifespan in Go duration syntax; it is storage.Duration.
+type Duration = storage.Duration
 
 // Parse reads a seed document in YAML or JSON (JSON is detected by a leading
 // '{'). Unknown fields are errors, so a typo is never silently ignored.
@@ -138,7 +115,11 @@ func Parse(r io.Reader) (*File, error) {
 			if err != nil {
 				return nil, fmt.Errorf("seed: clients[%d].jwks: %w", i, err)
 			}
-			f.Clients[i].JWKS = b
+			var ks jose.JSONWebKeySet
+			if err := json.Unmarshal(b, &ks); err != nil {
+				return nil, fmt.Errorf("seed: clients[%d].jwks: %w", i, err)
+			}
+			f.Clients[i].JWKS = &ks
 		}
 	}
 	return &f, nil
@@ -184,7 +165,7 @@ func (a *Applier) Apply(ctx context.Context, f *File) (Result, error) {
 			err = errors.New("a public client (token_endpoint_auth_method none) must not have a client_secret")
 		}
 		if err != nil {
-			problems = append(problems, fmt.Errorf("clients[%d] (%s): %w", i, sc.ClientID, err))
+			problems = append(problems, fmt.Errorf("clients[%d] (%s): %w", i, sc.ID, err))
 		}
 		clients[i] = c
 	}
@@ -222,50 +203,11 @@ func (a *Applier) Apply(ctx context.Context, f *File) (Result, error) {
 	return res, nil
 }
 
+// toClient applies the declaration the way the admin API does
+// (storage.ClientSpec.ApplyTo: the same defaults).
 func (sc Client) toClient() (*storage.Client, error) {
-	c := &storage.Client{
-		ID:                          sc.ClientID,
-		Name:                        sc.ClientName,
-		RedirectURIs:                sc.RedirectURIs,
-		GrantTypes:                  sc.GrantTypes,
-		ResponseTypes:               sc.ResponseTypes,
-		Scopes:                      strings.Fields(sc.Scope),
-		Audience:                    sc.Audience,
-		TokenEndpointAuthMethod:     sc.TokenEndpointAuthMethod,
-		TokenEndpointAuthSigningAlg: sc.TokenEndpointAuthSigningAlg,
-		ApplicationType:             sc.ApplicationType,
-		LogoURI:                     sc.LogoURI,
-		ClientURI:                   sc.ClientURI,
-		SkipConsent:                 sc.SkipConsent,
-		PKCEOptional:                sc.PKCEOptional,
-		AccessTokenLifespan:         time.Duration(sc.AccessTokenLifespan),
-		RefreshTokenLifespan:        time.Duration(sc.RefreshTokenLifespan),
-		IDTokenLifespan:             time.Duration(sc.IDTokenLifespan),
-	}
-	if c.TokenEndpointAuthMethod == "" {
-		c.TokenEndpointAuthMethod = storage.AuthMethodSecretBasic
-	}
-	if c.ApplicationType == "" {
-		c.ApplicationType = storage.AppTypeWeb
-	}
-	if len(c.GrantTypes) == 0 {
-		c.GrantTypes = []string{"authorization_code", "refresh_token"}
-	}
-	if len(c.ResponseTypes) == 0 && slices.Contains(c.GrantTypes, "authorization_code") {
-		c.ResponseTypes = []string{"code"}
-	}
-	if len(sc.JWKS) > 0 {
-		var ks jose.JSONWebKeySet
-		if err := json.Unmarshal(sc.JWKS, &ks); err != nil {
-			return nil, fmt.Errorf("jwks: %w", err)
-		}
-		for _, k := range ks.Keys {
-			if !k.IsPublic() {
-				return nil, errors.New("jwks: must contain public keys only")
-			}
-		}
-		c.JWKS = &ks
-	}
+	c := &storage.Client{}
+	sc.ApplyTo(c)
 	return c, nil
 }
 
