@@ -59,6 +59,9 @@ type config struct {
 	allowedScopesRaw string
 	APIKeyGrace      time.Duration
 
+	// Forward-auth endpoint (cmd/bulwark/forwardauth.go).
+	forwardAuthConfig
+
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
 
@@ -159,6 +162,7 @@ func configFlags(fs *flag.FlagSet, c *config) (secretFile *string, secretEnv *st
 	fs.DurationVar(&c.APIKeyGrace, "apikey-grace-period", envDuration("BULWARK_APIKEY_GRACE_PERIOD", 7*24*time.Hour), "default API key grace period after rotation")
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
+	forwardAuthFlags(fs, &c.forwardAuthConfig)
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
 	return
 }
@@ -238,6 +242,7 @@ func (c *config) finish(secretFlag, secretFile, algs string) error {
 	if !slices.Contains(c.SigningAlgs, c.IDTokenAlg) || !slices.Contains(c.SigningAlgs, c.AccessTokenAlg) {
 		problems = append(problems, errors.New("--signing-algs must include both the ID token and the access token algorithm"))
 	}
+	problems = append(problems, c.finishForwardAuth()...)
 	return errors.Join(problems...)
 }
 
