@@ -51,6 +51,20 @@ func forwardAuthFlags(fs *flag.FlagSet, c *forwardAuthConfig) {
 // finishForwardAuth validates the forward-auth settings.
 func (c *forwardAuthConfig) finishForwardAuth() []error {
 	var problems []error
+	// Zero values (a config built in code, not from flags) take the flag
+	// defaults.
+	if c.ForwardAuthPath == "" {
+		c.ForwardAuthPath = forwardauth.DefaultPath
+	}
+	if c.forwardAuthLimitRaw == "" {
+		c.forwardAuthLimitRaw = "1000:2000"
+	}
+	if c.forwardAuthSampleRaw == "" {
+		c.forwardAuthSampleRaw = "0.01"
+	}
+	if c.ForwardAuthDenyList == 0 {
+		c.ForwardAuthDenyList = 100_000
+	}
 	if !strings.HasPrefix(c.ForwardAuthPath, "/") || strings.ContainsAny(c.ForwardAuthPath, "{}?# ") {
 		problems = append(problems, fmt.Errorf("--forward-auth-path %q: use an absolute path", c.ForwardAuthPath))
 	}

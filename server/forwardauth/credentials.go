@@ -3,6 +3,7 @@ package forwardauth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -161,12 +162,32 @@ func (h *Handler) verifyJWT(ctx context.Context, token string) (*verifiedJWT, er
 	return v, nil
 }
 
+// numericDate reads an RFC 7519 NumericDate; fosite decodes claims with
+// json.Number.
 func numericDate(v any) (time.Time, bool) {
-	f, ok := v.(float64)
-	if !ok || f <= 0 {
+	var sec int64
+	switch n := v.(type) {
+	case json.Number:
+		i, err := n.Int64()
+		if err != nil {
+			f, ferr := n.Float64()
+			if ferr != nil {
+				return time.Time{}, false
+			}
+			i = int64(f)
+		}
+		sec = i
+	case float64:
+		sec = int64(n)
+	case int64:
+		sec = n
+	default:
 		return time.Time{}, false
 	}
-	return time.Unix(int64(f), 0), true
+	if sec <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
 }
 
 // apiKeyEntry is a verified API key, remembered for a short time.
