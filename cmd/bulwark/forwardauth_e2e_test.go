@@ -25,6 +25,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
+	"github.com/bulwark-auth/bulwark/storage/storagetest"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
@@ -392,6 +393,33 @@ func TestE2EForwardAuthBehindNginx(t *testing.T) {
 		}
 		if n := counter(t, s, "bulwark_forward_auth_denied_total", "reason", "api_key_revoked"); n < 1 {
 			t.Fatalf("denial not counted as a revoked key: %v", n)
+		}
+	})
+
+	t.Run("case=concurrent checks around a revocation", func(t *testing.T) {
+		tok := newToken()
+		check := func(int) int {
+			req, _ := http.NewRequest(http.MethodGet, gw+"/public/orders", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return 0
+			}
+			_ = res.Body.Close()
+			return res.StatusCode
+		}
+		const n = 32
+		if ok := storagetest.Count(storagetest.Together(n, check), func(c int) bool { return c == http.StatusOK }); ok != n {
+			t.Fatalf("%d of %d concurrent checks of a valid token passed", ok, n)
+		}
+		if status, out := s.post("/oauth2/revoke", url.Values{"token": {tok}}, "svc", e2eSvcSecret); status != http.StatusOK {
+			t.Fatalf("revoke: %d %v", status, out)
+		}
+		if !eventually(func() bool { return check(0) == http.StatusUnauthorized }) {
+			t.Fatal("revoked token still accepted")
+		}
+		if denied := storagetest.Count(storagetest.Together(n, check), func(c int) bool { return c == http.StatusUnauthorized }); denied != n {
+			t.Fatalf("%d of %d concurrent checks of a revoked token denied", denied, n)
 		}
 	})
 
