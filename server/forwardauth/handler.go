@@ -2,6 +2,7 @@ package forwardauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -20,10 +21,13 @@ type Headers struct {
 	Subject, ClientID, Scope, TokenType string
 }
 
-// DefaultHeaders are the header names unless configured otherwise.
-var DefaultHeaders = Headers{
-	Subject: "X-Auth-Subject", ClientID: "X-Auth-Client-Id", Scope: "X-Auth-Scope", TokenType: "X-Auth-Token-Type",
-}
+// Default identity header names.
+const (
+	DefaultSubjectHeader   = "X-Auth-Subject"
+	DefaultClientIDHeader  = "X-Auth-Client-Id"
+	DefaultScopeHeader     = "X-Auth-Scope"
+	DefaultTokenTypeHeader = "X-Auth-Token-Type" // #nosec G101 -- a header name, not a credential
+)
 
 // Config is everything the handler needs.
 type Config struct {
@@ -43,7 +47,7 @@ type Config struct {
 	// AuditSampleRate is the fraction of denials recorded as audit
 	// events (0..1). Every denial is counted in the metrics regardless.
 	AuditSampleRate float64
-	// Headers defaults to DefaultHeaders (empty fields too).
+	// Headers: empty fields take the Default*Header names.
 	Headers Headers
 	// Rate and Burst bound checks per client (JWTs) or per API key, per
 	// replica; 0 takes the defaults (1000/s, burst 2000). Never per IP.
@@ -85,11 +89,10 @@ func New(cfg Config) (*Handler, error) {
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
-	d := DefaultHeaders
-	cfg.Headers.Subject = or(cfg.Headers.Subject, d.Subject)
-	cfg.Headers.ClientID = or(cfg.Headers.ClientID, d.ClientID)
-	cfg.Headers.Scope = or(cfg.Headers.Scope, d.Scope)
-	cfg.Headers.TokenType = or(cfg.Headers.TokenType, d.TokenType)
+	cfg.Headers.Subject = or(cfg.Headers.Subject, DefaultSubjectHeader)
+	cfg.Headers.ClientID = or(cfg.Headers.ClientID, DefaultClientIDHeader)
+	cfg.Headers.Scope = or(cfg.Headers.Scope, DefaultScopeHeader)
+	cfg.Headers.TokenType = or(cfg.Headers.TokenType, DefaultTokenTypeHeader)
 	if cfg.Rate <= 0 {
 		cfg.Rate = 1000
 	}
@@ -182,8 +185,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rule.Anonymous {
-		h.cfg.Metrics.allowed.WithLabelValues("anonymous").Inc()
-		w.WriteHeader(http.StatusOK)
+		// The identity headers are sent empty, so a gateway that copies
+		// them overwrites whatever the caller sent under those names.
+		h.allow(w, &identity{}, "anonymous")
 		return
 	}
 	id, err := h.authenticate(r)
@@ -214,13 +218,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	h.allow(w, id, id.tokenType)
+}
+
+// allow answers 200 with every identity header set (empty when unknown).
+func (h *Handler) allow(w http.ResponseWriter, id *identity, label string) {
 	hd := w.Header()
 	hd.Set(h.cfg.Headers.Subject, id.subject)
 	hd.Set(h.cfg.Headers.ClientID, id.clientID)
 	hd.Set(h.cfg.Headers.Scope, strings.Join(id.scopes, " "))
 	hd.Set(h.cfg.Headers.TokenType, id.tokenType)
 	hd.Set("Cache-Control", "no-store")
-	h.cfg.Metrics.allowed.WithLabelValues(id.tokenType).Inc()
+	h.cfg.Metrics.allowed.WithLabelValues(label).Inc()
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -377,5 +386,6 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, o origin, id *i
 	if code == "" {
 		code = d.reason
 	}
-	_, _ = w.Write([]byte(`{"error":"` + code + `","error_description":"` + d.desc + `"}`))
+	body, _ := json.Marshal(map[string]string{"error": code, "error_description": d.desc})
+	_, _ = w.Write(body)
 }
