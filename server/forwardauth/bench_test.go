@@ -3,6 +3,7 @@ package forwardauth
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -21,58 +22,64 @@ import (
 
 const benchIssuer = "https://auth.example"
 
-// benchEnv is a forward-auth handler over a real Postgres store, key ring
-// and API key service, with one JWT and one API key to check.
-type benchEnv struct {
+// env is a forward-auth handler over a real Postgres store, key ring and
+// API key service, subscribed to revocations, with one API key.
+type env struct {
 	h      *Handler
-	jwt    string
+	ring   *keys.Ring
 	apiKey string
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
-	b.Helper()
+const benchRules = "rules:\n  - name: api\n    path: /api/**\n    scopes: [introspect]\n"
+
+func newEnv(tb testing.TB, rules string, mod func(*Config)) *env {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	store := pgtest.NewStore(b)
+	tb.Cleanup(cancel)
+	store := pgtest.NewStore(tb)
 	log, _ := test.NewNullLogger()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	box, err := secretbox.New([][]byte{secret})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ring, err := keys.NewRing(ctx, keys.Config{Store: store, Locker: store, Notifier: store, Sealer: box, Algorithms: []string{"ES256"}, Logger: log})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := ring.Bootstrap(ctx); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	hasher, err := hash.New(hash.DefaultParams())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	keySvc, err := apikeys.New(apikeys.Config{Store: store, Locker: store, Notifier: store, Sealer: box,
 		Hasher: hash.NewCached(hasher, hash.CacheConfig{}), Logger: log})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	apiKey, _, err := keySvc.Create(ctx, apikeys.CreateRequest{Name: "bench", OwnerType: apikeys.OwnerService, OwnerID: "bench", Scopes: []string{apikeys.ScopeIntrospect}})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	set, err := ParseRules([]byte("rules:\n  - name: api\n    path: /api/**\n    scopes: [introspect]\n"))
+	set, err := ParseRules([]byte(rules))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	revs, err := NewRevocations(RevocationsConfig{Notifier: store, Lookup: store, Logger: log})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	h, err := New(Config{Issuer: benchIssuer, JWT: ring.Signer("ES256"), Revocations: revs, APIKeys: keySvc, Notifier: store,
-		Rules: StaticRules(set), Metrics: NewMetrics(prometheus.NewRegistry()), Logger: log, Rate: 1e9, Burst: 1e9})
+	cfg := Config{Issuer: benchIssuer, JWT: ring.Signer("ES256"), Revocations: revs, APIKeys: keySvc, Notifier: store,
+		Rules: StaticRules(set), Metrics: NewMetrics(prometheus.NewRegistry()), Logger: log, Rate: 1e9, Burst: 1e9}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h, err := New(cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	go revs.Run(ctx, time.Minute)
 	go h.Run(ctx)
@@ -85,17 +92,32 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	for sec := time.Now().Unix(); time.Now().Unix() <= sec; {
 		time.Sleep(20 * time.Millisecond)
 	}
+	return &env{h: h, ring: ring, apiKey: apiKey}
+}
+
+// mint signs an access token like the token endpoint does; set overrides
+// claims (nil deletes one), typ replaces the header's typ.
+func (e *env) mint(tb testing.TB, typ string, set jwt.MapClaims) string {
+	tb.Helper()
 	now := time.Now()
-	hdr := jwt.NewHeaders()
-	hdr.Add("typ", "at+jwt")
-	tok, _, err := ring.Signer("ES256").Generate(ctx, jwt.MapClaims{
+	claims := jwt.MapClaims{
 		"iss": benchIssuer, "sub": "svc", "client_id": "svc", "scope": "introspect", "aud": []string{"svc"},
-		"jti": "bench", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-	}, hdr)
-	if err != nil {
-		b.Fatal(err)
+		"jti": fmt.Sprint(now.UnixNano()), "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 	}
-	return &benchEnv{h: h, jwt: tok, apiKey: apiKey}
+	for k, v := range set {
+		if v == nil {
+			delete(claims, k)
+		} else {
+			claims[k] = v
+		}
+	}
+	hdr := jwt.NewHeaders()
+	hdr.Add("typ", typ)
+	tok, _, err := e.ring.Signer("ES256").Generate(context.Background(), claims, hdr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
 }
 
 func checkRequest(target string, cred map[string]string) *http.Request {
@@ -115,9 +137,9 @@ func checkRequest(target string, cred map[string]string) *http.Request {
 // token or key was seen before. case=jwt-first-sight verifies the ES256
 // signature every time.
 func BenchmarkCheck(b *testing.B) {
-	env := newBenchEnv(b)
+	env := newEnv(b, benchRules, nil)
 	creds := map[string]map[string]string{
-		"jwt":     {"Authorization": "Bearer " + env.jwt},
+		"jwt":     {"Authorization": "Bearer " + env.mint(b, "at+jwt", nil)},
 		"api-key": {"X-API-Key": env.apiKey},
 	}
 	for _, name := range []string{"jwt", "api-key"} {
