@@ -135,7 +135,7 @@ func buildForwardAuth(cfg config, store storage.Store, ring *keys.Ring, keySvc *
 		return nil, err
 	}
 	h, err := forwardauth.New(forwardauth.Config{
-		Issuer: cfg.Issuer, JWT: ring.Signer(cfg.AccessTokenAlg), Revocations: revs, APIKeys: keySvc, Notifier: store,
+		Issuer: cfg.Issuer, JWT: ring.Signer(cfg.AccessTokenAlg), KeyPublished: func(kid string) bool { _, ok := ring.VerificationKey(kid); return ok }, Revocations: revs, APIKeys: keySvc, Notifier: store,
 		Rules: rules, Metrics: forwardauth.NewMetrics(reg), Logger: log, Audit: audit,
 		AuditSampleRate: cfg.ForwardAuthAuditSample, Headers: cfg.ForwardAuthHeaders,
 		Rate: cfg.ForwardAuthRate, Burst: cfg.ForwardAuthBurst, Now: now,

@@ -72,7 +72,7 @@ func newEnv(tb testing.TB, rules string, mod func(*Config)) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg := Config{Issuer: benchIssuer, JWT: ring.Signer("ES256"), Revocations: revs, APIKeys: keySvc, Notifier: store,
+	cfg := Config{Issuer: benchIssuer, JWT: ring.Signer("ES256"), KeyPublished: published(ring), Revocations: revs, APIKeys: keySvc, Notifier: store,
 		Rules: StaticRules(set), Metrics: NewMetrics(prometheus.NewRegistry()), Logger: log, Rate: 1e9, Burst: 1e9}
 	if mod != nil {
 		mod(&cfg)
@@ -93,6 +93,10 @@ func newEnv(tb testing.TB, rules string, mod func(*Config)) *env {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return &env{h: h, ring: ring, apiKey: apiKey}
+}
+
+func published(ring *keys.Ring) func(string) bool {
+	return func(kid string) bool { _, ok := ring.VerificationKey(kid); return ok }
 }
 
 // mint signs an access token like the token endpoint does; set overrides

@@ -66,6 +66,7 @@ func deny(reason string, status int, code, desc string) *denial {
 // map lookup instead of a signature verification.
 type verifiedJWT struct {
 	id        identity
+	kid       string // the ring key that signed it
 	key       string // storage.HashKey(signature): the store's key
 	signature string
 	issuedAt  time.Time
@@ -109,6 +110,11 @@ func (c *jwtCache) put(h [32]byte, v *verifiedJWT, now time.Time) {
 func (h *Handler) verifyJWT(ctx context.Context, token string) (*verifiedJWT, error) {
 	sum := sha256.Sum256([]byte(token))
 	if v := h.jwts.get(sum); v != nil {
+		// A signing key revoked since (containment) takes its tokens
+		// with it, cached or not.
+		if !h.cfg.KeyPublished(v.kid) {
+			return nil, deny(reasonInvalidToken, 401, "invalid_token", "The access token is invalid.")
+		}
 		return v, nil
 	}
 	tok, err := h.cfg.JWT.Decode(ctx, token)
@@ -135,7 +141,9 @@ func (h *Handler) verifyJWT(ctx context.Context, token string) (*verifiedJWT, er
 	if len(parts) != 3 {
 		return nil, deny(reasonInvalidToken, 401, "invalid_token", "The access token is invalid.")
 	}
+	kid, _ := tok.Header["kid"].(string)
 	v := &verifiedJWT{
+		kid:       kid,
 		key:       storage.HashKey(parts[2]),
 		signature: parts[2],
 		issuedAt:  iat,

@@ -34,6 +34,9 @@ type Config struct {
 	// Issuer is the iss every accepted JWT carries.
 	Issuer      string
 	JWT         JWTDecoder
+	// KeyPublished reports whether a signing key id is still published
+	// (not revoked); checked on every use of a cached verification.
+	KeyPublished func(kid string) bool
 	Revocations *Revocations
 	APIKeys     APIKeys
 	// Notifier delivers API key changes (apikeys.NotifyChannel) that evict
@@ -80,8 +83,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Issuer == "" {
 		problems = append(problems, errors.New("forwardauth: Issuer is required"))
 	}
-	if cfg.JWT == nil || cfg.Revocations == nil || cfg.APIKeys == nil || cfg.Notifier == nil || cfg.Rules == nil || cfg.Metrics == nil || cfg.Logger == nil {
-		problems = append(problems, errors.New("forwardauth: JWT, Revocations, APIKeys, Notifier, Rules, Metrics and Logger are required"))
+	if cfg.JWT == nil || cfg.KeyPublished == nil || cfg.Revocations == nil || cfg.APIKeys == nil || cfg.Notifier == nil || cfg.Rules == nil || cfg.Metrics == nil || cfg.Logger == nil {
+		problems = append(problems, errors.New("forwardauth: JWT, KeyPublished, Revocations, APIKeys, Notifier, Rules, Metrics and Logger are required"))
 	}
 	if cfg.AuditSampleRate < 0 || cfg.AuditSampleRate > 1 {
 		problems = append(problems, errors.New("forwardauth: AuditSampleRate must be between 0 and 1"))

@@ -143,3 +143,27 @@ func TestHandlerCustomHeaderNames(t *testing.T) {
 		t.Fatalf("%d %v", res.StatusCode, res.Header)
 	}
 }
+
+func TestHandlerCachedTokenDiesWithItsSigningKey(t *testing.T) {
+	e := newEnv(t, handlerRules, nil)
+	srv := serve(t, e)
+	tok := e.mint(t, "at+jwt", nil)
+	check := func() int {
+		return do(t, srv, "GET", "/forward-auth", map[string][]string{"Authorization": {"Bearer " + tok}, "X-Forwarded-Uri": {"/api/x"}}).StatusCode
+	}
+	if got := check(); got != 200 {
+		t.Fatalf("fresh token: %d", got)
+	}
+	// The header only: which key signed it.
+	parsed, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return nil, nil })
+	kid, _ := parsed.Header["kid"].(string)
+	if kid == "" {
+		t.Fatalf("no kid: %v", err)
+	}
+	if err := e.ring.Revoke(t.Context(), kid, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := check(); got != http.StatusUnauthorized {
+		t.Fatalf("token of a revoked signing key (cached): %d", got)
+	}
+}
