@@ -12,6 +12,7 @@ import (
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/bulwark-auth/bulwark/keys/apikey"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/storage"
 )
@@ -38,6 +39,8 @@ type identity struct {
 	// limitKey names the rate-limit bucket: the client for JWTs, the key
 	// for API keys.
 	limitKey string
+	// charged is set when this request already took from the bucket.
+	charged bool
 }
 
 // Token types in X-Auth-Token-Type.
@@ -262,6 +265,15 @@ func (h *Handler) verifyAPIKey(ctx context.Context, token string) (*identity, er
 	if e := h.keys.get(sum, now); e != nil {
 		return &e.id, nil
 	}
+	// A cache miss costs an Argon2id comparison: the key's bucket is
+	// charged before it, so one key id cannot be hammered at that cost.
+	parsed, err := apikey.Parse(token)
+	if err != nil {
+		return nil, deny(reasonAPIKeyInvalid, 401, "invalid_token", "The API key is invalid.")
+	}
+	if !h.limiter.allow("apikey:" + parsed.ID) {
+		return nil, deny(reasonRateLimited, 429, "", "Too many requests for this credential.")
+	}
 	p, key, err := h.cfg.APIKeys.Verify(ctx, token)
 	switch {
 	case errors.Is(err, apikeys.ErrRevoked):
@@ -282,5 +294,7 @@ func (h *Handler) verifyAPIKey(ctx context.Context, token string) (*identity, er
 		e.id.clientID = p.OwnerID
 	}
 	h.keys.put(sum, e, now)
-	return &e.id, nil
+	id := e.id
+	id.charged = true
+	return &id, nil
 }

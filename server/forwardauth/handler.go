@@ -196,6 +196,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, err := h.authenticate(r)
 	if err != nil {
 		var dn *denial
+		if errors.As(err, &dn) && dn.status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
 		if !errors.As(err, &dn) {
 			h.cfg.Logger.WithError(err).Error("forward-auth: check failed")
 			w.Header().Set("Retry-After", "1")
@@ -204,7 +207,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, o, id, dn)
 		return
 	}
-	if !h.limiter.allow(id.limitKey) {
+	if !id.charged && !h.limiter.allow(id.limitKey) {
 		w.Header().Set("Retry-After", "1")
 		h.refuse(w, r, o, id, deny(reasonRateLimited, http.StatusTooManyRequests, "", "Too many requests for this credential."))
 		return

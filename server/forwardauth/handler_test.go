@@ -133,6 +133,14 @@ func TestHandlerRateLimitsPerCredentialNotPerAddress(t *testing.T) {
 	if res := check(b); res.StatusCode != 200 {
 		t.Fatalf("other client limited: %d", res.StatusCode)
 	}
+	// API keys: the bucket is the key's, charged once per check whether
+	// or not the verification was cached.
+	key := func() int {
+		return do(t, srv, "GET", "/forward-auth", map[string][]string{"X-API-Key": {e.apiKey}, "X-Forwarded-Uri": {"/api/x"}}).StatusCode
+	}
+	if got := []int{key(), key(), key()}; got[0] != 200 || got[1] != 200 || got[2] != http.StatusTooManyRequests {
+		t.Fatalf("API key checks: %v", got)
+	}
 }
 
 func TestHandlerCustomHeaderNames(t *testing.T) {
