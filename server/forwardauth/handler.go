@@ -32,13 +32,13 @@ const (
 // Config is everything the handler needs.
 type Config struct {
 	// Issuer is the iss every accepted JWT carries.
-	Issuer      string
-	JWT         JWTDecoder
+	Issuer string
+	JWT    JWTDecoder
 	// KeyPublished reports whether a signing key id is still published
 	// (not revoked); checked on every use of a cached verification.
 	KeyPublished func(kid string) bool
-	Revocations *Revocations
-	APIKeys     APIKeys
+	Revocations  *Revocations
+	APIKeys      APIKeys
 	// Notifier delivers API key changes (apikeys.NotifyChannel) that evict
 	// the API key cache.
 	Notifier storage.Notifier
