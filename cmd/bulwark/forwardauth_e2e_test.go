@@ -432,3 +432,59 @@ func TestE2EForwardAuthBehindNginx(t *testing.T) {
 		}
 	})
 }
+
+// A token revoked at one replica is refused by another replica's
+// forward-auth through the NOTIFY channel, without a database lookup.
+func TestE2EForwardAuthRevocationReachesOtherReplica(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesPath, []byte(forwardAuthRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startE2E(t, dsn, func(c *config) { c.ForwardAuthRules = rulesPath })
+	// Replicas share one issuer.
+	b := startE2E(t, dsn, func(c *config) { c.ForwardAuthRules = rulesPath; c.Issuer = a.issuer })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = b.app.forwardAuth.run(ctx) }()
+	if !eventually(b.app.forwardAuth.revocations.Ready) {
+		t.Fatal("replica b's deny list never subscribed")
+	}
+	for ready := time.Now().Unix(); time.Now().Unix() <= ready; {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: e2eSvcSecret, TokenURL: a.issuer + "/oauth2/token", Scopes: []string{"api:read"}}
+	tok, err := cc.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAtB := func() int {
+		req, _ := http.NewRequest(http.MethodGet, b.srv.URL+"/forward-auth", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("X-Forwarded-Uri", "/public/orders")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	if got := checkAtB(); got != http.StatusOK {
+		t.Fatalf("token from replica a refused at b: %d", got)
+	}
+	if status, out := a.post("/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, "svc", e2eSvcSecret); status != http.StatusOK {
+		t.Fatalf("revoke at a: %d %v", status, out)
+	}
+	revokedAt := time.Now()
+	if !eventually(func() bool { return checkAtB() == http.StatusUnauthorized }) {
+		t.Fatal("revocation at a never reached b")
+	}
+	t.Logf("revocation at a took effect at b after %s", time.Since(revokedAt))
+	lookups := 0.0
+	for _, r := range []string{"revoked", "valid", "error"} {
+		lookups += counter(t, b, "bulwark_forward_auth_revocation_lookups_total", "result", r)
+	}
+	if lookups != 0 {
+		t.Fatalf("replica b consulted the database %v times", lookups)
+	}
+}
