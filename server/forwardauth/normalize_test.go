@@ -57,3 +57,29 @@ func TestNormalizePathRefusesTricks(t *testing.T) {
 		})
 	}
 }
+
+// FuzzNormalizePath: whatever comes in, an accepted path is absolute,
+// has no empty, "." or ".." segment, and normalizing it again changes
+// nothing.
+func FuzzNormalizePath(f *testing.F) {
+	for _, s := range []string{"/", "/a/../b", "/public/%2e%2e/admin", "//x//y/", "/%41%2F", "/a?b#c", "/caf%C3%A9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := NormalizePath(in)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(out, "/") || strings.Contains(out, "//") {
+			t.Fatalf("%q -> %q", in, out)
+		}
+		for _, seg := range strings.Split(strings.Trim(out, "/"), "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("%q -> %q keeps a dot segment", in, out)
+			}
+		}
+		if again, err := NormalizePath(out); err != nil || again != out {
+			t.Fatalf("not idempotent: %q -> %q -> %q, %v", in, out, again, err)
+		}
+	})
+}

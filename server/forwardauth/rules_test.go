@@ -151,3 +151,31 @@ func TestRulesReloadKeepsPreviousOnError(t *testing.T) {
 		t.Fatal("invalid rules file accepted at start")
 	}
 }
+
+func TestRulesWatchPicksUpChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, []byte("rules:\n  - name: a\n    path: /a\n    scopes: [x]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := test.NewNullLogger()
+	r, err := LoadRules(path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go r.Watch(t.Context(), 20*time.Millisecond)
+	// A different size is a change even within the file system's mtime
+	// granularity.
+	if err := os.WriteFile(path, []byte("rules:\n  - name: bb\n    path: /bb\n    scopes: [x]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, ok := r.Current().Match("GET", "", "/bb"); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rules file change not picked up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
