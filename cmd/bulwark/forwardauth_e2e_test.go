@@ -488,3 +488,38 @@ func TestE2EForwardAuthRevocationReachesOtherReplica(t *testing.T) {
 		t.Fatalf("replica b consulted the database %v times", lookups)
 	}
 }
+
+// --forward-auth-addr moves the endpoint to a listener of its own.
+func TestE2EForwardAuthOwnListener(t *testing.T) {
+	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesPath, []byte(forwardAuthRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	s := startE2E(t, pgtest.NewDatabase(t), func(c *config) { c.ForwardAuthRules = rulesPath; c.ForwardAuthAddr = addr })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.app.forwardAuth.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("forward-auth listener: %v", err)
+		}
+	})
+	check := func(base string) int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/forward-auth", nil)
+		req.Header.Set("X-Forwarded-Uri", "/healthz")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	if !eventually(func() bool { return check("http://"+addr) == http.StatusOK }) {
+		t.Fatal("own listener never answered")
+	}
+	if got := check(s.issuer); got != http.StatusNotFound {
+		t.Fatalf("the public listener still serves forward-auth: %d", got)
+	}
+}
