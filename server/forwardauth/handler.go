@@ -196,19 +196,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, err := h.authenticate(r)
 	if err != nil {
 		var dn *denial
-		if errors.As(err, &dn) && dn.status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-		}
 		if !errors.As(err, &dn) {
 			h.cfg.Logger.WithError(err).Error("forward-auth: check failed")
-			w.Header().Set("Retry-After", "1")
 			dn = deny(reasonUnavailable, http.StatusServiceUnavailable, "", "Temporarily unavailable.")
 		}
 		h.refuse(w, r, o, id, dn)
 		return
 	}
 	if !id.charged && !h.limiter.allow(id.limitKey) {
-		w.Header().Set("Retry-After", "1")
 		h.refuse(w, r, o, id, deny(reasonRateLimited, http.StatusTooManyRequests, "", "Too many requests for this credential."))
 		return
 	}
@@ -373,6 +368,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, o origin, id *i
 	}
 	hd := w.Header()
 	hd.Set("Cache-Control", "no-store")
+	if d.status == http.StatusTooManyRequests || d.status == http.StatusServiceUnavailable {
+		hd.Set("Retry-After", "1")
+	}
 	if d.status == http.StatusUnauthorized || d.status == http.StatusForbidden && d.code != "" || d.status == http.StatusBadRequest {
 		c := `Bearer realm="` + h.cfg.Realm + `"`
 		if d.code != "" {
