@@ -1,13 +1,19 @@
 package forwardauth
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
+	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/bulwark-auth/bulwark/storage/memory"
 )
 
 const handlerRules = `
@@ -173,5 +179,27 @@ func TestHandlerCachedTokenDiesWithItsSigningKey(t *testing.T) {
 	}
 	if got := check(); got != http.StatusUnauthorized {
 		t.Fatalf("token of a revoked signing key (cached): %d", got)
+	}
+}
+
+// failingLookup is a store that is down.
+type failingLookup struct{}
+
+func (failingLookup) GetAccessTokenSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, errors.New("connection refused")
+}
+
+func TestHandlerStoreDownIs503NotOK(t *testing.T) {
+	log, _ := test.NewNullLogger()
+	// Never subscribed: every token needs the store, which is down.
+	revs, err := NewRevocations(RevocationsConfig{Notifier: memory.New(memory.Config{}), Lookup: failingLookup{}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, handlerRules, func(c *Config) { c.Revocations = revs })
+	srv := serve(t, e)
+	res := do(t, srv, "GET", "/forward-auth", map[string][]string{"Authorization": {"Bearer " + e.mint(t, "at+jwt", nil)}, "X-Forwarded-Uri": {"/api/x"}})
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("store down: %d %q", res.StatusCode, res.Header.Get("Retry-After"))
 	}
 }
