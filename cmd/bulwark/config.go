@@ -81,6 +81,8 @@ type config struct {
 	// DatabaseWait is how long serve retries an unreachable database at
 	// start (with backoff, one log line per attempt) before giving up.
 	DatabaseWait time.Duration
+	// Forward-auth endpoint (cmd/bulwark/forwardauth.go).
+	forwardAuthConfig
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -218,6 +220,7 @@ func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *s
 	fs.DurationVar(&c.DatabaseWait, "database-wait", envDuration("BULWARK_DATABASE_WAIT", time.Minute), "how long serve waits for an unreachable database at start")
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
+	forwardAuthFlags(fs, &c.forwardAuthConfig)
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
 	return
 }
@@ -325,6 +328,7 @@ func (c *config) check(secretFlag, secretFile, algs string, needs need) error {
 	if !slices.Contains(c.SigningAlgs, c.IDTokenAlg) || !slices.Contains(c.SigningAlgs, c.AccessTokenAlg) {
 		problems = append(problems, errors.New("--signing-algs must include both the ID token and the access token algorithm"))
 	}
+	problems = append(problems, c.finishForwardAuth()...)
 	return errors.Join(problems...)
 }
 

@@ -32,6 +32,7 @@ func configSections() []configSection {
 		{"signing", "Signing keys", []string{"signing-algs", "id-token-alg", "access-token-alg", "key-rotation-period", "key-lead-time", "key-retention", "jwks-max-age"}},
 		{"apikeys", "API keys", []string{"apikey-rotation-period", "apikey-grace-period"}},
 		{"protection", "Protection", []string{"rate-limits", "client-rate-limits", "client-rate-overrides", "account-rate-limits", "never-block", "stuffing-accounts", "refresh-reuse-alert", "block-on-refresh-reuse"}},
+		{"forward_auth", "Forward-auth (gateways)", []string{"forward-auth-rules", "forward-auth-path", "forward-auth-addr", "forward-auth-rate-limit", "forward-auth-audit-sample", "forward-auth-deny-list-size", "forward-auth-headers"}},
 		{"maintenance", "Maintenance", []string{"janitor-interval", "audit-retention"}},
 	}
 }

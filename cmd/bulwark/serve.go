@@ -120,6 +120,9 @@ type app struct {
 	log      logrus.FieldLogger
 
 	janitorEvery, auditRetention time.Duration
+
+	// forwardAuth is nil unless a rules file is configured.
+	forwardAuth *forwardAuth
 }
 
 func (a *app) Close() { a.store.Close() }
@@ -150,6 +153,12 @@ func (a *app) Run(ctx context.Context) error {
 		defer wg.Done()
 		if err := a.detector.Run(ctx); err != nil && ctx.Err() == nil {
 			a.log.WithError(err).Error("anomaly detector stopped")
+		}
+	}()
+	go func() {
+		if err := a.forwardAuth.run(ctx); err != nil {
+			a.log.WithError(err).Error("forward-auth stopped")
+			cancel()
 		}
 	}()
 	err := a.server.Run(ctx)
@@ -388,6 +397,11 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		return nil, fmt.Errorf("console: %w", err)
 	}
 
+	fwd, err := buildForwardAuth(cfg, store, ring, keySvc, registry, sink.Record, now, log)
+	if err != nil {
+		return nil, fmt.Errorf("forward-auth: %w", err)
+	}
+
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
 		tlsConfig, _, err = tlsconf.Config(cfg.TLSCert, cfg.TLSKey, log)
@@ -403,7 +417,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Logger:     log,
 		DB:         store,
 		ClientIP:   ips.IP,
-		Public:     []server.Mounter{provider, apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log), apikeyauth.WithAudit(sink.Record))},
+		Public: []server.Mounter{provider, apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log), apikeyauth.WithAudit(sink.Record)),
+			server.MounterFunc(fwd.mount)},
 		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/metrics", protect.Route(protect.Ops(), m.Handler())).Methods(http.MethodGet)
 		})},
@@ -426,7 +441,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 			return nil, err
 		}
 	}
-	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, server: srv, log: log,
+	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, forwardAuth: fwd, server: srv, log: log,
 		janitorEvery: cfg.JanitorInterval, auditRetention: cfg.AuditRetention}, hasher: cached}, nil
 }
 

@@ -81,6 +81,13 @@ func Ops() Policy {
 	return Policy{Name: "ops", Response: API, NoStore: true}
 }
 
+// ForwardAuth is the gateway subrequest endpoint (server/forwardauth). A
+// gateway is one address carrying everyone's traffic, so nothing here is
+// limited or blocked per address; the endpoint limits per credential.
+func ForwardAuth() Policy {
+	return Policy{Name: "forward-auth", Response: API, NoStore: true}
+}
+
 // OAuthEndpoint is the policy of a client-authenticated OAuth endpoint of
 // rate-limit class class (ClassToken, ClassIntrospect, ...).
 func OAuthEndpoint(class string) Policy {

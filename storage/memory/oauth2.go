@@ -99,7 +99,15 @@ func (s *Store) consumeToken(ctx context.Context, kind tokenKind, key string, se
 func (s *Store) deleteToken(ctx context.Context, kind tokenKind, key string) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
-	del(tx, s.tokens[kind], storage.HashKey(key))
+	k := storage.HashKey(key)
+	r, ok := s.tokens[kind][k]
+	if !ok {
+		return nil
+	}
+	del(tx, s.tokens[kind], k)
+	if kind == kindAccess && r.rec.ExpiresAt.After(s.now()) {
+		s.announceRevoked(tx, []string{storage.RevokedAccessPayload(k, r.rec.ExpiresAt)})
+	}
 	return nil
 }
 
@@ -228,15 +236,43 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 }
 
 // deleteWhere removes the rows of kind matching f; callers hold the write lock.
+// Unexpired access tokens it removes are announced on
+// storage.RevokedAccessChannel, like the Postgres trigger does.
 func (s *Store) deleteWhere(tx *txn, kind tokenKind, f func(*tokenRow) bool) int64 {
 	var n int64
+	var revoked []string
+	now := s.now()
 	for k, r := range s.tokens[kind] {
 		if f(r) {
 			del(tx, s.tokens[kind], k)
 			n++
+			if kind == kindAccess && r.rec.ExpiresAt.After(now) {
+				revoked = append(revoked, storage.RevokedAccessPayload(k, r.rec.ExpiresAt))
+			}
 		}
 	}
+	s.announceRevoked(tx, revoked)
 	return n
+}
+
+// revokedListLimit keeps one announcement burst well inside a subscriber's
+// buffer, since this store drops payloads a subscriber cannot take.
+const revokedListLimit = min(storage.RevokedAccessListLimit, subscriberBuffer/4)
+
+// announceRevoked publishes the payloads (or the overflow marker when there
+// are too many) on commit of tx, or at once outside a transaction; callers
+// hold the write lock.
+func (s *Store) announceRevoked(tx *txn, payloads []string) {
+	if len(payloads) > revokedListLimit {
+		payloads = []string{storage.RevokedAccessOverflow}
+	}
+	for _, p := range payloads {
+		if tx != nil {
+			tx.notify = append(tx.notify, [2]string{storage.RevokedAccessChannel, p})
+		} else {
+			s.publish(storage.RevokedAccessChannel, p)
+		}
+	}
 }
 
 // deactivateWhere marks the active rows of kind matching f inactive and
