@@ -27,6 +27,7 @@ Usage:
                                     manage signing keys
   bulwark apikeys create|list|rotate ID|revoke ID
                                     manage API keys (create: --name --owner-type --owner-id --scopes)
+  bulwark bench [flags]             load-test a running server (BULWARK_BENCH_ADMIN_KEY; see docs/performance.md)
   bulwark janitor                   delete expired tokens, codes and sessions; trim audit
   bulwark version                   print the version
 `
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdAPIKeys(ctx, args[1:], stdout)
 	case "janitor":
 		return cmdJanitor(ctx, args[1:], stdout)
+	case "bench":
+		return cmdBench(ctx, args[1:], stdout, stderr)
 	case "version":
 		_, err := fmt.Fprintln(stdout, "bulwark", version)
 		return err
