@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -73,4 +75,31 @@ func TestBenchRunsEveryScenarioWithoutErrors(t *testing.T) {
 	}
 	t.Logf("progress and summary:\n%s", progress.String())
 
+}
+
+// TestPProfIsOffByDefault: the profiles exist on the admin listener only
+// when --pprof is given, and never on the public listener.
+func TestPProfIsOffByDefault(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	get := func(u string) int {
+		t.Helper()
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	off := startE2E(t, dsn)
+	if st := get(off.adminURL + "/debug/pprof/goroutine?debug=1"); st != http.StatusNotFound {
+		t.Fatalf("pprof without --pprof: %d, want 404", st)
+	}
+	on := startE2E(t, dsn, func(c *config) { c.PProf = true })
+	if st := get(on.adminURL + "/debug/pprof/goroutine?debug=1"); st != http.StatusOK {
+		t.Fatalf("pprof with --pprof on the admin listener: %d, want 200", st)
+	}
+	if st := get(on.issuer + "/debug/pprof/goroutine?debug=1"); st != http.StatusNotFound {
+		t.Fatalf("pprof on the public listener: %d, want 404", st)
+	}
 }

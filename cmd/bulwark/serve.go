@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/server/console"
 	"github.com/bulwark-auth/bulwark/server/metrics"
+	"github.com/bulwark-auth/bulwark/server/profiling"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
 	"github.com/gorilla/mux"
@@ -355,6 +356,12 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 	}
+	adminMounts := []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
+		r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
+	})}
+	if cfg.PProf {
+		adminMounts = append(adminMounts, profiling.Profiles{})
+	}
 	readHeader, read, write, idle := protect.ServerTimeouts()
 	srv, err := server.New(server.Config{
 		PublicAddr: cfg.PublicAddr,
@@ -366,9 +373,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Public: []server.Mounter{provider, server.MounterFunc(func(r *mux.Router) {
 			r.Handle("/apikeys/self/rotate", apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log))).Methods(http.MethodPost)
 		})},
-		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
-			r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
-		})},
+		Admin:             adminMounts,
 		PublicMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
 		AdminMiddleware:   []mux.MiddlewareFunc{m.Instrument(nil)},
 		Protection:        &server.Protection{IPs: ips, Limiter: limiter, Detector: detector},

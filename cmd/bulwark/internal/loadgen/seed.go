@@ -16,8 +16,8 @@ import (
 const redirectURI = "http://127.0.0.1:9/bench/callback"
 
 const (
-	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
-	tokenTypeAPIKey    = "urn:bulwark:params:oauth:token-type:api-key"
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange" // #nosec G101 -- an RFC 8693 grant type URI, not a credential
+	tokenTypeAPIKey    = "urn:bulwark:params:oauth:token-type:api-key"     // #nosec G101 -- a token type URI, not a credential
 )
 
 // env is a run's seeded identities and shared HTTP plumbing.
