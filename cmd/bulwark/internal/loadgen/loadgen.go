@@ -157,10 +157,11 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	}
 	defer transport.CloseIdleConnections()
 	e := &env{opts: o, transport: transport, api: &http.Client{Transport: transport, Timeout: o.Timeout}}
+	// Clean up whatever was created, even when seeding stopped half-way.
+	defer e.cleanup(context.WithoutCancel(ctx), w)
 	if err := e.seed(ctx); err != nil {
 		return nil, fmt.Errorf("bench: seed: %w", err)
 	}
-	defer e.cleanup(context.WithoutCancel(ctx), w)
 
 	res := &Result{PublicURL: o.PublicURL, Concurrency: o.Concurrency, Duration: o.Duration.String(),
 		MaxRequests: o.MaxRequests, Started: time.Now().UTC(), ClientCPUs: runtime.GOMAXPROCS(0)}

@@ -96,3 +96,43 @@ func TestScrape(t *testing.T) {
 		})
 	}
 }
+
+// TestSeedFailureCleansUp: when seeding stops half-way (here: the user
+// cannot be created), what was created is removed and nothing is called
+// for what was not.
+func TestSeedFailureCleansUp(t *testing.T) {
+	var calls []string
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls = append(calls, r.Method+" "+r.URL.Path)
+		if r.Header.Get("Authorization") != "Bearer admin-key" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/admin/v1/clients":
+			n++
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"client_id":"c%d","client_secret":"s"}`, n)
+		case r.Method == http.MethodPost && r.URL.Path == "/admin/v1/users":
+			w.WriteHeader(http.StatusBadRequest)
+		case r.Method == http.MethodDelete:
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	_, err := Run(context.Background(), Options{PublicURL: srv.URL, AdminURL: srv.URL, AdminKey: "admin-key"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Fatalf("want a seed error, got %v", err)
+	}
+	want := []string{
+		"POST /admin/v1/clients", "POST /admin/v1/clients", "POST /admin/v1/users",
+		"DELETE /admin/v1/clients/c1", "DELETE /admin/v1/clients/c2",
+	}
+	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -111,14 +111,18 @@ func (e *env) seed(ctx context.Context) error {
 func (e *env) cleanup(ctx context.Context, w io.Writer) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	steps := []struct{ method, path string }{
-		{http.MethodPost, "/apikeys/" + e.rsKeyID + "/revoke"},
-		{http.MethodPost, "/apikeys/" + e.clientKeyID + "/revoke"},
-		{http.MethodDelete, "/clients/" + e.svcID},
-		{http.MethodDelete, "/clients/" + e.webID},
-		{http.MethodPost, "/users/" + e.userID + "/disable"},
+	steps := []struct{ method, path, id string }{
+		{http.MethodPost, "/apikeys/%s/revoke", e.rsKeyID},
+		{http.MethodPost, "/apikeys/%s/revoke", e.clientKeyID},
+		{http.MethodDelete, "/clients/%s", e.svcID},
+		{http.MethodDelete, "/clients/%s", e.webID},
+		{http.MethodPost, "/users/%s/disable", e.userID},
 	}
 	for _, s := range steps {
+		if s.id == "" { // seeding stopped before creating it
+			continue
+		}
+		s.path = fmt.Sprintf(s.path, url.PathEscape(s.id))
 		want := http.StatusOK
 		if s.method == http.MethodDelete {
 			want = http.StatusNoContent
