@@ -35,6 +35,8 @@ type config struct {
 	LogLevel    string
 	TLSCert     string
 	TLSKey      string
+	// PProf mounts net/http/pprof on the admin listener (loopback peers only).
+	PProf bool
 
 	AccessTokenLifespan  time.Duration
 	RefreshTokenLifespan time.Duration
@@ -189,6 +191,7 @@ func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *s
 	fs.StringVar(&c.LogLevel, "log-level", envOr("BULWARK_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.StringVar(&c.TLSCert, "tls-cert", envOr("BULWARK_TLS_CERT", ""), "TLS certificate file (PEM); enables TLS on both listeners")
 	fs.StringVar(&c.TLSKey, "tls-key", envOr("BULWARK_TLS_KEY", ""), "TLS private key file (PEM)")
+	fs.BoolVar(&c.PProf, "pprof", envBool("BULWARK_PPROF", false), "serve Go profiles under /debug/pprof/ on the admin listener, to loopback peers only")
 	fs.DurationVar(&c.AccessTokenLifespan, "access-token-lifespan", envDuration("BULWARK_ACCESS_TOKEN_LIFESPAN", 10*time.Minute), "access token lifetime")
 	fs.DurationVar(&c.RefreshTokenLifespan, "refresh-token-lifespan", envDuration("BULWARK_REFRESH_TOKEN_LIFESPAN", 30*24*time.Hour), "refresh token lifetime")
 	fs.DurationVar(&c.IDTokenLifespan, "id-token-lifespan", envDuration("BULWARK_ID_TOKEN_LIFESPAN", time.Hour), "ID token lifetime")

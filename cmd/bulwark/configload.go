@@ -24,7 +24,7 @@ type configSection struct {
 // configFlags but missing here lands in "other", so it still loads.
 func configSections() []configSection {
 	return []configSection{
-		{"general", "General", []string{"dev", "log-format", "log-level"}},
+		{"general", "General", []string{"dev", "log-format", "log-level", "pprof"}},
 		{"listen", "Listeners and TLS", []string{"public-addr", "admin-addr", "issuer", "tls-cert", "tls-key", "trusted-proxies", "shutdown-delay"}},
 		{"database", "Database", []string{"database-url", "database-wait", "migrate", "seed"}},
 		{"secrets", "Master secret", []string{"secret", "secret-file"}},

@@ -36,6 +36,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server/console"
 	"github.com/bulwark-auth/bulwark/server/metrics"
 	"github.com/bulwark-auth/bulwark/server/oauth"
+	"github.com/bulwark-auth/bulwark/server/profiling"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
 	"github.com/bulwark-auth/bulwark/storage"
@@ -409,6 +410,12 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 	}
+	adminMounts := []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
+		r.Handle("/metrics", protect.Route(protect.Ops(), m.Handler())).Methods(http.MethodGet)
+	})}
+	if cfg.PProf {
+		adminMounts = append(adminMounts, profiling.Profiles{})
+	}
 	readHeader, read, write, idle := protect.ServerTimeouts()
 	srv, err := server.New(server.Config{
 		PublicAddr: cfg.PublicAddr,
@@ -419,9 +426,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		ClientIP:   ips.IP,
 		Public: []server.Mounter{provider, apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log), apikeyauth.WithAudit(sink.Record)),
 			server.MounterFunc(fwd.mount)},
-		Admin: []server.Mounter{adminAPI, con, server.MounterFunc(func(r *mux.Router) {
-			r.Handle("/metrics", protect.Route(protect.Ops(), m.Handler())).Methods(http.MethodGet)
-		})},
+		Admin:            adminMounts,
 		PublicMiddleware: []mux.MiddlewareFunc{m.Instrument(nil)},
 		AdminMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
 		Protection:       &server.Protection{Limiter: limiter, Detector: detector, TrustedOrigins: trustedOrigins(cfg.Issuer)},

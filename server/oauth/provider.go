@@ -356,12 +356,12 @@ func (p *Provider) composeHandlers() {
 	fc.AuthorizeEndpointHandlers.Append(oidcExplicit)
 	fc.AuthorizeEndpointHandlers.Append(pkceHandler)
 
-	fc.TokenEndpointHandlers.Append(authCode)
-	fc.TokenEndpointHandlers.Append(oidcExplicit)
-	fc.TokenEndpointHandlers.Append(pkceHandler)
-	fc.TokenEndpointHandlers.Append(clientCredentials)
-	fc.TokenEndpointHandlers.Append(refresh)
-	fc.TokenEndpointHandlers.Append(oidcRefresh)
+	// skipUnknown: fosite offers each request to every handler; see
+	// skip.go. Not Append, which keeps one handler per Go type: every
+	// wrapper has the same type.
+	fc.TokenEndpointHandlers = append(fc.TokenEndpointHandlers,
+		skipUnknown{authCode}, skipUnknown{oidcExplicit}, pkceHandler,
+		skipUnknown{clientCredentials}, skipUnknown{refresh}, skipUnknown{oidcRefresh})
 	p.grants = fosite.Arguments{"authorization_code", "refresh_token", "client_credentials"}
 	if p.cfg.APIKeys != nil {
 		fc.TokenEndpointHandlers.Append(&tokenExchange{p: p, keys: p.cfg.APIKeys, strategy: access, storage: st})

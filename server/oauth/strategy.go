@@ -131,6 +131,10 @@ func (h *pkcePolicy) HandleAuthorizeEndpointRequest(ctx context.Context, ar fosi
 // authorization code handler, which runs first, has already checked that
 // the authenticated client is the one the code was issued to.
 func (h *pkcePolicy) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if !h.inner.CanHandleTokenEndpointRequest(ctx, r) {
+		// The inner handler would decline with a stack trace; see skip.go.
+		return fosite.ErrUnknownRequest
+	}
 	return h.inner.HandleTokenEndpointRequest(withPKCEPolicy(ctx, r.GetClient()), r)
 }
 

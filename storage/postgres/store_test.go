@@ -410,3 +410,38 @@ func TestNoRawSecretsAtRest(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolSize: an explicit Config wins, then the DSN's pool_max_conns,
+// then DefaultMaxConns (not pgxpool's max(4, CPUs), which starves a small
+// replica: see docs/performance.md).
+func TestPoolSize(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	for _, tc := range []struct {
+		name string
+		dsn  string
+		cfg  int32
+		want int32
+	}{
+		{"case=default", dsn, 0, postgres.DefaultMaxConns()},
+		{"case=DSN pool_max_conns", dsn + sep + "pool_max_conns=3", 0, 3},
+		{"case=Config wins over the DSN", dsn + sep + "pool_max_conns=3", 5, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := postgres.Open(context.Background(), postgres.Config{DSN: tc.dsn, MaxConns: tc.cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if got := s.Pool().Config().MaxConns; got != tc.want {
+				t.Fatalf("MaxConns = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if d := postgres.DefaultMaxConns(); d < 16 {
+		t.Fatalf("DefaultMaxConns = %d, want at least 16", d)
+	}
+}

@@ -1,0 +1,105 @@
+package main
+
+// `bulwark bench` end to end: the load tool seeds its own identities
+// through the admin API of a real server on Postgres and runs every
+// scenario for a bounded number of operations. It asserts correctness
+// only — every operation succeeded, every scenario ran to its cap, the
+// server's CPU counter was read — never a time or a rate.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/bulwark-auth/bulwark/cmd/bulwark/internal/loadgen"
+	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
+)
+
+func TestBenchRunsEveryScenarioWithoutErrors(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := startE2E(t, dsn, func(c *config) {
+		// The tool drives one client from one address, as a load run does.
+		c.RateLimits, c.ClientRateLimits = nil, nil
+	})
+	adminKey := cliCreateKey(t, dsn, "--name", "bench admin", "--owner-type", "service", "--owner-id", "bench",
+		"--scopes", "admin:clients:write,admin:users,admin:apikeys,introspect")
+
+	const perScenario = 200
+	var progress bytes.Buffer
+	res, err := loadgen.Run(context.Background(), loadgen.Options{
+		PublicURL: s.issuer, AdminURL: s.adminURL, AdminKey: adminKey,
+		Concurrency: 8, MaxRequests: perScenario,
+		// A generous bound that a healthy run never reaches; the cap ends
+		// each scenario.
+		Duration: 5 * time.Minute, Progress: 500 * time.Millisecond,
+	}, &progress)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, progress.String())
+	}
+	if len(res.Scenarios) != len(loadgen.AllScenarios) {
+		t.Fatalf("ran %d scenarios, want %d", len(res.Scenarios), len(loadgen.AllScenarios))
+	}
+	for i, sr := range res.Scenarios {
+		if sr.Name != loadgen.AllScenarios[i] {
+			t.Errorf("scenario %d is %q, want %q", i, sr.Name, loadgen.AllScenarios[i])
+		}
+		if !sr.Completed || sr.Error != "" {
+			t.Errorf("%s did not complete: %s", sr.Name, sr.Error)
+		}
+		if sr.Operations != perScenario {
+			t.Errorf("%s: %d operations, want exactly the cap %d", sr.Name, sr.Operations, perScenario)
+		}
+		if len(sr.Errors) != 0 {
+			t.Errorf("%s: errors %v", sr.Name, sr.Errors)
+		}
+		wantHTTP := int64(perScenario)
+		if sr.Name == loadgen.AuthCodeFlow {
+			wantHTTP = 3 * perScenario // authorize, code exchange, refresh
+		}
+		if sr.HTTPRequests != wantHTTP {
+			t.Errorf("%s: %d HTTP requests, want %d", sr.Name, sr.HTTPRequests, wantHTTP)
+		}
+		if sr.ServerCPUSeconds <= 0 || sr.Latency.Max <= 0 || sr.Latency.P50 > sr.Latency.Max {
+			t.Errorf("%s: implausible figures: cpu %v latency %+v", sr.Name, sr.ServerCPUSeconds, sr.Latency)
+		}
+		if sr.DBAcquires == nil {
+			t.Errorf("%s: the Postgres pool's acquire counter was not read", sr.Name)
+		}
+	}
+	if _, err := json.Marshal(res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("progress and summary:\n%s", progress.String())
+
+}
+
+// TestPProfIsOffByDefault: the profiles exist on the admin listener only
+// when --pprof is given, and never on the public listener.
+func TestPProfIsOffByDefault(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	get := func(u string) int {
+		t.Helper()
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	off := startE2E(t, dsn)
+	if st := get(off.adminURL + "/debug/pprof/goroutine?debug=1"); st != http.StatusNotFound {
+		t.Fatalf("pprof without --pprof: %d, want 404", st)
+	}
+	on := startE2E(t, dsn, func(c *config) { c.PProf = true })
+	if st := get(on.adminURL + "/debug/pprof/goroutine?debug=1"); st != http.StatusOK {
+		t.Fatalf("pprof with --pprof on the admin listener: %d, want 200", st)
+	}
+	if st := get(on.issuer + "/debug/pprof/goroutine?debug=1"); st != http.StatusNotFound {
+		t.Fatalf("pprof on the public listener: %d, want 404", st)
+	}
+}
