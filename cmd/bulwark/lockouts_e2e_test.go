@@ -272,7 +272,7 @@ func TestE2ELockoutConsolePasswordBurst(t *testing.T) {
 	if c[http.StatusUnauthorized] != lockLimit || c[http.StatusTooManyRequests] != lockBurst-lockLimit {
 		t.Fatalf("answers %v; want exactly %d × 401 and %d × 429", c, lockLimit, lockBurst-lockLimit)
 	}
-	if n := auditCount(t, p.reps[0], "console.login", map[string]string{"step": "password", "reason": ""}); n != lockLimit {
+	if n := auditCount(t, p.reps[0], "console.login", map[string]string{"step": "password", "reason": "wrong_password"}); n != lockLimit {
 		t.Fatalf("%d passwords compared, want %d", n, lockLimit)
 	}
 	if a := newBrowser(t, forwarded(200)).consolePassword(p.reps[1], "root", lockRootPassword); a.status != http.StatusTooManyRequests {
@@ -319,7 +319,7 @@ func TestE2ELockoutTOTPBurst(t *testing.T) {
 	if c[http.StatusUnauthorized] != lockLimit {
 		t.Fatalf("answers %v; want exactly %d codes checked (401), the rest refused unchecked", c, lockLimit)
 	}
-	if n := auditCount(t, p.reps[1], "console.login", map[string]string{"step": "totp", "reason": ""}); n != lockLimit {
+	if n := auditCount(t, p.reps[1], "console.login", map[string]string{"step": "totp", "reason": "wrong_code"}); n != lockLimit {
 		t.Fatalf("%d TOTP codes checked, want %d", n, lockLimit)
 	}
 	b := newBrowser(t, forwarded(300))

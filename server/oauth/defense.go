@@ -25,9 +25,13 @@ type Guard interface {
 // announces for the claimed client id is counted by protect.Gate inside the
 // verification cache, right before an Argon2id comparison, so cached
 // (already verified) secrets of busy clients are never counted.
+//
+// Methods that compare no secret (private_key_jwt) have their failures
+// counted after the check (CountFailure).
 type ClientGuard interface {
 	WithAttempt(ctx context.Context, account string, ip netip.Addr) context.Context
 	Fail(ip netip.Addr)
+	CountFailure(ctx context.Context, account string) (time.Duration, bool, error)
 }
 
 // Signals receives security signals for anomaly detection (protect.Detector).

@@ -47,10 +47,10 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		if p.clientLocked(ctx, w, r) {
 			return
 		}
-		if guard != nil {
-			guard.Fail(netip.Addr{})
-		}
 		p.observe(r, protect.SignalInvalidClient, claimed)
+		if p.clientFailed(ctx, w, guard, claimed) {
+			return
+		}
 		p.writeAccessError(w, r, nil, err)
 		return
 	}
@@ -61,10 +61,10 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if isInvalidClient(err) && claimed != "" {
-			if guard != nil {
-				guard.Fail(netip.Addr{})
-			}
 			p.observe(r, protect.SignalInvalidClient, claimed)
+			if p.clientFailed(ctx, w, guard, claimed) {
+				return
+			}
 		}
 		p.writeAccessError(w, r, ar, err)
 		return
@@ -139,6 +139,28 @@ func (p *Provider) clientLocked(ctx context.Context, w http.ResponseWriter, r *h
 	}
 	wait, refused := protect.Refused(ctx)
 	if !refused {
+		return false
+	}
+	retryAfter(w, wait)
+	p.writeJSONStatus(w, http.StatusTooManyRequests, "slow_down", "Too many failed client authentications; retry later.")
+	return true
+}
+
+// clientFailed counts a failed client authentication that compared no
+// secret (Gate did not run: private_key_jwt) against the claimed client; a
+// failed secret comparison was already counted before it ran. Past the
+// limit it answers 429 like a refused secret guess and says so. A store
+// failure here only loses one count, so it is logged, not answered.
+func (p *Provider) clientFailed(ctx context.Context, w http.ResponseWriter, guard ClientGuard, claimed string) bool {
+	if guard == nil || protect.Counted(ctx) {
+		return false
+	}
+	wait, over, err := guard.CountFailure(ctx, claimed)
+	if err != nil {
+		p.cfg.Logger.WithError(err).Warn("oauth: counting a failed client authentication")
+		return false
+	}
+	if !over {
 		return false
 	}
 	retryAfter(w, wait)

@@ -176,6 +176,8 @@ type pendingAttempt struct {
 	ip      netip.Addr
 	// refusedFor is Gate's RetryAfter in nanoseconds once it refused.
 	refusedFor atomic.Int64
+	// counted says Gate reserved this attempt (a secret was compared).
+	counted atomic.Bool
 	// storeErr is the error that kept Gate from counting, if any: the
 	// hasher's caller may wrap it beyond recognition (fosite turns it into
 	// invalid_client), so the handler asks for it here.
@@ -211,6 +213,7 @@ func Gate(ctx context.Context) (func(ok bool), error) {
 		a.storeErr.Store(&err)
 		return nil, err
 	}
+	a.counted.Store(true)
 	if !d.Allowed {
 		a.refusedFor.Store(int64(d.RetryAfter))
 		return nil, ErrLocked
@@ -303,4 +306,26 @@ func (g *Guard) sweep(now time.Time) {
 		}
 		delete(g.ips, k)
 	}
+}
+
+// Counted says whether Gate reserved the attempt ctx carries, that is,
+// whether a secret was compared for it.
+func Counted(ctx context.Context) bool {
+	a, _ := ctx.Value(attemptKey{}).(*pendingAttempt)
+	return a != nil && a.counted.Load()
+}
+
+// CountFailure counts a failed authentication of account that compared no
+// secret (a private_key_jwt assertion: its signature cannot be guessed, so
+// counting after the check gives nothing away). The count is the shared
+// one of Reserve, so every replica sees it. It answers whether the account
+// is now over its limit, and for how long: the failure is then answered
+// 429 like a refused secret guess, while a valid assertion still passes,
+// so junk sent in a client's name cannot lock the client out.
+func (g *Guard) CountFailure(ctx context.Context, account string) (time.Duration, bool, error) {
+	d, err := g.Reserve(ctx, account, netip.Addr{})
+	if err != nil || d.Allowed {
+		return 0, false, err
+	}
+	return d.RetryAfter, true, nil
 }
