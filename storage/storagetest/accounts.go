@@ -12,7 +12,6 @@ import (
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
-
 // chainKey is an active key of owner with no links.
 func chainKey(id, ownerType, ownerID string) *storage.APIKey {
 	k := newAPIKey(id, id)
