@@ -55,14 +55,27 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # Bounded fuzzing of the parsers that face the network: every Fuzz* target
-# in the repository, FUZZTIME each.
+# in the repository, FUZZTIME each. A real finding always writes a failing
+# input under testdata/fuzz and fails the run. Go's fuzzing coordinator can
+# also report a bare "context deadline exceeded" when -fuzztime ends while a
+# starved worker is mid-call (golang/go#75804): nothing was found, so that
+# one outcome is retried once, and only a repeat fails.
 fuzz:
 	@status=0; \
 	for file in $$(grep -rlE '^func Fuzz' --include='*_test.go' .); do \
 	  pkg=$$(dirname "$$file"); \
 	  for target in $$(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$$file" | awk '{print $$2}'); do \
-	    echo "== fuzz $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg" || status=1; \
+	    for try in 1 2; do \
+	      echo "== fuzz $$pkg $$target ($(FUZZTIME), try $$try)"; \
+	      out=$$($(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg" 2>&1); rc=$$?; \
+	      echo "$$out" | tail -n 15; \
+	      if [ $$rc -eq 0 ]; then break; fi; \
+	      if [ $$try -eq 1 ] && echo "$$out" | grep -q 'context deadline exceeded' \
+	         && ! echo "$$out" | grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:'; then \
+	        echo "== $$target: fuzzing deadline race, no finding; retrying once"; continue; \
+	      fi; \
+	      status=1; break; \
+	    done; \
 	  done; \
 	done; \
 	exit $$status

@@ -53,9 +53,10 @@ func NormalizePath(raw string) (string, error) {
 	return clean, nil
 }
 
-// decodePercent decodes %XX escapes. Escapes of '/', '\', '.' and '%' are
-// refused: an upstream that decodes once more, or not at all, would see
-// another path than the one the rule matched.
+// decodePercent decodes %XX escapes. Escapes of '/', '\', '.', '%', '?'
+// and '#' are refused: an upstream that decodes once more, or not at all,
+// would see another path than the one the rule matched, and a decoded '?'
+// or '#' would read as the end of the path.
 func decodePercent(s string) (string, error) {
 	if !strings.Contains(s, "%") {
 		return s, nil
@@ -77,7 +78,7 @@ func decodePercent(s string) (string, error) {
 		}
 		c := hi<<4 | lo
 		switch c {
-		case '/', '\\', '.', '%':
+		case '/', '\\', '.', '%', '?', '#':
 			return "", ErrPathRefused
 		}
 		b.WriteByte(c)

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestStrictInput(t *testing.T) {
@@ -167,6 +168,10 @@ func FuzzParseParams(f *testing.F) {
 					t.Fatalf("%q: false duplicate %q", raw, pe.Name)
 				}
 			case errors.Is(err, ErrTooManyParams), errors.Is(err, ErrParamTooLong):
+			case errors.Is(err, errBadBytes):
+				if !hasBadBytes(want) {
+					t.Fatalf("%q: refused as bad bytes, but every decoded name and value is valid UTF-8 without NUL", raw)
+				}
 			default:
 				t.Fatalf("%q: unexpected error %v", raw, err)
 			}
@@ -184,4 +189,21 @@ func FuzzParseParams(f *testing.F) {
 			}
 		}
 	})
+}
+
+// hasBadBytes reports whether a decoded name or value holds a NUL byte or
+// invalid UTF-8, which the pipeline refuses at the door.
+func hasBadBytes(v url.Values) bool {
+	bad := func(s string) bool { return !utf8.ValidString(s) || strings.ContainsRune(s, 0) }
+	for k, vs := range v {
+		if bad(k) {
+			return true
+		}
+		for _, x := range vs {
+			if bad(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
