@@ -94,6 +94,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, body = http.StatusForbidden, errorBody{Error: "access_denied", Description: "the current password is wrong"}
 	case errors.Is(err, errNotAUser):
 		status, body = http.StatusForbidden, errorBody{Error: "access_denied", Description: "only an API key owned by a user can change that user's password"}
+	case errors.Is(err, storage.ErrInvalidInput):
+		status, body = http.StatusBadRequest, errorBody{Error: "invalid_request", Description: "the request contains bytes that are not valid text"}
 	case errors.Is(err, storage.ErrUnavailable):
 		w.Header().Set("Retry-After", RetryAfterSeconds)
 		status, body = http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: "the database is unavailable; retry later"}

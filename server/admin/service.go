@@ -251,15 +251,23 @@ func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context) error) 
 
 // retryVersion repeats a read-modify-write that lost a race with another
 // writer (ErrPreconditionFailed): operations like disable have no If-Match
-// of their own and must simply win.
+// of their own and must simply win. It also repeats a transaction the
+// database aborted as a serialization failure or deadlock (40001/40P01,
+// fosite.ErrSerializationFailure): the store can only report those inside
+// our transaction, and containment must not answer 500 under load. The
+// bound keeps a persistent failure from looping.
 func retryVersion(fn func() error) error {
 	var err error
 	for range 5 {
-		if err = fn(); !errors.Is(err, storage.ErrPreconditionFailed) {
+		if err = fn(); !retryable(err) {
 			return err
 		}
 	}
 	return err
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, storage.ErrPreconditionFailed) || errors.Is(err, fosite.ErrSerializationFailure)
 }
 
 // missingScopes returns the entries of want that have is lacking.

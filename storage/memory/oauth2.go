@@ -44,9 +44,19 @@ func (s *Store) createToken(ctx context.Context, kind tokenKind, key string, r f
 	}
 	tx, unlock := s.write(ctx)
 	defer unlock()
+	// Like the Postgres store: a mint outside a transaction is refused
+	// when its client is disabled or gone by the time it is written; the
+	// write lock orders it against a disable's transaction.
+	if c, ok := s.clients[rec.ClientID]; tx == nil && (!ok || c.Disabled) {
+		return fmt.Errorf("memory: create session: %w", errClientDisabled)
+	}
 	put(tx, s.tokens[kind], rec.Key, row)
 	return nil
 }
+
+// errClientDisabled is invalid_client (RFC 6749 §5.2): a token endpoint
+// answers 401, never 500.
+var errClientDisabled = fosite.ErrInvalidClient.WithHint("The client is disabled.")
 
 // getToken returns the stored row and a copy of its client. A row whose
 // client no longer exists is reported as not found.

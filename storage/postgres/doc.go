@@ -46,6 +46,13 @@
 // inactive and loses. Rotation and containment no longer lock rows in
 // opposite orders, which deadlocked (40P01) before.
 //
+// A mint outside any transaction (client credentials, token exchange, a
+// code at the authorization endpoint) takes no advisory lock: its single
+// INSERT … SELECT … FROM clients WHERE NOT disabled FOR SHARE is the
+// serialisation point against a disable, which updates the client row
+// before it revokes. Mints inside a transaction must not lock the client
+// row: the disable holds that row while it waits for the client lock.
+//
 // Containment and rotation that own their transaction retry it up to
 // maxTxAttempts times on 40001/40P01 (retryTx). Inside a caller's
 // transaction (the admin service's, fosite's) the error is returned as

@@ -67,7 +67,22 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 	return nil
 }
 
+// errClientDisabled refuses a mint for a client that is disabled (or
+// deleted) by the time the INSERT runs: invalid_client (RFC 6749 §5.2), so
+// the token endpoint answers 401, never 500.
+var errClientDisabled = fosite.ErrInvalidClient.WithHint("The client is disabled.")
+
 // createToken stores one fosite request: a single INSERT.
+//
+// A mint outside a transaction (client credentials, token exchange, a code
+// issued at the authorization endpoint) holds no grant lock, so it is
+// serialised with containment by the INSERT itself: it selects the client
+// row FOR SHARE and only when it is not disabled. An uncommitted disable
+// holds that row; READ COMMITTED re-checks it once the disable commits,
+// and the INSERT then writes nothing. A mint that commits first is seen by
+// the disable's RevokeTokensByClient. Mints inside a transaction (code
+// exchange, refresh rotation) took the shared client lock in lockGrant and
+// must not lock the client row after it (doc.go, lock order).
 func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requester, tt fosite.TokenType, fallback time.Duration) error {
 	rec, err := storage.EncodeRequest(key, r, tt, fallback)
 	if err != nil {
@@ -76,11 +91,24 @@ func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requ
 	if rec.RequestedAt.IsZero() {
 		rec.RequestedAt = s.now()
 	}
-	_, err = s.q(ctx).Exec(ctx, `INSERT INTO token_sessions
+	args := []any{kind, rec.Key, rec.RequestID, rec.ClientID, rec.Subject, rec.Active, rec.RequestedAt, rec.ExpiresAt, rec.Data}
+	if s.hasTx(ctx) {
+		_, err = s.q(ctx).Exec(ctx, `INSERT INTO token_sessions
+			(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
+		return classify("postgres: create "+kind+" session", err)
+	}
+	tag, err := s.q(ctx).Exec(ctx, `INSERT INTO token_sessions
 		(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		kind, rec.Key, rec.RequestID, rec.ClientID, rec.Subject, rec.Active, rec.RequestedAt, rec.ExpiresAt, rec.Data)
-	return classify("postgres: create "+kind+" session", err)
+		SELECT $1::text, $2::text, $3::text, c.id, $5::text, $6::boolean, $7::timestamptz, $8::timestamptz, $9::jsonb
+		FROM clients c WHERE c.id = $4::text AND NOT c.disabled FOR SHARE OF c`, args...)
+	if err != nil {
+		return classify("postgres: create "+kind+" session", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: create %s session: %w", kind, errClientDisabled)
+	}
+	return nil
 }
 
 // getToken loads one fosite request and its client in one round trip. A

@@ -121,6 +121,12 @@ func (s *Store) q(ctx context.Context) querier {
 	return s.pool
 }
 
+// hasTx reports whether ctx carries a transaction of this store.
+func (s *Store) hasTx(ctx context.Context) bool {
+	_, ok := ctx.Value(txKey{}).(pgx.Tx)
+	return ok
+}
+
 // BeginTX implements fosite's storage.Transactional. A transaction already
 // in ctx is nested as a savepoint.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
