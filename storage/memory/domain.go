@@ -379,6 +379,14 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *storage.APIKey) error {
 	if _, ok := s.apiKeys[k.ID]; ok {
 		return fmt.Errorf("memory: api key: %w", storage.ErrConflict)
 	}
+	// As on Postgres, a disabled client or user gets no key; the write
+	// lock orders this against DisableClient/DisableUser.
+	if c, ok := s.clients[k.OwnerID]; ok && k.OwnerType == "client" && c.Disabled {
+		return fmt.Errorf("memory: api key: %w", storage.ErrOwnerDisabled)
+	}
+	if u, ok := s.users[k.OwnerID]; ok && k.OwnerType == "user" && u.Disabled {
+		return fmt.Errorf("memory: api key: %w", storage.ErrOwnerDisabled)
+	}
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.stamp()
 	}
