@@ -29,4 +29,8 @@ var (
 	// malformed (a NUL byte or invalid UTF-8 in text). It is the client's
 	// fault: callers answer 400, never 500.
 	ErrInvalidInput = errors.New("storage: invalid input")
+
+	// ErrOwnerDisabled is returned by CreateAPIKey when the key's owner is
+	// a disabled client or user: a disabled owner must not get a live key.
+	ErrOwnerDisabled = errors.New("storage: owner is disabled")
 )

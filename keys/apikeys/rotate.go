@@ -152,6 +152,11 @@ func (s *Service) rotate(ctx context.Context, k *bstorage.APIKey, actor string, 
 		if errors.Is(err, bstorage.ErrPreconditionFailed) {
 			return apikey.Key{}, nil, ErrConflict
 		}
+		if errors.Is(err, bstorage.ErrOwnerDisabled) {
+			// The owner was disabled and its keys are being revoked: the
+			// key is on its way out, not a server fault.
+			return apikey.Key{}, nil, fmt.Errorf("%w: owner is disabled", ErrNotActive)
+		}
 		if !errors.Is(err, bstorage.ErrConflict) || attempt == 2 {
 			return apikey.Key{}, nil, fmt.Errorf("apikeys: rotate: %w", err)
 		}

@@ -109,6 +109,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, body = http.StatusConflict, errorBody{Error: "conflict", Description: "a resource with this identifier or name already exists"}
 	case errors.Is(err, apikeys.ErrConflict):
 		status, body = http.StatusConflict, errorBody{Error: "conflict", Description: "a concurrent change won; retry"}
+	case errors.Is(err, storage.ErrOwnerDisabled):
+		status, body = http.StatusConflict, errorBody{Error: "conflict", Description: "the key's owner is disabled; enable it before creating a key"}
 	case errors.Is(err, apikeys.ErrNotActive):
 		status, body = http.StatusConflict, errorBody{Error: "conflict", Description: "the API key is not active"}
 	case errors.Is(err, ErrNoSecret):

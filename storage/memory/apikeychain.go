@@ -24,6 +24,9 @@ func (s *Store) RotateAPIKey(ctx context.Context, old *storage.APIKey, expectVer
 	if _, ok := s.apiKeys[succ.ID]; ok {
 		return fmt.Errorf("memory: api key: %w", storage.ErrConflict)
 	}
+	if s.ownerDisabled(succ) {
+		return fmt.Errorf("memory: api key: %w", storage.ErrOwnerDisabled)
+	}
 	old.CreatedAt = stored.CreatedAt
 	old.Version = expectVersion + 1
 	o := cloneAPIKey(old)

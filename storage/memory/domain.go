@@ -379,12 +379,26 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *storage.APIKey) error {
 	if _, ok := s.apiKeys[k.ID]; ok {
 		return fmt.Errorf("memory: api key: %w", storage.ErrConflict)
 	}
+	if s.ownerDisabled(k) {
+		return fmt.Errorf("memory: api key: %w", storage.ErrOwnerDisabled)
+	}
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.stamp()
 	}
 	k.Version = 1
 	put(tx, s.apiKeys, k.ID, cloneAPIKey(k))
 	return nil
+}
+
+// ownerDisabled reports whether k's owner is a disabled client or user: as
+// on Postgres, such an owner gets no new key. The caller holds the write
+// lock, which orders this against the disable.
+func (s *Store) ownerDisabled(k *storage.APIKey) bool {
+	if c, ok := s.clients[k.OwnerID]; ok && k.OwnerType == "client" && c.Disabled {
+		return true
+	}
+	u, ok := s.users[k.OwnerID]
+	return ok && k.OwnerType == "user" && u.Disabled
 }
 
 // APIKeyByID implements storage.APIKeyStore.

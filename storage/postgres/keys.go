@@ -132,15 +132,36 @@ func scanAPIKey(row pgx.Row) (*storage.APIKey, error) {
 
 // CreateAPIKey implements storage.APIKeyStore. Version starts at 1 and a
 // zero CreatedAt is set to now; both are written back to k.
+//
+// A key owned by a disabled client or user is refused with
+// storage.ErrOwnerDisabled. The check runs after the owner lock that
+// RevokeAPIKeysByOwner also takes, so a create racing a disable either
+// sees the disable (and refuses) or commits before the owner revocation
+// starts (which then sees the key and revokes it): no live key survives.
 func (s *Store) CreateAPIKey(ctx context.Context, k *storage.APIKey) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.now()
 	}
 	k.Version = 1
-	_, err := s.q(ctx).Exec(ctx, `INSERT INTO api_keys (`+apiKeySelect+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-		apiKeyArgs(k)...)
-	return classify("postgres: create api key", err)
+	return s.withTx(ctx, func(ctx context.Context) error {
+		if err := lockAPIKeyOwner(ctx, s.q(ctx), k.OwnerType, k.OwnerID); err != nil {
+			return classify("postgres: create api key", err)
+		}
+		// Only one owner table can match; owner types without a table
+		// (service) match none.
+		tag, err := s.q(ctx).Exec(ctx, `INSERT INTO api_keys (`+apiKeySelect+`)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
+			WHERE NOT EXISTS (SELECT 1 FROM clients WHERE $3::text = 'client' AND id = $4::text AND disabled)
+			  AND NOT EXISTS (SELECT 1 FROM users WHERE $3::text = 'user' AND id = $4::text AND disabled)`,
+			apiKeyArgs(k)...)
+		if err != nil {
+			return classify("postgres: create api key", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("postgres: create api key: %w", storage.ErrOwnerDisabled)
+		}
+		return nil
+	})
 }
 
 // APIKeyByID implements storage.APIKeyStore.

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	all = append(all, containmentTests...)
 	all = append(all, domainTests...)
 	all = append(all, accountTests...)
+	all = append(all, ownerDisabledTests...)
 	all = append(all, opsTests...)
 	all = append(all, assignedTests...)
 	all = append(all, guardTests...)
