@@ -17,7 +17,6 @@ import (
 // same whether or not the account exists.
 type Guard interface {
 	Reserve(ctx context.Context, account string, ip netip.Addr) (protect.Decision, error)
-	Fail(ip netip.Addr)
 	Succeed(ctx context.Context, account string) error
 }
 
@@ -30,7 +29,6 @@ type Guard interface {
 // counted after the check (CountFailure).
 type ClientGuard interface {
 	WithAttempt(ctx context.Context, account string, ip netip.Addr) context.Context
-	Fail(ip netip.Addr)
 	CountFailure(ctx context.Context, account string) (time.Duration, bool, error)
 }
 
@@ -87,13 +85,6 @@ func reserve(ctx context.Context, g Guard, account string, ip netip.Addr) (prote
 		return protect.Decision{Allowed: true}, nil
 	}
 	return g.Reserve(ctx, account, ip)
-}
-
-// guardFailed records a failed check against ip with g, if any.
-func guardFailed(g Guard, ip netip.Addr) {
-	if g != nil {
-		g.Fail(ip)
-	}
 }
 
 // guardSucceeded refunds the attempt a successful check reserved. A lost

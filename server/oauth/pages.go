@@ -171,7 +171,6 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	match := p.passwords().Compare(ctx, []byte(hash), []byte(password)) == nil
 	if user == nil || user.Disabled || password == "" || !match {
-		guardFailed(p.cfg.Defense.LoginGuard, netip.Addr{})
 		if p.cfg.Defense.Signals != nil {
 			p.cfg.Defense.Signals.ObserveLogin(ctx, ip, username)
 		}
