@@ -48,7 +48,7 @@ func (s *Store) createToken(ctx context.Context, kind tokenKind, key string, r f
 	// when its client is disabled or gone by the time it is written; the
 	// write lock orders it against a disable's transaction.
 	if c, ok := s.clients[rec.ClientID]; tx == nil && (!ok || c.Disabled) {
-		return fmt.Errorf("memory: create session: %w", errClientDisabled)
+		return fmt.Errorf("memory: create session: %w", errClientDisabled())
 	}
 	put(tx, s.tokens[kind], rec.Key, row)
 	return nil
@@ -56,7 +56,9 @@ func (s *Store) createToken(ctx context.Context, kind tokenKind, key string, r f
 
 // errClientDisabled is invalid_client (RFC 6749 §5.2): a token endpoint
 // answers 401, never 500.
-var errClientDisabled = fosite.ErrInvalidClient.WithHint("The client is disabled.")
+// It is built per call: fosite's errors cache their description in
+// place, so one shared value would be written by concurrent requests.
+func errClientDisabled() error { return fosite.ErrInvalidClient.WithHint("The client is disabled.") }
 
 // getToken returns the stored row and a copy of its client. A row whose
 // client no longer exists is reported as not found.

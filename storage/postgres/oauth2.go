@@ -70,7 +70,9 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 // errClientDisabled refuses a mint for a client that is disabled (or
 // deleted) by the time the INSERT runs: invalid_client (RFC 6749 §5.2), so
 // the token endpoint answers 401, never 500.
-var errClientDisabled = fosite.ErrInvalidClient.WithHint("The client is disabled.")
+// It is built per call: fosite's errors cache their description in
+// place, so one shared value would be written by concurrent requests.
+func errClientDisabled() error { return fosite.ErrInvalidClient.WithHint("The client is disabled.") }
 
 // createToken stores one fosite request: a single INSERT.
 //
@@ -106,7 +108,7 @@ func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requ
 		return classify("postgres: create "+kind+" session", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: create %s session: %w", kind, errClientDisabled)
+		return fmt.Errorf("postgres: create %s session: %w", kind, errClientDisabled())
 	}
 	return nil
 }
