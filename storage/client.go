@@ -71,6 +71,19 @@ type Client struct {
 	// PKCEOptional is the per-client opt-out from mandatory PKCE, meant only
 	// for legacy confidential clients.
 	PKCEOptional bool `json:"pkce_optional"`
+	// AllowedCORSOrigins are the browser origins (scheme://host[:port])
+	// that may call the token, userinfo and revocation endpoints for this
+	// client. "+" stands for every origin of the client's redirect URIs.
+	AllowedCORSOrigins []string `json:"allowed_cors_origins,omitempty"`
+	// DPoPBoundAccessTokens makes DPoP proofs mandatory for this client's
+	// token requests (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
+	// BackchannelLogoutURI receives logout tokens (OpenID Connect
+	// Back-Channel Logout 1.0 §2.2); empty means none are sent.
+	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
+	// BackchannelLogoutSessionRequired asks for the sid claim in logout
+	// tokens.
+	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required"`
 	// Lifespans override the server defaults when non-zero.
 	AccessTokenLifespan  time.Duration `json:"access_token_lifespan"`
 	RefreshTokenLifespan time.Duration `json:"refresh_token_lifespan"`
@@ -188,6 +201,7 @@ func (c *Client) Clone() *Client {
 	out.Scopes = append([]string(nil), c.Scopes...)
 	out.Audience = append([]string(nil), c.Audience...)
 	out.Contacts = append([]string(nil), c.Contacts...)
+	out.AllowedCORSOrigins = append([]string(nil), c.AllowedCORSOrigins...)
 	if c.JWKS != nil {
 		ks := jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey(nil), c.JWKS.Keys...)}
 		out.JWKS = &ks
@@ -250,6 +264,11 @@ type ClientSpec struct {
 	Contacts                    []string            `json:"contacts,omitempty" yaml:"contacts"`
 	SkipConsent                 bool                `json:"skip_consent" yaml:"skip_consent"`
 	PKCEOptional                bool                `json:"pkce_optional" yaml:"pkce_optional"`
+	// AllowedCORSOrigins: see Client.
+	AllowedCORSOrigins               []string `json:"allowed_cors_origins,omitempty" yaml:"allowed_cors_origins"`
+	DPoPBoundAccessTokens            bool     `json:"dpop_bound_access_tokens" yaml:"dpop_bound_access_tokens"`
+	BackchannelLogoutURI             string   `json:"backchannel_logout_uri,omitempty" yaml:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required" yaml:"backchannel_logout_session_required"`
 	// Lifespans override the server defaults when non-zero.
 	AccessTokenLifespan  Duration `json:"access_token_lifespan" yaml:"access_token_lifespan"`
 	RefreshTokenLifespan Duration `json:"refresh_token_lifespan" yaml:"refresh_token_lifespan"`
@@ -278,6 +297,10 @@ func (s ClientSpec) ApplyTo(c *Client) {
 	c.Contacts = slices.Clone(s.Contacts)
 	c.SkipConsent = s.SkipConsent
 	c.PKCEOptional = s.PKCEOptional
+	c.AllowedCORSOrigins = slices.Clone(s.AllowedCORSOrigins)
+	c.DPoPBoundAccessTokens = s.DPoPBoundAccessTokens
+	c.BackchannelLogoutURI = s.BackchannelLogoutURI
+	c.BackchannelLogoutSessionRequired = s.BackchannelLogoutSessionRequired
 	c.AccessTokenLifespan = time.Duration(s.AccessTokenLifespan)
 	c.RefreshTokenLifespan = time.Duration(s.RefreshTokenLifespan)
 	c.IDTokenLifespan = time.Duration(s.IDTokenLifespan)
@@ -296,6 +319,8 @@ func (c *Client) Spec() ClientSpec {
 		RequestObjectSigningAlg: c.RequestObjectSigningAlg, ApplicationType: c.ApplicationType,
 		LogoURI: c.LogoURI, ClientURI: c.ClientURI, Contacts: slices.Clone(c.Contacts),
 		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional,
+		AllowedCORSOrigins: slices.Clone(c.AllowedCORSOrigins), DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 		AccessTokenLifespan:  Duration(c.AccessTokenLifespan),
 		RefreshTokenLifespan: Duration(c.RefreshTokenLifespan),
 		IDTokenLifespan:      Duration(c.IDTokenLifespan),

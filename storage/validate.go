@@ -112,6 +112,41 @@ func ValidateRedirectURI(raw string, native bool) error {
 	return nil
 }
 
+// CORSOriginsFromRedirects is the allowed_cors_origins value that stands
+// for every origin of the client's redirect URIs (Keycloak's "+").
+const CORSOriginsFromRedirects = "+"
+
+// ValidateCORSOrigin checks one allowed_cors_origins entry: a serialized
+// origin (RFC 6454 §6.2) in lower case, scheme://host[:port] with http or
+// https and nothing after the authority. Wildcards are refused: an origin
+// list is an exact allow-list.
+func ValidateCORSOrigin(raw string) error {
+	if strings.Contains(raw, "*") {
+		return errors.New("must not contain \"*\": origins are matched exactly")
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || strings.ContainsFunc(raw, unicode.IsSpace):
+		return errors.New("not a valid origin")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must be an http or https origin")
+	case u.Host == "" || u.User != nil || u.Opaque != "":
+		return errors.New("must be scheme://host[:port]")
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw[len(u.Scheme)+3:], "/?#"):
+		return errors.New("must be scheme://host[:port] with no path, query or fragment (no trailing slash)")
+	case strings.HasSuffix(u.Host, ":"):
+		return errors.New("has an empty port")
+	case raw != strings.ToLower(raw):
+		return errors.New("must be in lower case, as browsers send it")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return errors.New("has an invalid port")
+		}
+	}
+	return nil
+}
+
 // Validate checks a client's metadata for consistency. allowedScopes, when
 // non-empty, is the set of scopes the server knows. It reports every
 // problem at once as a *ValidationError.
@@ -160,6 +195,29 @@ func (c *Client) Validate(allowedScopes []string) error {
 		if err := ValidateRedirectURI(r, c.IsNative()); err != nil {
 			v.add(fmt.Sprintf("redirect_uris[%d]", i), "%s", err.Error())
 		}
+	}
+	for i, o := range c.AllowedCORSOrigins {
+		field := fmt.Sprintf("allowed_cors_origins[%d]", i)
+		switch {
+		case o == CORSOriginsFromRedirects && len(c.RedirectURIs) == 0:
+			v.add(field, "\"+\" stands for the origins of the redirect URIs, and there are none")
+		case o == CORSOriginsFromRedirects:
+		case slices.Contains(c.AllowedCORSOrigins[:i], o):
+			v.add(field, "duplicate origin %q", o)
+		default:
+			if err := ValidateCORSOrigin(o); err != nil {
+				v.add(field, "%s", err.Error())
+			}
+		}
+	}
+	if c.BackchannelLogoutURI != "" {
+		// The rules of a redirect URI (absolute, no fragment, https or
+		// loopback http) are the spec's rules for this URI (§2.2).
+		if err := ValidateRedirectURI(c.BackchannelLogoutURI, false); err != nil {
+			v.add("backchannel_logout_uri", "%s", err.Error())
+		}
+	} else if c.BackchannelLogoutSessionRequired {
+		v.add("backchannel_logout_session_required", "needs a backchannel_logout_uri")
 	}
 	if c.TokenEndpointAuthMethod == AuthMethodNone {
 		if slices.Contains(c.GrantTypes, "client_credentials") {

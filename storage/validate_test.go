@@ -85,6 +85,12 @@ func TestClientValidateProblems(t *testing.T) {
 		{"case=scope with space", func(c *Client) { c.Scopes = []string{"api read"} }, "scope"},
 		{"case=scope with quote", func(c *Client) { c.Scopes = []string{`api"read`} }, "scope"},
 		{"case=empty audience", func(c *Client) { c.Audience = []string{""} }, "audience"},
+		{"case=cors plus without redirect uris", func(c *Client) { c.AllowedCORSOrigins = []string{"+"} }, "allowed_cors_origins[0]"},
+		{"case=cors duplicate", func(c *Client) { c.AllowedCORSOrigins = []string{"https://a.example", "https://a.example"} }, "allowed_cors_origins[1]"},
+		{"case=cors bad origin", func(c *Client) { c.AllowedCORSOrigins = []string{"https://a.example/"} }, "allowed_cors_origins[0]"},
+		{"case=backchannel http non-loopback", func(c *Client) { c.BackchannelLogoutURI = "http://rp.example/logout" }, "backchannel_logout_uri"},
+		{"case=backchannel fragment", func(c *Client) { c.BackchannelLogoutURI = "https://rp.example/logout#x" }, "backchannel_logout_uri"},
+		{"case=backchannel session required without uri", func(c *Client) { c.BackchannelLogoutSessionRequired = true }, "backchannel_logout_session_required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,5 +128,51 @@ func TestClientIDMustBeAddressable(t *testing.T) {
 	ok := &Client{ID: "billing-service_v2.prod", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: AuthMethodSecretBasic}
 	if err := ok.Validate(nil); err != nil {
 		t.Fatalf("an ordinary id refused: %v", err)
+	}
+}
+
+func TestValidateCORSOrigin(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in string
+		ok bool
+	}{
+		{"https://app.example", true},
+		{"http://127.0.0.2:9877", true},
+		{"https://app.example:8443", true},
+		{"http://[::1]:3000", true},
+		{"https://app.example/", false},
+		{"https://app.example/path", false},
+		{"https://app.example?x=1", false},
+		{"https://app.example#f", false},
+		{"https://*.example", false},
+		{"*", false},
+		{"null", false},
+		{"https://App.Example", false},
+		{"ftp://app.example", false},
+		{"https://user@app.example", false},
+		{"https://app.example:", false},
+		{"https://app.example:99999", false},
+		{"https://app.example ", false},
+		{"app.example", false},
+	}
+	for _, c := range cases {
+		t.Run("origin="+c.in, func(t *testing.T) {
+			t.Parallel()
+			if err := ValidateCORSOrigin(c.in); (err == nil) != c.ok {
+				t.Fatalf("ValidateCORSOrigin(%q) = %v, want ok %v", c.in, err, c.ok)
+			}
+		})
+	}
+	// "+" is valid with redirect URIs, and a loopback back-channel URI is
+	// accepted like a loopback redirect URI.
+	cl := &Client{
+		ID: "spa", GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"},
+		RedirectURIs: []string{"http://127.0.0.2:9877/cb"}, TokenEndpointAuthMethod: AuthMethodNone,
+		AllowedCORSOrigins: []string{"+", "https://other.example"}, BackchannelLogoutURI: "http://127.0.0.1:9/bc",
+		BackchannelLogoutSessionRequired: true,
+	}
+	if err := cl.Validate(nil); err != nil {
+		t.Fatalf("valid client refused: %v", err)
 	}
 }

@@ -35,6 +35,10 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.in.Contacts, "contact", nil, "contact email (repeatable)")
 	fs.BoolVar(&f.in.SkipConsent, "skip-consent", false, "first-party client: do not ask users for consent")
 	fs.BoolVar(&f.in.PKCEOptional, "pkce-optional", false, "do not require PKCE (legacy confidential clients only)")
+	fs.StringSliceVar(&f.in.AllowedCORSOrigins, "cors-origin", nil, `browser origin allowed to call the token, userinfo and revocation endpoints (repeatable; "+" = the redirect URIs' origins)`)
+	fs.BoolVar(&f.in.DPoPBoundAccessTokens, "dpop-bound", false, "require DPoP-bound access tokens (RFC 9449)")
+	fs.StringVar(&f.in.BackchannelLogoutURI, "backchannel-logout-uri", "", "where logout tokens are sent (OIDC Back-Channel Logout)")
+	fs.BoolVar(&f.in.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "logout tokens carry the sid claim")
 	fs.DurationVar(&f.accessLifespan, "access-token-lifespan", 0, "access token lifetime for this client (0 = server default)")
 	fs.DurationVar(&f.refreshLifespan, "refresh-token-lifespan", 0, "refresh token lifetime for this client (0 = server default)")
 	fs.DurationVar(&f.idLifespan, "id-token-lifespan", 0, "ID token lifetime for this client (0 = server default)")
@@ -70,6 +74,14 @@ func (f *clientFlags) overlay(fs *pflag.FlagSet, in *admin.ClientInput) {
 			in.SkipConsent = f.in.SkipConsent
 		case "pkce-optional":
 			in.PKCEOptional = f.in.PKCEOptional
+		case "cors-origin":
+			in.AllowedCORSOrigins = f.in.AllowedCORSOrigins
+		case "dpop-bound":
+			in.DPoPBoundAccessTokens = f.in.DPoPBoundAccessTokens
+		case "backchannel-logout-uri":
+			in.BackchannelLogoutURI = f.in.BackchannelLogoutURI
+		case "backchannel-logout-session-required":
+			in.BackchannelLogoutSessionRequired = f.in.BackchannelLogoutSessionRequired
 		case "access-token-lifespan":
 			in.AccessTokenLifespan = storage.Duration(f.accessLifespan)
 		case "refresh-token-lifespan":
@@ -251,6 +263,9 @@ func (c *cli) printClient(cl *storage.Client) error {
 		{"grant_types", list(cl.GrantTypes)}, {"response_types", list(cl.ResponseTypes)},
 		{"redirect_uris", list(cl.RedirectURIs)}, {"scope", list(cl.Scopes)}, {"audience", list(cl.Audience)},
 		{"skip_consent", fmt.Sprint(cl.SkipConsent)}, {"pkce_optional", fmt.Sprint(cl.PKCEOptional)},
+		{"allowed_cors_origins", list(cl.AllowedCORSOrigins)}, {"dpop_bound_access_tokens", fmt.Sprint(cl.DPoPBoundAccessTokens)},
+		{"backchannel_logout_uri", cmpOr(cl.BackchannelLogoutURI, "-")},
+		{"backchannel_logout_session_required", fmt.Sprint(cl.BackchannelLogoutSessionRequired)},
 		{"access_token_lifespan", dur(cl.AccessTokenLifespan)}, {"refresh_token_lifespan", dur(cl.RefreshTokenLifespan)},
 		{"id_token_lifespan", dur(cl.IDTokenLifespan)}, {"created_at", ts(cl.CreatedAt)}, {"updated_at", ts(cl.UpdatedAt)},
 	} {

@@ -43,6 +43,7 @@ type clientFormData struct {
 	ScopeText   string
 	Audience    string
 	Contacts    string
+	CORSOrigins string
 	JWKS        string
 	// Lifespans in Go duration syntax, "" for the server default.
 	AccessLifespan, RefreshLifespan, IDLifespan string
@@ -129,6 +130,7 @@ func clientForm(isNew bool, id string, version int64, in admin.ClientInput) clie
 		GrantTypes: formGrantTypes, AuthMethods: formAuthMethods, SigningAlgs: formSigningAlgs,
 		Redirects: strings.Join(in.RedirectURIs, "\n"), ScopeText: strings.Join(in.Scopes, " "),
 		Audience: strings.Join(in.Audience, "\n"), Contacts: strings.Join(in.Contacts, "\n"),
+		CORSOrigins:    strings.Join(in.AllowedCORSOrigins, "\n"),
 		AccessLifespan: lifespanText(in.AccessTokenLifespan), RefreshLifespan: lifespanText(in.RefreshTokenLifespan),
 		IDLifespan: lifespanText(in.IDTokenLifespan),
 	}
@@ -190,6 +192,10 @@ func readClientForm(f url.Values, in *admin.ClientInput) []storage.FieldProblem 
 	in.Contacts = lines(f.Get("contacts"))
 	in.SkipConsent = f.Get("skip_consent") != ""
 	in.PKCEOptional = f.Get("pkce_optional") != ""
+	in.AllowedCORSOrigins = lines(f.Get("allowed_cors_origins"))
+	in.DPoPBoundAccessTokens = f.Get("dpop_bound_access_tokens") != ""
+	in.BackchannelLogoutURI = strings.TrimSpace(f.Get("backchannel_logout_uri"))
+	in.BackchannelLogoutSessionRequired = f.Get("backchannel_logout_session_required") != ""
 	in.JWKS = nil
 	if raw := strings.TrimSpace(f.Get("jwks")); raw != "" {
 		var ks jose.JSONWebKeySet

@@ -39,6 +39,10 @@ var clientColumns = []clientColumn{
 	{"access_token_lifespan_ns", "0"},
 	{"refresh_token_lifespan_ns", "0"},
 	{"id_token_lifespan_ns", "0"},
+	{"allowed_cors_origins", "'{}'::text[]"},
+	{"dpop_bound_access_tokens", "false"},
+	{"backchannel_logout_uri", "''"},
+	{"backchannel_logout_session_required", "false"},
 	{"owner", "''"},
 	{"disabled", "false"},
 	{"created_at", "'epoch'::timestamptz"},
@@ -120,6 +124,7 @@ func clientArgs(c *storage.Client) ([]any, error) {
 		c.ApplicationType, c.LogoURI, c.ClientURI, nonNil(c.Contacts),
 		c.SkipConsent, c.PKCEOptional,
 		int64(c.AccessTokenLifespan), int64(c.RefreshTokenLifespan), int64(c.IDTokenLifespan),
+		nonNil(c.AllowedCORSOrigins), c.DPoPBoundAccessTokens, c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired,
 		c.Owner, c.Disabled, c.CreatedAt, c.UpdatedAt, c.Version,
 	}, nil
 }
@@ -141,6 +146,7 @@ func (cs *clientScan) dest() []any {
 		&c.ApplicationType, &c.LogoURI, &c.ClientURI, &c.Contacts,
 		&c.SkipConsent, &c.PKCEOptional,
 		&cs.atl, &cs.rtl, &cs.idtl,
+		&c.AllowedCORSOrigins, &c.DPoPBoundAccessTokens, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired,
 		&c.Owner, &c.Disabled, &cs.createdAt, &cs.updated, &c.Version,
 	}
 }
@@ -154,6 +160,7 @@ func (cs *clientScan) client() (*storage.Client, error) {
 	// Empty arrays come back as nil, as Client.Clone returns them.
 	c.RedirectURIs, c.GrantTypes, c.ResponseTypes = nilIfEmpty(c.RedirectURIs), nilIfEmpty(c.GrantTypes), nilIfEmpty(c.ResponseTypes)
 	c.Scopes, c.Audience, c.Contacts = nilIfEmpty(c.Scopes), nilIfEmpty(c.Audience), nilIfEmpty(c.Contacts)
+	c.AllowedCORSOrigins = nilIfEmpty(c.AllowedCORSOrigins)
 	if len(cs.rotated) > 0 {
 		if err := json.Unmarshal(cs.rotated, &c.RotatedSecrets); err != nil {
 			return nil, fmt.Errorf("postgres: decode rotated secrets: %w", err)
