@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bulwark-auth/bulwark/server/egress"
 	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
 )
 
@@ -434,5 +436,37 @@ func TestClientsThroughService(t *testing.T) {
 	}
 	if code, _, errs := cliRun(t, "", "clients", "get", "nope"); code != exitFailed || !strings.Contains(errs, `no client "nope"`) {
 		t.Fatalf("unknown client: %d %q", code, errs)
+	}
+}
+
+// TestEgressOptions: production reaches public addresses plus the networks
+// the operator allows; --dev adds loopback over http, nothing else.
+func TestEgressOptions(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		cfg     config
+		allowed map[string]bool
+		http    bool
+	}{
+		{"case=production", config{EgressAllowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+			map[string]bool{"10.1.2.3": true, "127.0.0.1": false, "169.254.169.254": false, "8.8.8.8": true}, false},
+		{"case=dev", config{Dev: true},
+			map[string]bool{"10.1.2.3": false, "127.0.0.1": true, "::1": true, "169.254.169.254": false}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := tc.cfg.egressOptions()
+			if o.AllowHTTP != tc.http {
+				t.Fatalf("AllowHTTP = %v, want %v", o.AllowHTTP, tc.http)
+			}
+			c := egress.New(o)
+			for a, want := range tc.allowed {
+				if got := c.Permitted(netip.MustParseAddr(a)); got != want {
+					t.Errorf("Permitted(%s) = %v, want %v", a, got, want)
+				}
+			}
+		})
 	}
 }

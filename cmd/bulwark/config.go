@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark-auth/bulwark/server/egress"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
 	"github.com/spf13/pflag"
@@ -76,7 +77,12 @@ type config struct {
 	RefreshReuseThreshold int
 	BlockOnRefreshReuse   bool
 	neverBlockRaw         string
-	accountRateLimitsRaw  string
+
+	// EgressAllowed are non-public networks that outbound requests to
+	// client-registered URLs may reach (server/egress).
+	EgressAllowed        []netip.Prefix
+	egressAllowedRaw     string
+	accountRateLimitsRaw string
 	// ShutdownDelay is how long /readyz answers 503 after SIGTERM before
 	// the listeners stop accepting, so load balancers stop sending first.
 	ShutdownDelay time.Duration
@@ -214,6 +220,7 @@ func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *s
 	fs.DurationVar(&c.APIKeyRotation, "apikey-rotation-period", envDuration("BULWARK_APIKEY_ROTATION_PERIOD", 90*24*time.Hour), "default API key rotation period")
 	fs.DurationVar(&c.APIKeyGrace, "apikey-grace-period", envDuration("BULWARK_APIKEY_GRACE_PERIOD", 7*24*time.Hour), "default API key grace period after rotation")
 	// Protection pipeline flags (issue 10).
+	fs.StringVar(&c.egressAllowedRaw, "egress-allowed-networks", envOr("BULWARK_EGRESS_ALLOWED_NETWORKS", ""), "comma-separated CIDRs of non-public networks that client-registered URLs (jwks_uri, back-channel logout) may reach; public addresses only by default")
 	fs.StringVar(&c.neverBlockRaw, "never-block", envOr("BULWARK_NEVER_BLOCK", ""), "comma-separated addresses/CIDRs that are never blocked (office, partner egress, the load balancer)")
 	fs.StringVar(&c.accountRateLimitsRaw, "account-rate-limits", envOr("BULWARK_ACCOUNT_RATE_LIMITS", defaultAccountRateLimits), "per-account limits on sign-in forms, class=rate:burst")
 	fs.IntVar(&c.StuffingAccounts, "stuffing-accounts", envInt("BULWARK_STUFFING_ACCOUNTS", defaultStuffingAccounts), "distinct accounts failing sign-in from one address within 10m that block the address for 15m")
@@ -282,6 +289,8 @@ func (c *config) check(secretFlag, secretFile, algs string, needs need) error {
 	c.TrustedProxies, perr = parsePrefixes("trusted proxy", c.trustedProxiesRaw)
 	problems = append(problems, perr...)
 	c.NeverBlock, perr = parsePrefixes("--never-block", c.neverBlockRaw)
+	problems = append(problems, perr...)
+	c.EgressAllowed, perr = parsePrefixes("--egress-allowed-networks", c.egressAllowedRaw)
 	problems = append(problems, perr...)
 	// Zero takes the default, so a config built without the flags (tests,
 	// another CLI front end) still gets safe thresholds.
@@ -386,4 +395,17 @@ func loadSecrets(secretFlag, secretFile string) ([][]byte, []error) {
 		}
 	}
 	return secrets, problems
+}
+
+// egressOptions are the rules for outbound requests to client-registered
+// URLs. --dev also reaches loopback over plain http, so relying parties on
+// the developer's machine work; production reaches public https only,
+// plus the networks the operator allows.
+func (c *config) egressOptions() egress.Options {
+	o := egress.Options{Allowed: slices.Clone(c.EgressAllowed)}
+	if c.Dev {
+		o.AllowHTTP = true
+		o.Allowed = append(o.Allowed, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+	}
+	return o
 }
