@@ -108,8 +108,18 @@ func startNginx(t *testing.T, authURL, upstreamURL string) string {
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, addr, authURL, user, upstreamURL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
 	cmd := exec.Command(bin, "-p", dir, "-c", conf) // #nosec G204 -- test: our own binary and config
+	return startGateway(t, cmd, "http://"+addr, func() string {
+		logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return string(logs)
+	})
+}
+
+// startGateway runs a gateway process until the test ends and waits until
+// base answers. logs tells what went wrong when it never does.
+func startGateway(t *testing.T, cmd *exec.Cmd, base string, logs func() string) string {
+	t.Helper()
+	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -118,7 +128,6 @@ func startNginx(t *testing.T, authURL, upstreamURL string) string {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	base := "http://" + addr
 	if !eventually(func() bool {
 		res, err := http.Get(base + "/healthz")
 		if err != nil {
@@ -127,8 +136,7 @@ func startNginx(t *testing.T, authURL, upstreamURL string) string {
 		_ = res.Body.Close()
 		return true
 	}) {
-		logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		t.Fatalf("nginx did not start: %s\n%s", out.String(), logs)
+		t.Fatalf("%s did not start: %s\n%s", filepath.Base(cmd.Path), out.String(), logs())
 	}
 	return base
 }
