@@ -110,3 +110,7 @@ type DeviceStore interface {
 	// (the console's view). A non-positive limit means no limit.
 	ListDeviceAuthorizations(ctx context.Context, now time.Time, limit int) ([]*DeviceAuthorization, error)
 }
+
+// GrantTypeDeviceCode is the grant type of RFC 8628 §3.4; a client needs
+// it in grant_types to use the device authorization endpoint.
+const GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code" // #nosec G101 -- a URN, not a credential
