@@ -38,6 +38,11 @@ const (
 	PollUsed DevicePollOutcome = "used"
 )
 
+// DevicePollLeeway forgives network jitter: a poll counts as too fast
+// only when it comes more than this much before the interval has passed,
+// so a client that waits exactly the interval is never told slow_down.
+const DevicePollLeeway = time.Second
+
 // DeviceSlowDownStep is how much the polling interval grows after each
 // slow_down (RFC 8628 §3.5: "by 5 seconds").
 const DeviceSlowDownStep = 5 * time.Second
@@ -103,8 +108,8 @@ type DeviceStore interface {
 	// one issued to another client. The outcome is, in this order:
 	// PollExpired once expired; PollDenied; PollUsed once issued;
 	// PollIssued for an approved request; PollSlowDown when the previous
-	// poll was less than Interval ago (Interval then grows by
-	// DeviceSlowDownStep); PollPending otherwise.
+	// poll was less than Interval - DevicePollLeeway ago (Interval then
+	// grows by DeviceSlowDownStep); PollPending otherwise.
 	PollDeviceAuthorization(ctx context.Context, deviceCodeHash, clientID string, now time.Time) (*DeviceAuthorization, error)
 	// ListDeviceAuthorizations returns unexpired requests, newest first
 	// (the console's view). A non-positive limit means no limit.

@@ -94,7 +94,7 @@ const pollOutcome = `(CASE
 	WHEN status = 'denied' THEN 'denied'
 	WHEN status = 'issued' THEN 'used'
 	WHEN status = 'approved' THEN 'issued'
-	WHEN last_polled_at IS NOT NULL AND $3 < last_polled_at + make_interval(secs => interval_seconds) THEN 'slow_down'
+	WHEN last_polled_at IS NOT NULL AND $3 < last_polled_at + make_interval(secs => interval_seconds - $5) THEN 'slow_down'
 	ELSE 'pending' END)`
 
 // PollDeviceAuthorization implements storage.DeviceStore in one UPDATE:
@@ -108,7 +108,8 @@ func (s *Store) PollDeviceAuthorization(ctx context.Context, deviceCodeHash, cli
 		interval_seconds = CASE WHEN `+pollOutcome+` = 'slow_down' THEN interval_seconds + $4 ELSE interval_seconds END,
 		status           = CASE WHEN `+pollOutcome+` = 'issued' THEN 'issued' ELSE status END
 	WHERE device_code_hash = $1 AND client_id = $2
-	RETURNING `+deviceColumns, deviceCodeHash, clientID, now, int(storage.DeviceSlowDownStep/time.Second)))
+	RETURNING `+deviceColumns, deviceCodeHash, clientID, now, int(storage.DeviceSlowDownStep/time.Second),
+		int(storage.DevicePollLeeway/time.Second)))
 	if err != nil {
 		return nil, classify("postgres: poll device authorization", err)
 	}

@@ -109,11 +109,12 @@ var deviceTests = []test{
 		}
 		poll(at, storage.PollPending, 5*time.Second)
 		poll(at.Add(5*time.Second), storage.PollPending, 5*time.Second)
-		// Faster than the interval: slow_down, and the interval grows by 5 s
-		// each time, measured from the latest poll.
+		// Faster than the interval (less the leeway): slow_down, and the
+		// interval grows by 5 s each time, measured from the latest poll.
 		poll(at.Add(6*time.Second), storage.PollSlowDown, 10*time.Second)
-		poll(at.Add(15*time.Second), storage.PollSlowDown, 15*time.Second)
-		poll(at.Add(30*time.Second), storage.PollPending, 15*time.Second)
+		poll(at.Add(14*time.Second), storage.PollSlowDown, 15*time.Second)
+		// Within the leeway of the interval is not too fast.
+		poll(at.Add(28*time.Second), storage.PollPending, 15*time.Second)
 		// Another client's poll, or an unknown code, finds nothing.
 		_, err := s.PollDeviceAuthorization(ctx(t), d.DeviceCodeHash, "c2", at.Add(time.Minute))
 		wantErr(t, err, storage.ErrNotFound)
@@ -121,9 +122,9 @@ var deviceTests = []test{
 		wantErr(t, err, storage.ErrNotFound)
 		// Approved: the next poll issues, whatever its timing; later ones
 		// find it used.
-		_, err = s.DecideDeviceAuthorization(ctx(t), d.UserCodeHash, "alice", []byte(`{"id":"req-a"}`), at.Add(31*time.Second))
+		_, err = s.DecideDeviceAuthorization(ctx(t), d.UserCodeHash, "alice", []byte(`{"id":"req-a"}`), at.Add(29*time.Second))
 		must(t, err)
-		got, err := s.PollDeviceAuthorization(ctx(t), d.DeviceCodeHash, "c1", at.Add(32*time.Second))
+		got, err := s.PollDeviceAuthorization(ctx(t), d.DeviceCodeHash, "c1", at.Add(30*time.Second))
 		must(t, err)
 		if got.LastOutcome != storage.PollIssued || got.Status != storage.DeviceIssued || got.Subject != "alice" || string(got.Request) == "" {
 			t.Fatalf("issuing poll: %+v", got)
