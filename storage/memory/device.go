@@ -120,7 +120,7 @@ func (s *Store) PollDeviceAuthorization(_ context.Context, deviceCodeHash, clien
 	case d.Status == storage.DeviceApproved:
 		out = storage.PollIssued
 		d.Status = storage.DeviceIssued
-	case !d.LastPolledAt.IsZero() && now.Before(d.LastPolledAt.Add(d.Interval - storage.DevicePollLeeway)):
+	case !d.LastPolledAt.IsZero() && now.Before(d.LastPolledAt.Add(d.Interval-storage.DevicePollLeeway)):
 		out = storage.PollSlowDown
 		d.Interval += storage.DeviceSlowDownStep
 	default:
