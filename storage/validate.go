@@ -16,7 +16,7 @@ import (
 // Grant and response types Bulwark implements. Implicit, hybrid and the
 // password grant are deliberately absent (RFC 9700 §2.1.2, §2.4).
 var (
-	SupportedGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"}
+	SupportedGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange", GrantTypeDeviceCode}
 	SupportedResponseTypes = []string{"code"}
 	SupportedAuthMethods   = []string{AuthMethodSecretBasic, AuthMethodSecretPost, AuthMethodPrivateKeyJWT, AuthMethodNone}
 	// SupportedAuthSigningAlgs are the private_key_jwt assertion algorithms

@@ -335,6 +335,9 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		NeverBlock: cfg.NeverBlock,
 		PerIP: map[protect.Signal]protect.Threshold{
 			protect.SignalFailedLogin: {Count: cfg.StuffingAccounts, Window: 10 * time.Minute, BlockFor: 15 * time.Minute, Distinct: true},
+			// Wrong device user codes: the device guard throttles the
+			// address; the detector raises an alert for operators.
+			protect.SignalInvalidUserCode: {Count: 20, Window: 15 * time.Minute, BlockFor: 15 * time.Minute, AlertOnly: true},
 		},
 		PerClient: map[protect.Signal]protect.Threshold{
 			protect.SignalRefreshReuse: reuse,
@@ -346,6 +349,9 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	// Per-account counters live in the store, shared by every replica.
 	loginGuard := protect.NewGuard(store, protect.GuardConfig{Name: "login", Now: now})
 	clientGuard := protect.NewGuard(store, protect.GuardConfig{Name: "client", Now: now})
+	// Device user codes (RFC 8628 §5.1): per address, wrong codes only
+	// (a right one refunds its attempt); per device code, every entry.
+	deviceGuard := protect.NewGuard(store, protect.GuardConfig{Name: "device-user-code", LockAfter: 20, Now: now})
 
 	provider, err := oauth.New(oauth.Config{
 		Issuer:               cfg.Issuer,
@@ -370,7 +376,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Audit:                sink.Record,
 		APIKeys:              keySvc,
 		Defense: oauth.Defense{
-			LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m,
+			LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m, DeviceGuard: deviceGuard,
 		},
 	})
 	if err != nil {

@@ -272,6 +272,7 @@ func (c *Console) Register(r *mux.Router) {
 		{get, "/audit", au, c.auditList},
 		{get, "/blocks", au, c.blockList},
 		{post, "/blocks/lift", us, c.blockLift},
+		{get, "/devices", au, c.deviceList},
 	}
 	for _, rt := range routes {
 		r.Handle(Prefix+rt.path, protect.Route(protect.Console(), c.authed(rt.scope, rt.h))).Methods(rt.method)

@@ -201,21 +201,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	for _, a := range ar.GetRequestedAudience() {
 		ar.GrantAudience(a)
 	}
-	sess := storage.NewSession(user.ID)
-	sess.ClientID = client.ID
-	sess.Username = user.Username
-	claims := sess.IDTokenClaims()
-	claims.Issuer = p.cfg.Issuer
-	claims.AuthTime = login.AuthTime.UTC()
-	claims.RequestedAt = ar.GetRequestedAt()
-	claims.Extra["azp"] = client.ID
-	granted := ar.GetGrantedScopes()
-	if granted.Has("profile") {
-		claims.Extra["preferred_username"] = user.Username
-	}
-	if granted.Has("email") && user.Email != "" {
-		claims.Extra["email"] = user.Email
-	}
+	sess := p.userSession(client, user, login, ar.GetGrantedScopes(), ar.GetRequestedAt())
 
 	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
@@ -226,6 +212,28 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	// attacks.
 	resp.AddParameter("iss", p.cfg.Issuer)
 	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// userSession is the session of tokens a user grants a client: the ID
+// token claims (auth_time of the login, azp, and the profile and email
+// claims the granted scopes allow). Every user grant (authorization code,
+// device authorization) builds it here.
+func (p *Provider) userSession(client *storage.Client, user *storage.User, login *storage.LoginSession, granted fosite.Arguments, requestedAt time.Time) *storage.Session {
+	sess := storage.NewSession(user.ID)
+	sess.ClientID = client.ID
+	sess.Username = user.Username
+	claims := sess.IDTokenClaims()
+	claims.Issuer = p.cfg.Issuer
+	claims.AuthTime = login.AuthTime.UTC()
+	claims.RequestedAt = requestedAt
+	claims.Extra["azp"] = client.ID
+	if granted.Has("profile") {
+		claims.Extra["preferred_username"] = user.Username
+	}
+	if granted.Has("email") && user.Email != "" {
+		claims.Extra["email"] = user.Email
+	}
+	return sess
 }
 
 // loginTooOld reports whether the login is older than the request's

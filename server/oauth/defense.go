@@ -55,6 +55,9 @@ type Defense struct {
 	ClientGuard ClientGuard
 	Signals     Signals
 	Metrics     Counters
+	// DeviceGuard throttles device user code entry (device.go): keyed on
+	// the address (failures only) and on the device code (every entry).
+	DeviceGuard Guard
 }
 
 // clientIP is the caller's address as the server's pipeline resolved it

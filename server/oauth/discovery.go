@@ -34,6 +34,7 @@ type metadata struct {
 	RevocationEndpoint                     string   `json:"revocation_endpoint"`
 	EndSessionEndpoint                     string   `json:"end_session_endpoint"`
 	PushedAuthorizationRequestEndpoint     string   `json:"pushed_authorization_request_endpoint"`
+	DeviceAuthorizationEndpoint            string   `json:"device_authorization_endpoint"`
 	ScopesSupported                        []string `json:"scopes_supported"`
 	ResponseTypesSupported                 []string `json:"response_types_supported"`
 	ResponseModesSupported                 []string `json:"response_modes_supported"`
@@ -72,6 +73,7 @@ func (p *Provider) metadata(oidc bool) metadata {
 		RevocationEndpoint:                 iss + pathRevoke,
 		EndSessionEndpoint:                 iss + pathLogout,
 		PushedAuthorizationRequestEndpoint: iss + pathPAR,
+		DeviceAuthorizationEndpoint:        iss + pathDeviceAuthorization,
 		ScopesSupported:                    advertisedScopes,
 		ResponseTypesSupported:             []string{"code"},
 		ResponseModesSupported:             []string{"query"},

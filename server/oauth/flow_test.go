@@ -269,7 +269,8 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	}
 	want := map[string]string{
 		"issuer":                                         e.srv.URL,
-		"grant_types_supported":                          `["authorization_code","refresh_token","client_credentials"]`,
+		"grant_types_supported":                          `["authorization_code","refresh_token","client_credentials","urn:ietf:params:oauth:grant-type:device_code"]`,
+		"device_authorization_endpoint":                  e.url(pathDeviceAuthorization),
 		"response_types_supported":                       `["code"]`,
 		"code_challenge_methods_supported":               `["S256"]`,
 		"token_endpoint_auth_methods_supported":          `["client_secret_basic","client_secret_post","private_key_jwt","none"]`,

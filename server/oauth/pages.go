@@ -32,6 +32,9 @@ type pageData struct {
 	// Logout carries an RP-initiated logout request through the
 	// confirmation form.
 	Logout *logoutRequest
+	// UserCode and Confirm carry a device user code (XXXX-XXXX) and the
+	// proof that this browser entered it (device_pages.go).
+	UserCode, Confirm string
 }
 
 type scopeView struct{ Name, Description string }
@@ -113,7 +116,7 @@ func (p *Provider) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "login", pageData{
 		Title:    "Sign in",
 		CSRF:     token,
-		ReturnTo: safeReturnTo(r.URL.Query().Get("return_to")),
+		ReturnTo: safeLoginReturnTo(r.URL.Query().Get("return_to")),
 	})
 }
 
@@ -129,7 +132,7 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	password := r.PostForm.Get("password")
-	returnTo := safeReturnTo(r.PostForm.Get("return_to"))
+	returnTo := safeLoginReturnTo(r.PostForm.Get("return_to"))
 
 	ip := p.clientIP(r)
 	// The attempt is counted for this username on every replica before
@@ -201,7 +204,7 @@ func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	reqinfo.From(ctx).SetSubject(user.ID)
 	p.audit(ctx, storage.AuditEvent{Event: EventLogin, Subject: user.ID, Outcome: OutcomeSuccess})
 	if returnTo != "" {
-		http.Redirect(w, r, returnTo, http.StatusSeeOther) // #nosec G710 -- returnTo passed safeReturnTo: only our own authorization endpoint
+		http.Redirect(w, r, returnTo, http.StatusSeeOther) // #nosec G710 -- returnTo passed safeLoginReturnTo: only our own authorization endpoint or /device
 		return
 	}
 	p.render(w, r, http.StatusOK, "message", pageData{Title: "Signed in", Message: "You are signed in as " + user.Username + "."})

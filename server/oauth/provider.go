@@ -43,6 +43,8 @@ type Store interface {
 	GetLoginSession(ctx context.Context, key string) (*storage.LoginSession, error)
 	TouchLoginSession(ctx context.Context, key string, at time.Time) error
 	DeleteLoginSession(ctx context.Context, key string) error
+	// Device authorization grant (RFC 8628, device.go).
+	storage.DeviceStore
 }
 
 // Config is everything the provider depends on.
@@ -368,6 +370,15 @@ func (p *Provider) composeHandlers() {
 		p.grants = append(p.grants, GrantTypeTokenExchange)
 	}
 
+	fc.TokenEndpointHandlers.Append(&deviceGrant{
+		p:        p,
+		access:   &oauth2.HandleHelper{AccessTokenStrategy: access, AccessTokenStorage: st, Config: fc},
+		refresh:  access,
+		store:    st,
+		idTokens: &openid.IDTokenHandleHelper{IDTokenStrategy: idTokens},
+	})
+	p.grants = append(p.grants, GrantTypeDeviceCode)
+
 	fc.TokenIntrospectionHandlers.Append(introspect)
 	fc.RevocationHandlers.Append(revoke)
 	fc.PushedAuthorizeEndpointHandlers.Append(pushed)
@@ -396,6 +407,11 @@ func (p *Provider) Register(r *mux.Router) {
 	route(pathConsent, protect.PageForm(), p.handleConsentSubmit, post)
 	route(pathLogout, protect.PageForm(), p.handleLogoutPage, get)
 	route(pathLogout, protect.PageForm(), p.handleLogoutSubmit, post)
+	// Device authorization grant (RFC 8628, device*.go).
+	route(pathDeviceAuthorization, protect.OAuthEndpoint(protect.ClassToken), p.handleDeviceAuthorization, post)
+	route(pathDevice, protect.PageForm(), p.handleDevicePage, get)
+	route(pathDevice, protect.PageForm(), p.handleDeviceSubmit, post)
+	route(pathDeviceDecision, protect.PageForm(), p.handleDeviceDecision, post)
 	r.PathPrefix(pathStatic).Handler(protect.Route(protect.StaticAsset(), p.static))
 }
 

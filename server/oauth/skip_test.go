@@ -71,7 +71,7 @@ func TestSkipUnknown(t *testing.T) {
 // silently drops a second handler of the same Go type (every skipUnknown).
 func TestEveryTokenHandlerIsComposed(t *testing.T) {
 	p, _, _ := newTestProvider(t, "https://issuer.example", fastHasher(t), logrus.New(), nil)
-	want := 6 // code, OIDC code, PKCE, client credentials, refresh, OIDC refresh
+	want := 7 // code, OIDC code, PKCE, client credentials, refresh, OIDC refresh, device code
 	if p.cfg.APIKeys != nil {
 		want++ // token exchange
 	}

@@ -25,6 +25,9 @@ const (
 	SignalInvalidClient Signal = "invalid_client" // failed client authentication
 	SignalInvalidToken  Signal = "invalid_token"  // introspection of an unknown/invalid token
 	SignalRefreshReuse  Signal = "refresh_reuse"  // a rotated refresh token presented again
+	// SignalInvalidUserCode is a wrong or expired device user code entered
+	// at /device (RFC 8628 §5.1: user code guessing).
+	SignalInvalidUserCode Signal = "invalid_user_code"
 )
 
 // Block kinds, as stored in storage.Block.Kind.

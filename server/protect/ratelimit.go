@@ -96,8 +96,9 @@ func NewLimiter(cfg RateConfig) *Limiter {
 // count (PerIP). A response with status 400, 401 or 403, or a request a
 // handler marked failed (reqinfo.MarkFailure, e.g. an invalid token at
 // introspection), spends one token of the address's budget for the class;
-// successes spend nothing, so thousands of users behind one NAT or load
-// balancer never run it down. An address whose budget is spent is refused
+// successes spend nothing, nor do protocol answers a handler marked
+// expected (reqinfo.MarkExpected: a device's authorization_pending), so
+// thousands of users behind one NAT or load balancer never run it down. An address whose budget is spent is refused
 // until it refills. Place it before StrictInput, so malformed requests
 // count too; the address comes from reqinfo.
 func (l *Limiter) Failures(class string, kind Kind) mux.MiddlewareFunc {
@@ -119,7 +120,7 @@ func (l *Limiter) Failures(class string, kind Kind) mux.MiddlewareFunc {
 			}
 			sw := &failureWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			if isFailure(sw.status) || info.Failed() {
+			if (isFailure(sw.status) && !info.Expected()) || info.Failed() {
 				l.take(key, lim, true)
 			}
 		})

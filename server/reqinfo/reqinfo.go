@@ -35,6 +35,7 @@ type Info struct {
 	route    string
 	kind     string
 	failed   bool
+	expected bool
 }
 
 // With returns ctx carrying info.
@@ -134,3 +135,13 @@ func (i *Info) MarkFailure() { i.set(func() { i.failed = true }) }
 
 // Failed reports whether MarkFailure was called. Nil-safe.
 func (i *Info) Failed() bool { return get(i, func() bool { return i.failed }) }
+
+// MarkExpected records that the request's 4xx answer is part of the
+// protocol, not a failure signal: a device polling the token endpoint is
+// answered authorization_pending (400) until its user decides (RFC 8628
+// §3.5), and thousands of devices behind one address must not spend that
+// address's failure budget. MarkFailure still wins. Nil-safe.
+func (i *Info) MarkExpected() { i.set(func() { i.expected = true }) }
+
+// Expected reports whether MarkExpected was called. Nil-safe.
+func (i *Info) Expected() bool { return get(i, func() bool { return i.expected }) }

@@ -65,6 +65,8 @@ type Store struct {
 
 	// guards holds attempt counters and used marks (guards.go).
 	guards guardState
+	// devices holds device authorizations (device.go).
+	devices deviceState
 
 	subMu sync.Mutex
 	subs  map[string]map[chan string]struct{}
