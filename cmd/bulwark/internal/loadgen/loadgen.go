@@ -24,10 +24,19 @@ const (
 	AuthCodeFlow      = "authcode_flow"
 	Refresh           = "refresh"
 	TokenExchange     = "token_exchange"
+	// The forward-auth scenarios need a server started with a rules file
+	// that lets a token with api:read (and the svc client's API key with
+	// introspect) through ForwardAuthURI; they run only when asked for.
+	ForwardAuthJWT    = "forward_auth_jwt"
+	ForwardAuthAPIKey = "forward_auth_apikey"
 )
 
-// AllScenarios lists every scenario Run knows.
+// AllScenarios lists the scenarios a run without --scenarios drives: every
+// one that needs nothing but a running server.
 var AllScenarios = []string{ClientCredentials, IntrospectJWT, IntrospectAPIKey, JWKS, Discovery, AuthCodeFlow, Refresh, TokenExchange}
+
+// KnownScenarios lists every scenario Run knows.
+var KnownScenarios = append(slices.Clone(AllScenarios), ForwardAuthJWT, ForwardAuthAPIKey)
 
 // Options configure one run.
 type Options struct {
@@ -52,6 +61,10 @@ type Options struct {
 	Progress time.Duration
 	// Timeout bounds every single HTTP request (0: 30 s).
 	Timeout time.Duration
+	// ForwardAuthURL is the forward-auth endpoint (default: PublicURL +
+	// /forward-auth); ForwardAuthURI the X-Forwarded-Uri each check names
+	// (default /bench/resource).
+	ForwardAuthURL, ForwardAuthURI string
 }
 
 func (o *Options) normalize() error {
@@ -71,12 +84,18 @@ func (o *Options) normalize() error {
 		o.Scenarios = AllScenarios
 	}
 	for _, s := range o.Scenarios {
-		if !slices.Contains(AllScenarios, s) {
-			problems = append(problems, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(AllScenarios, ", ")))
+		if !slices.Contains(KnownScenarios, s) {
+			problems = append(problems, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(KnownScenarios, ", ")))
 		}
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 64
+	}
+	if o.ForwardAuthURL == "" {
+		o.ForwardAuthURL = o.PublicURL + "/forward-auth"
+	}
+	if o.ForwardAuthURI == "" {
+		o.ForwardAuthURI = "/bench/resource"
 	}
 	if o.Duration <= 0 {
 		o.Duration = 20 * time.Second

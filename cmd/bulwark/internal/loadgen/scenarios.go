@@ -23,6 +23,8 @@ var scenarios = map[string]setupFunc{
 	AuthCodeFlow:      setupAuthCodeFlow,
 	Refresh:           setupRefresh,
 	TokenExchange:     setupTokenExchange,
+	ForwardAuthJWT:    setupForwardAuthJWT,
+	ForwardAuthAPIKey: setupForwardAuth(func(e *env) (string, string) { return "X-API-Key", e.cliKey }),
 }
 
 type tokenResponse struct {
@@ -104,6 +106,36 @@ func setupGet(path string) setupFunc {
 			if err != nil {
 				return 0, err
 			}
+			return 1, call(c, req, http.StatusOK, nil)
+		}, nil
+	}
+}
+
+// setupForwardAuthJWT: a gateway checks a JWT access token of the svc
+// client (verified from the key ring, no database).
+func setupForwardAuthJWT(ctx context.Context, e *env, i int) (op, error) {
+	tok, err := e.clientCredentials(ctx, e.client())
+	if err != nil {
+		return nil, err
+	}
+	return setupForwardAuth(func(*env) (string, string) { return "Authorization", "Bearer " + tok })(ctx, e, i)
+}
+
+// setupForwardAuth: a gateway's auth subrequest (nginx auth_request) with
+// the credential header credential names; every check must pass.
+func setupForwardAuth(credential func(*env) (header, value string)) setupFunc {
+	return func(_ context.Context, e *env, _ int) (op, error) {
+		c := e.client()
+		name, value := credential(e)
+		return func(ctx context.Context) (int, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.opts.ForwardAuthURL, nil)
+			if err != nil {
+				return 0, err
+			}
+			req.Header.Set(name, value)
+			req.Header.Set("X-Forwarded-Method", http.MethodGet)
+			req.Header.Set("X-Forwarded-Host", "bench.invalid")
+			req.Header.Set("X-Forwarded-Uri", e.opts.ForwardAuthURI)
 			return 1, call(c, req, http.StatusOK, nil)
 		}, nil
 	}
