@@ -18,8 +18,8 @@ import (
 
 	"github.com/bulwark-auth/bulwark/keys"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
-	"github.com/bulwark-auth/bulwark/keys/regtoken"
 	"github.com/bulwark-auth/bulwark/keys/hash"
+	"github.com/bulwark-auth/bulwark/keys/regtoken"
 	"github.com/bulwark-auth/bulwark/keys/secretbox"
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
