@@ -34,6 +34,7 @@ type metadata struct {
 	RevocationEndpoint                     string   `json:"revocation_endpoint"`
 	EndSessionEndpoint                     string   `json:"end_session_endpoint"`
 	PushedAuthorizationRequestEndpoint     string   `json:"pushed_authorization_request_endpoint"`
+	RegistrationEndpoint                   string   `json:"registration_endpoint,omitempty"`
 	ScopesSupported                        []string `json:"scopes_supported"`
 	ResponseTypesSupported                 []string `json:"response_types_supported"`
 	ResponseModesSupported                 []string `json:"response_modes_supported"`
@@ -87,6 +88,7 @@ func (p *Provider) metadata(oidc bool) metadata {
 		RequestURIParameterSupported:         false,
 		ClaimsParameterSupported:             false,
 		AccessTokenSigningAlgValuesSupported: []string{p.cfg.AccessTokenAlg},
+		RegistrationEndpoint:                 p.cfg.RegistrationEndpoint,
 	}
 	if oidc {
 		m.UserinfoEndpoint = iss + pathUserinfo
