@@ -55,9 +55,12 @@ type Client struct {
 	// assertions (RFC 7523).
 	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg"`
 	// JWKS holds the client's public keys for private_key_jwt and signed
-	// request objects. JWKS URIs are not supported: Bulwark never fetches
-	// URLs on a client's behalf.
+	// request objects.
 	JWKS *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	// JWKSURI is where the client publishes its key set instead (RFC 7591
+	// §2; never together with JWKS). It is fetched only through
+	// server/egress, which refuses the server's own networks.
+	JWKSURI string `json:"jwks_uri,omitempty"`
 	// RequestObjectSigningAlg pins the algorithm of request objects. Empty
 	// means request objects are refused for this client.
 	RequestObjectSigningAlg string   `json:"request_object_signing_alg"`
@@ -90,10 +93,14 @@ type Client struct {
 	IDTokenLifespan      time.Duration `json:"id_token_lifespan"`
 	// Owner is the principal that owns this client (an admin user or API
 	// key id), used for object-level authorization on the admin API.
-	Owner     string    `json:"owner,omitempty"`
-	Disabled  bool      `json:"disabled"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Owner    string `json:"owner,omitempty"`
+	Disabled bool   `json:"disabled"`
+	// RegisteredVia says how a client registered itself (RFC 7591): "" for
+	// a client an admin made, RegisteredOpen, or the id of the initial
+	// access token it presented. Set by the server only.
+	RegisteredVia string    `json:"registered_via,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 	// Version increases on every update; it is the admin API's ETag.
 	Version int64 `json:"-"`
 }
@@ -149,9 +156,9 @@ func (c *Client) GetRequestURIs() []string { return nil }
 // GetJSONWebKeys implements fosite.OpenIDConnectClient.
 func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet { return c.JWKS }
 
-// GetJSONWebKeysURI implements fosite.OpenIDConnectClient. Always empty:
-// Bulwark does not fetch client key sets.
-func (c *Client) GetJSONWebKeysURI() string { return "" }
+// GetJSONWebKeysURI implements fosite.OpenIDConnectClient. fosite fetches
+// it with the JWKS fetcher the provider configures (server/egress rules).
+func (c *Client) GetJSONWebKeysURI() string { return c.JWKSURI }
 
 // GetRequestObjectSigningAlgorithm implements fosite.OpenIDConnectClient.
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return c.RequestObjectSigningAlg }
@@ -257,6 +264,7 @@ type ClientSpec struct {
 	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method" yaml:"token_endpoint_auth_method"`
 	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty" yaml:"token_endpoint_auth_signing_alg"`
 	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty" yaml:"-"`
+	JWKSURI                     string              `json:"jwks_uri,omitempty" yaml:"jwks_uri"`
 	RequestObjectSigningAlg     string              `json:"request_object_signing_alg,omitempty" yaml:"request_object_signing_alg"`
 	ApplicationType             string              `json:"application_type" yaml:"application_type"`
 	LogoURI                     string              `json:"logo_uri,omitempty" yaml:"logo_uri"`
@@ -290,6 +298,7 @@ func (s ClientSpec) ApplyTo(c *Client) {
 	c.TokenEndpointAuthMethod = s.TokenEndpointAuthMethod
 	c.TokenEndpointAuthSigningAlg = s.TokenEndpointAuthSigningAlg
 	c.JWKS = cloneJWKS(s.JWKS)
+	c.JWKSURI = s.JWKSURI
 	c.RequestObjectSigningAlg = s.RequestObjectSigningAlg
 	c.ApplicationType = s.ApplicationType
 	c.LogoURI = s.LogoURI
@@ -315,7 +324,7 @@ func (c *Client) Spec() ClientSpec {
 		RedirectURIs: slices.Clone(c.RedirectURIs), GrantTypes: slices.Clone(c.GrantTypes),
 		ResponseTypes: slices.Clone(c.ResponseTypes), Scopes: slices.Clone(c.Scopes),
 		Audience: slices.Clone(c.Audience), TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: cloneJWKS(c.JWKS),
+		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: cloneJWKS(c.JWKS), JWKSURI: c.JWKSURI,
 		RequestObjectSigningAlg: c.RequestObjectSigningAlg, ApplicationType: c.ApplicationType,
 		LogoURI: c.LogoURI, ClientURI: c.ClientURI, Contacts: slices.Clone(c.Contacts),
 		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional,

@@ -264,6 +264,7 @@ type Store interface {
 	Locker
 	Notifier
 	Janitor
+	RegistrationStore
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close()

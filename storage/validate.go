@@ -227,8 +227,23 @@ func (c *Client) Validate(allowedScopes []string) error {
 			v.add("pkce_optional", "public clients must use PKCE")
 		}
 	}
-	if c.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
-		v.add("jwks", "private_key_jwt needs the client's public keys in jwks")
+	hasJWKS := c.JWKS != nil && len(c.JWKS.Keys) > 0
+	if c.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT && !hasJWKS && c.JWKSURI == "" {
+		v.add("jwks", "private_key_jwt needs the client's public keys in jwks or jwks_uri")
+	}
+	if c.JWKSURI != "" {
+		// RFC 7591 §2: jwks and jwks_uri MUST NOT both be present.
+		if c.JWKS != nil {
+			v.add("jwks_uri", "must not be given together with jwks")
+		}
+		// The rules of a redirect URI: absolute, no fragment, https or
+		// loopback http. Where it may actually be fetched from is the
+		// egress rules' decision (server/egress).
+		if err := ValidateRedirectURI(c.JWKSURI, false); err != nil {
+			v.add("jwks_uri", "%s", err.Error())
+		} else if len(c.JWKSURI) > maxURILength {
+			v.add("jwks_uri", "must be at most %d characters", maxURILength)
+		}
 	}
 	if c.JWKS != nil {
 		// The key set is returned by the admin API and console: a private
@@ -288,6 +303,9 @@ func (c *Client) Validate(allowedScopes []string) error {
 	}
 	return nil
 }
+
+// maxURILength bounds a URI the server may fetch.
+const maxURILength = 2048
 
 // validScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
 // one or more of %x21 / %x23-5B / %x5D-7E.

@@ -77,7 +77,7 @@ the environment over the file. Durations use Go syntax: 90s, 10m, 720h.`,
 	root.Annotations = map[string]string{"options": optionsHelp(pf)}
 	root.SetUsageTemplate(usageTemplate)
 	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.keysCmd(), c.apikeysCmd(), c.usersCmd(), c.clientsCmd(),
-		c.janitorCmd(), c.healthcheckCmd(), c.benchCmd(), c.versionCmd())
+		c.registrationTokensCmd(), c.janitorCmd(), c.healthcheckCmd(), c.benchCmd(), c.versionCmd())
 	return root
 }
 

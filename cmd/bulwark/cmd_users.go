@@ -40,7 +40,12 @@ func (c *cli) adminService(ctx context.Context) (*postgres.Store, *admin.Service
 		db.Close()
 		return nil, nil, err
 	}
-	svc, err := admin.NewService(admin.Config{Store: db, Hasher: h, Keys: ring,
+	regTokens, err := registrationTokens(c.cfg.Secrets)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	svc, err := admin.NewService(admin.Config{Store: db, Hasher: h, Keys: ring, RegistrationTokens: regTokens,
 		SecretOverlap: c.cfg.SecretOverlap, AllowedScopes: c.cfg.AllowedScopes,
 		Logger: discardLogger(), Audit: audit.NewSink(db, discardLogger(), nil).Record})
 	if err != nil {

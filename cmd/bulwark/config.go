@@ -91,6 +91,8 @@ type config struct {
 	DatabaseWait time.Duration
 	// Forward-auth endpoint (cmd/bulwark/forwardauth.go).
 	forwardAuthConfig
+	// Dynamic client registration (cmd/bulwark/registration.go).
+	registrationConfig
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -109,8 +111,8 @@ type config struct {
 // and per API key, generously: a busy confidential client may mint 100
 // tokens a second, sustained. See README "Protection defaults".
 const (
-	defaultRateLimits       = "token=2:100,introspect=5:200,revoke=2:100,par=2:100,login=1:30,admin=1:30,userinfo=5:200"
-	defaultClientRateLimits = "token=100:200,introspect=500:1000,revoke=100:200,par=50:100,admin=50:100"
+	defaultRateLimits       = "token=2:100,introspect=5:200,revoke=2:100,par=2:100,login=1:30,admin=1:30,userinfo=5:200,register=0.2:20"
+	defaultClientRateLimits = "token=100:200,introspect=500:1000,revoke=100:200,par=50:100,admin=50:100,register=1:20"
 	// Per account a sign-in form names: 20 attempts at once, then one
 	// every 2 seconds, whatever the address.
 	defaultAccountRateLimits = "login=0.5:20"
@@ -231,6 +233,7 @@ func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *s
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	forwardAuthFlags(fs, &c.forwardAuthConfig)
+	registrationFlags(fs, &c.registrationConfig)
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
 	return
 }
@@ -341,6 +344,7 @@ func (c *config) check(secretFlag, secretFile, algs string, needs need) error {
 		problems = append(problems, errors.New("--signing-algs must include both the ID token and the access token algorithm"))
 	}
 	problems = append(problems, c.finishForwardAuth()...)
+	problems = append(problems, c.finishRegistration(c.AllowedScopes)...)
 	return errors.Join(problems...)
 }
 

@@ -622,7 +622,11 @@ func TestE2EClientSecretGuardEveryAuthMethod(t *testing.T) {
 // and nothing stored.
 func TestE2EBadBytesAtTheDoor(t *testing.T) {
 	// Limits off, so every refusal shows as the door's 400 and not a 429.
-	s := startE2E(t, pgtest.NewDatabase(t), func(c *config) { c.RateLimits, c.ClientRateLimits = nil, nil })
+	// Optional endpoints on, so their routes are enumerated too.
+	s := startE2E(t, pgtest.NewDatabase(t), func(c *config) {
+		c.RateLimits, c.ClientRateLimits = nil, nil
+		c.Registration, c.RegistrationPol.Open = true, true
+	})
 	ctx := context.Background()
 	before, err := s.app.store.ListAudit(ctx, storage.AuditFilter{})
 	if err != nil {

@@ -34,10 +34,12 @@ import (
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/server/console"
+	"github.com/bulwark-auth/bulwark/server/egress"
 	"github.com/bulwark-auth/bulwark/server/metrics"
 	"github.com/bulwark-auth/bulwark/server/oauth"
 	"github.com/bulwark-auth/bulwark/server/profiling"
 	"github.com/bulwark-auth/bulwark/server/protect"
+	"github.com/bulwark-auth/bulwark/server/registration"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/clientcache"
@@ -353,6 +355,18 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	// (a right one refunds its attempt); per device code, every entry.
 	deviceGuard := protect.NewGuard(store, protect.GuardConfig{Name: "device-user-code", LockAfter: 20, Now: now})
 
+	// Outbound requests to client-registered URLs (jwks_uri) go through
+	// the egress rules only.
+	eg := egress.New(cfg.egressOptions())
+	regTokens, err := registrationTokens(secrets)
+	if err != nil {
+		return nil, fmt.Errorf("registration tokens: %w", err)
+	}
+	registrationEndpoint := ""
+	if cfg.Registration {
+		registrationEndpoint = cfg.Issuer + registration.Path
+	}
+
 	provider, err := oauth.New(oauth.Config{
 		Issuer:               cfg.Issuer,
 		Store:                store,
@@ -375,6 +389,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Logger:               log,
 		Audit:                sink.Record,
 		APIKeys:              keySvc,
+		JWKSFetcher:          registration.JWKSFetcher(eg, 0, 0),
+		RegistrationEndpoint: registrationEndpoint,
 		Defense: oauth.Defense{
 			LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m, DeviceGuard: deviceGuard,
 		},
@@ -385,7 +401,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 
 	adminSvc, err := admin.NewService(admin.Config{
 		Store: store, Hasher: passwords, Keys: ring, APIKeys: keySvc, Evict: cached.Evict, Blocks: detector,
-		SecretOverlap: cfg.SecretOverlap, AllowedScopes: cfg.AllowedScopes,
+		SecretOverlap: cfg.SecretOverlap, AllowedScopes: cfg.AllowedScopes, RegistrationTokens: regTokens,
 		Now: now, Logger: log, Audit: sink.Record,
 	})
 	if err != nil {
@@ -402,6 +418,12 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
+	}
+
+	cfg.now = now
+	mountRegistration, err := buildRegistration(cfg, adminSvc, store, regTokens, eg, cached, sink.Record, log)
+	if err != nil {
+		return nil, fmt.Errorf("registration: %w", err)
 	}
 
 	fwd, err := buildForwardAuth(cfg, store, ring, keySvc, registry, sink.Record, now, log)
@@ -431,7 +453,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		DB:         store,
 		ClientIP:   ips.IP,
 		Public: []server.Mounter{provider, apikeyauth.SelfRotate(keySvc, apikeyauth.WithLogger(log), apikeyauth.WithAudit(sink.Record)),
-			server.MounterFunc(fwd.mount)},
+			server.MounterFunc(fwd.mount), server.MounterFunc(mountRegistration)},
 		Admin:            adminMounts,
 		PublicMiddleware: []mux.MiddlewareFunc{m.Instrument(nil)},
 		AdminMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},

@@ -75,6 +75,11 @@ func (a *API) routes() []route {
 		{http.MethodPost, "/clients/{id}/disable", cw, a.disableClient},
 		{http.MethodPost, "/clients/{id}/enable", cw, a.enableClient},
 
+		{http.MethodGet, "/registration/tokens", cr, a.listInitialTokens},
+		{http.MethodPost, "/registration/tokens", cw, a.createInitialToken},
+		{http.MethodGet, "/registration/tokens/{id}", cr, a.getInitialToken},
+		{http.MethodPost, "/registration/tokens/{id}/revoke", cw, a.revokeInitialToken},
+
 		{http.MethodGet, "/users", us, a.listUsers},
 		{http.MethodPost, "/users", us, a.createUser},
 		// The self route comes first: "self" would otherwise match {id}.

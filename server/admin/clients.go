@@ -82,7 +82,13 @@ func (s *Service) GetClient(ctx context.Context, id string) (*storage.Client, er
 // with a secret the server always generates the secret: it is returned
 // here once and stored only as its Argon2id hash. secret is "" otherwise.
 func (s *Service) CreateClient(ctx context.Context, a Actor, in ClientInput) (c *storage.Client, secret string, err error) {
-	c = &storage.Client{Owner: a.ID}
+	return s.createClient(ctx, a, in, "")
+}
+
+// createClient is CreateClient; via is Client.RegisteredVia ("" for an
+// admin's client, see RegisterClient).
+func (s *Service) createClient(ctx context.Context, a Actor, in ClientInput, via string) (c *storage.Client, secret string, err error) {
+	c = &storage.Client{Owner: a.ID, RegisteredVia: via}
 	in.ApplyTo(c)
 	if c.ID == "" {
 		if c.ID, err = s.randomID(); err != nil {
@@ -102,9 +108,11 @@ func (s *Service) CreateClient(ctx context.Context, a Actor, in ClientInput) (c 
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		return nil, "", fmt.Errorf("admin: create client: %w", err)
 	}
-	s.record(ctx, a, "client.created", storage.AuditEvent{ClientID: c.ID, Details: map[string]string{
-		"token_endpoint_auth_method": c.TokenEndpointAuthMethod,
-	}})
+	event, details := "client.created", map[string]string{"token_endpoint_auth_method": c.TokenEndpointAuthMethod}
+	if via != "" {
+		event, details["registered_via"] = "client.registered", via
+	}
+	s.record(ctx, a, event, storage.AuditEvent{ClientID: c.ID, Details: details})
 	return redactClient(c), secret, nil
 }
 

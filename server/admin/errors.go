@@ -125,6 +125,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, body = http.StatusUnsupportedMediaType, errorBody{Error: "invalid_request", Description: "Content-Type must be " + media.want}
 	case errors.Is(err, errBodyTooLarge):
 		status, body = http.StatusRequestEntityTooLarge, errorBody{Error: "invalid_request", Description: "the request body is too large"}
+	case errors.Is(err, ErrRegistrationTokensOff):
+		status, body = http.StatusNotImplemented, errorBody{Error: "not_implemented", Description: "initial access tokens are not configured"}
 	case errors.Is(err, errNoAPIKeys):
 		status, body = http.StatusNotImplemented, errorBody{Error: "not_implemented", Description: "API key management is not configured"}
 	}

@@ -17,7 +17,7 @@ import (
 var clientServerFields = []string{
 	"client_secret", "client_secret_hash", "secret_hash", "rotated_secrets", "client_secret_expires_at",
 	"client_id_issued_at", "created_at", "updated_at", "version", "owner", "disabled",
-	"registration_access_token", "registration_client_uri",
+	"registration_access_token", "registration_client_uri", "registered_via",
 }
 
 // clientLifespans are decoded one by one first, so a bad value is reported
@@ -32,6 +32,7 @@ type clientView struct {
 	ClientIDIssuedAt      int64      `json:"client_id_issued_at"`
 	ClientSecretExpiresAt *int64     `json:"client_secret_expires_at,omitempty"`
 	Owner                 string     `json:"owner,omitempty"`
+	RegisteredVia         string     `json:"registered_via,omitempty"`
 	Disabled              bool       `json:"disabled"`
 	CreatedAt             *time.Time `json:"created_at,omitempty"`
 	UpdatedAt             *time.Time `json:"updated_at,omitempty"`
@@ -52,7 +53,7 @@ func viewClient(c *storage.Client) clientView {
 	spec.ResponseTypes = nonNilSlice(spec.ResponseTypes)
 	spec.Audience = nonNilSlice(spec.Audience)
 	v := clientView{
-		ClientSpec: spec, Owner: c.Owner, Disabled: c.Disabled,
+		ClientSpec: spec, Owner: c.Owner, RegisteredVia: c.RegisteredVia, Disabled: c.Disabled,
 		CreatedAt: ts(c.CreatedAt), UpdatedAt: ts(c.UpdatedAt), Version: c.Version,
 	}
 	if !c.CreatedAt.IsZero() {

@@ -19,6 +19,7 @@ import (
 	"github.com/bulwark-auth/bulwark/keys"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/keys/hash"
+	"github.com/bulwark-auth/bulwark/keys/regtoken"
 	"github.com/bulwark-auth/bulwark/keys/secretbox"
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
@@ -126,8 +127,12 @@ func newEnv(t *testing.T, store storage.Store) *env {
 		t.Fatal(err)
 	}
 	ev := &evictLog{}
+	regTok, err := regtoken.NewHasher(bytes.Repeat([]byte{9}, regtoken.MinPepperBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := NewService(Config{
-		Store: store, Hasher: h, Keys: ring, APIKeys: aks, Evict: ev.evict,
+		Store: store, Hasher: h, Keys: ring, APIKeys: aks, Evict: ev.evict, RegistrationTokens: regTok,
 		AllowedScopes: []string{"openid", "profile", "email", "offline_access", "read", "write"},
 		Logger:        log, Audit: sink.Record,
 	})

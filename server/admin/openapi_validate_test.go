@@ -179,6 +179,19 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	}
 	expect(t, e.do("root", http.MethodGet, "/blocks", nil), http.StatusOK, "")
 	expect(t, e.do("root", http.MethodDelete, "/blocks/ip/192.0.2.1", nil), http.StatusNoContent, "")
+	// Initial access tokens for dynamic client registration.
+	it := expect(t, e.do("root", http.MethodPost, "/registration/tokens", map[string]any{
+		"description": "partner", "scope": "openid read", "max_clients": 3, "expires_in": "2h",
+	}), http.StatusCreated, "")
+	itID := it["id"].(string)
+	expect(t, e.do("root", http.MethodGet, "/registration/tokens", nil), http.StatusOK, "")
+	expect(t, e.do("root", http.MethodGet, "/registration/tokens/"+itID, nil), http.StatusOK, "")
+	expect(t, e.do("root", http.MethodPost, "/registration/tokens/"+itID+"/revoke", nil), http.StatusOK, "")
+	expect(t, e.do("root", http.MethodPost, "/registration/tokens", map[string]any{"max_clients": 0, "expires_in": "1s"}), http.StatusBadRequest, "")
+	expect(t, e.do("root", http.MethodPost, "/registration/tokens", map[string]any{"registered": 5}), http.StatusBadRequest, "")
+	expect(t, e.do("audit", http.MethodPost, "/registration/tokens", map[string]any{}), http.StatusForbidden, "")
+	expect(t, e.do("root", http.MethodGet, "/registration/tokens/none", nil), http.StatusNotFound, "")
+
 	expect(t, e.do("root", http.MethodDelete, "/clients/"+cid, nil), http.StatusNoContent, "")
 
 	var missed []string

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/keys/regtoken"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -107,6 +108,9 @@ type Config struct {
 	// Random is the entropy source for ids, secrets and passwords; nil means
 	// crypto/rand.
 	Random io.Reader
+	// RegistrationTokens makes and hashes initial access tokens for dynamic
+	// client registration; nil disables the initial token operations.
+	RegistrationTokens *regtoken.Hasher
 	// Blocks, when set, lifts anomaly blocks so every replica stops
 	// refusing the source at once (protect.Detector.Lift: store, local
 	// cache, NOTIFY). Nil deletes the stored block only, and replicas
@@ -129,6 +133,7 @@ type Service struct {
 	audit   func(context.Context, storage.AuditEvent)
 	random  io.Reader
 	blocks  BlockLifter
+	regTok  *regtoken.Hasher
 }
 
 // Actor is who performs an operation.
@@ -172,6 +177,7 @@ func NewService(cfg Config) (*Service, error) {
 		audit:   cfg.Audit,
 		random:  cfg.Random,
 		blocks:  cfg.Blocks,
+		regTok:  cfg.RegistrationTokens,
 	}
 	if s.overlap == 0 {
 		s.overlap = DefaultSecretOverlap

@@ -242,6 +242,10 @@ func (c *Console) Register(r *mux.Router) {
 		{get, "/clients/{id}/delete", cw, c.clientDeleteConfirm},
 		{post, "/clients/{id}/delete", cw, c.clientDelete},
 
+		{get, "/registration", cr, c.initialTokenList},
+		{post, "/registration/new", cw, c.initialTokenCreate},
+		{post, "/registration/{id}/revoke", cw, c.initialTokenRevoke},
+
 		{get, "/apikeys", ak, c.apiKeyList},
 		{get, "/apikeys/new", ak, c.apiKeyNew},
 		{post, "/apikeys/new", ak, c.apiKeyCreate},

@@ -21,6 +21,7 @@ import (
 	"github.com/bulwark-auth/bulwark/keys"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/keys/hash"
+	"github.com/bulwark-auth/bulwark/keys/regtoken"
 	"github.com/bulwark-auth/bulwark/keys/secretbox"
 	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/server/audit"
@@ -108,8 +109,12 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	regTok, err := regtoken.NewHasher(bytes.Repeat([]byte{5}, regtoken.MinPepperBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := admin.NewService(admin.Config{
-		Store: store, Hasher: h, Keys: ring, APIKeys: ak, Now: c.Now, Logger: log, Audit: sink.Record,
+		Store: store, Hasher: h, Keys: ring, APIKeys: ak, Now: c.Now, Logger: log, Audit: sink.Record, RegistrationTokens: regTok,
 	})
 	if err != nil {
 		t.Fatal(err)

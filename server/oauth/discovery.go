@@ -35,6 +35,7 @@ type metadata struct {
 	EndSessionEndpoint                     string   `json:"end_session_endpoint"`
 	PushedAuthorizationRequestEndpoint     string   `json:"pushed_authorization_request_endpoint"`
 	DeviceAuthorizationEndpoint            string   `json:"device_authorization_endpoint"`
+	RegistrationEndpoint                   string   `json:"registration_endpoint,omitempty"`
 	ScopesSupported                        []string `json:"scopes_supported"`
 	ResponseTypesSupported                 []string `json:"response_types_supported"`
 	ResponseModesSupported                 []string `json:"response_modes_supported"`
@@ -89,6 +90,7 @@ func (p *Provider) metadata(oidc bool) metadata {
 		RequestURIParameterSupported:         false,
 		ClaimsParameterSupported:             false,
 		AccessTokenSigningAlgValuesSupported: []string{p.cfg.AccessTokenAlg},
+		RegistrationEndpoint:                 p.cfg.RegistrationEndpoint,
 	}
 	if oidc {
 		m.UserinfoEndpoint = iss + pathUserinfo

@@ -92,6 +92,13 @@ type Config struct {
 	Logger logrus.FieldLogger
 	// Audit receives security events; nil discards them.
 	Audit func(ctx context.Context, e storage.AuditEvent)
+	// JWKSFetcher fetches the key sets of clients registered with a
+	// jwks_uri (registration.JWKSFetcher, on server/egress). Nil refuses
+	// to fetch any.
+	JWKSFetcher fosite.JWKSFetcherStrategy
+	// RegistrationEndpoint, when set, is advertised in discovery (RFC 8414
+	// registration_endpoint): dynamic client registration is on.
+	RegistrationEndpoint string
 	// MaxAssertionLifetime caps how long a private_key_jwt client
 	// assertion may be valid (exp - iat, or exp - now); zero means
 	// DefaultMaxAssertionLifetime.
@@ -255,6 +262,9 @@ func New(cfg Config) (*Provider, error) {
 		HMACHasher:                      sha256.New,
 		PushedAuthorizeRequestURIPrefix: parURIPrefix,
 		PushedAuthorizeContextLifespan:  parLifespan,
+	}
+	if cfg.JWKSFetcher != nil {
+		fc.JWKSFetcherStrategy = cfg.JWKSFetcher
 	}
 	p := &Provider{cfg: cfg, fc: fc, log: cfg.Logger}
 	// fosite reads its handler lists from fc per request; they are appended
@@ -440,8 +450,8 @@ const (
 	parResumeLifespan = 30 * time.Minute
 )
 
-// noFetchJWKS refuses to fetch client key sets: storage.Client never has a
-// JWKS URI, and Bulwark makes no outbound requests on a client's behalf.
+// noFetchJWKS refuses to fetch client key sets: the default when no
+// egress-bound fetcher is configured (Config.JWKSFetcher).
 type noFetchJWKS struct{}
 
 func (noFetchJWKS) Resolve(context.Context, string, bool) (*jose.JSONWebKeySet, error) {

@@ -126,6 +126,11 @@ type InputConfig struct {
 	// Response is the route's response kind: refusals are OAuth JSON for
 	// API routes and an HTML page for Page routes [API].
 	Response Kind
+	// Claimant, when set, names the claimed identity of a request whose
+	// credential is not a client's (dynamic registration's bearer tokens),
+	// when none of the usual sources (Basic, client_id, assertion, API
+	// key) names one. Limits and blocks then key on it.
+	Claimant func(r *http.Request) string
 }
 
 // errBadBytes is the cause of a refusal for a NUL byte or invalid UTF-8.
@@ -258,6 +263,9 @@ func StrictInput(cfg InputConfig) mux.MiddlewareFunc {
 						claimed = "apikey:" + k.ID
 					}
 				}
+			}
+			if claimed == "" && cfg.Claimant != nil {
+				claimed = cfg.Claimant(r)
 			}
 			info := reqinfo.From(r.Context())
 			info.SetClaimedClientID(claimed)

@@ -94,6 +94,15 @@ func OAuthEndpoint(class string) Policy {
 	return Policy{Name: "oauth-endpoint", Response: API, NoStore: true, Class: class, Blocks: true}
 }
 
+// Registration is dynamic client registration (RFC 7591/7592): a JSON
+// endpoint authorized by a bearer token that names no client. claimant
+// names the token (or client) the per-identity limit keys on; the
+// per-address budget counts failures only, as everywhere.
+func Registration(claimant func(*http.Request) string) Policy {
+	return Policy{Name: "registration", Response: API, NoStore: true, Class: ClassRegister, Blocks: true,
+		Input: InputConfig{MaxBodyBytes: 64 << 10, ContentTypes: []string{"application/json"}, Claimant: claimant}}
+}
+
 // Routed is a handler together with its route's Policy. The server finds it
 // on every registered route and replaces it with the policy's chain; served
 // directly (a package's own tests) it is just the handler.

@@ -21,6 +21,7 @@ const (
 	ClassLogin      = "login"
 	ClassAdmin      = "admin"
 	ClassUserinfo   = "userinfo"
+	ClassRegister   = "register"
 )
 
 // Limit is a token bucket: Rate tokens per second refill a bucket holding at

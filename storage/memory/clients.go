@@ -110,6 +110,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 		return storage.ErrNotFound
 	}
 	del(tx, s.clients, id)
+	del(tx, s.regTokens, id)
 	for _, k := range allKinds {
 		s.deleteWhere(tx, k, func(r *tokenRow) bool { return r.rec.ClientID == id })
 	}

@@ -59,6 +59,10 @@ type Store struct {
 	audit       map[int64]*storage.AuditEvent
 	nextAuditID int64
 	blocks      map[pairKey]*storage.Block
+	// Registration (registration.go): initial access tokens by id, and
+	// registration access token hashes by client id.
+	initialTokens map[string]*initialTokenRow
+	regTokens     map[string]regTokenRow
 
 	lockMu sync.Mutex
 	locks  map[string]struct{}
@@ -83,19 +87,21 @@ func New(cfg Config) *Store {
 		now = time.Now
 	}
 	s := &Store{
-		now:         now,
-		clients:     map[string]*storage.Client{},
-		jtis:        map[string]time.Time{},
-		tokens:      map[tokenKind]map[string]*tokenRow{},
-		users:       map[string]*storage.User{},
-		consents:    map[pairKey]*storage.Consent{},
-		logins:      map[string]*storage.LoginSession{},
-		signingKeys: map[string]*storage.SigningKey{},
-		apiKeys:     map[string]*storage.APIKey{},
-		audit:       map[int64]*storage.AuditEvent{},
-		blocks:      map[pairKey]*storage.Block{},
-		locks:       map[string]struct{}{},
-		subs:        map[string]map[chan string]struct{}{},
+		now:           now,
+		clients:       map[string]*storage.Client{},
+		jtis:          map[string]time.Time{},
+		tokens:        map[tokenKind]map[string]*tokenRow{},
+		users:         map[string]*storage.User{},
+		consents:      map[pairKey]*storage.Consent{},
+		logins:        map[string]*storage.LoginSession{},
+		signingKeys:   map[string]*storage.SigningKey{},
+		apiKeys:       map[string]*storage.APIKey{},
+		audit:         map[int64]*storage.AuditEvent{},
+		blocks:        map[pairKey]*storage.Block{},
+		initialTokens: map[string]*initialTokenRow{},
+		regTokens:     map[string]regTokenRow{},
+		locks:         map[string]struct{}{},
+		subs:          map[string]map[chan string]struct{}{},
 	}
 	for _, k := range allKinds {
 		s.tokens[k] = map[string]*tokenRow{}

@@ -43,6 +43,8 @@ var clientColumns = []clientColumn{
 	{"dpop_bound_access_tokens", "false"},
 	{"backchannel_logout_uri", "''"},
 	{"backchannel_logout_session_required", "false"},
+	{"jwks_uri", "''"},
+	{"registered_via", "''"},
 	{"owner", "''"},
 	{"disabled", "false"},
 	{"created_at", "'epoch'::timestamptz"},
@@ -125,6 +127,7 @@ func clientArgs(c *storage.Client) ([]any, error) {
 		c.SkipConsent, c.PKCEOptional,
 		int64(c.AccessTokenLifespan), int64(c.RefreshTokenLifespan), int64(c.IDTokenLifespan),
 		nonNil(c.AllowedCORSOrigins), c.DPoPBoundAccessTokens, c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired,
+		c.JWKSURI, c.RegisteredVia,
 		c.Owner, c.Disabled, c.CreatedAt, c.UpdatedAt, c.Version,
 	}, nil
 }
@@ -147,6 +150,7 @@ func (cs *clientScan) dest() []any {
 		&c.SkipConsent, &c.PKCEOptional,
 		&cs.atl, &cs.rtl, &cs.idtl,
 		&c.AllowedCORSOrigins, &c.DPoPBoundAccessTokens, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired,
+		&c.JWKSURI, &c.RegisteredVia,
 		&c.Owner, &c.Disabled, &cs.createdAt, &cs.updated, &c.Version,
 	}
 }

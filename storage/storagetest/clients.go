@@ -42,6 +42,8 @@ func newClient(id string) *storage.Client {
 		DPoPBoundAccessTokens:            true,
 		BackchannelLogoutURI:             "https://app.example/backchannel",
 		BackchannelLogoutSessionRequired: true,
+		JWKSURI:                          "https://app.example/jwks.json",
+		RegisteredVia:                    "iat-1",
 		AccessTokenLifespan:              5 * time.Minute,
 		RefreshTokenLifespan:             24 * time.Hour,
 		IDTokenLifespan:                  10 * time.Minute,

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	all = append(all, guardTests...)
 	all = append(all, announceTests...)
 	all = append(all, deviceTests...)
+	all = append(all, registrationTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+
+	"github.com/bulwark-auth/bulwark/keys/regtoken"
+	"github.com/bulwark-auth/bulwark/server/admin"
+	"github.com/bulwark-auth/bulwark/server/egress"
+	"github.com/bulwark-auth/bulwark/server/registration"
+	"github.com/bulwark-auth/bulwark/storage"
+)
+
+// registrationConfig configures dynamic client registration (RFC 7591,
+// RFC 7592). It is off unless --registration is given; even then a
+// registrant needs an initial access token unless --registration-open.
+type registrationConfig struct {
+	Registration     bool
+	RegistrationOpen bool
+	RegistrationPol  registration.Policy
+
+	registrationScopesRaw, registrationGrantsRaw, registrationMethodsRaw string
+}
+
+func registrationFlags(fs *pflag.FlagSet, c *registrationConfig) {
+	def := registration.DefaultPolicy()
+	fs.BoolVar(&c.Registration, "registration", envBool("BULWARK_REGISTRATION", false), "serve dynamic client registration (RFC 7591/7592) at /oauth2/register; registrants need an initial access token an admin issued")
+	fs.BoolVar(&c.RegistrationOpen, "registration-open", envBool("BULWARK_REGISTRATION_OPEN", false), "also accept registrations WITHOUT an initial access token (anyone may register a client); needs --registration")
+	fs.StringVar(&c.registrationScopesRaw, "registration-scopes", envOr("BULWARK_REGISTRATION_SCOPES", strings.Join(def.Scopes, " ")), "scopes a registered client may ask for (space-separated)")
+	fs.StringVar(&c.registrationGrantsRaw, "registration-grant-types", envOr("BULWARK_REGISTRATION_GRANT_TYPES", strings.Join(def.GrantTypes, " ")), "grant types a registered client may ask for (space-separated)")
+	fs.StringVar(&c.registrationMethodsRaw, "registration-auth-methods", envOr("BULWARK_REGISTRATION_AUTH_METHODS", strings.Join(def.AuthMethods, " ")), "token endpoint auth methods a registered client may ask for (space-separated)")
+}
+
+// finishRegistration validates the registration settings; allowedScopes
+// is --allowed-scopes (empty: any).
+func (c *registrationConfig) finishRegistration(allowedScopes []string) []error {
+	var problems []error
+	def := registration.DefaultPolicy()
+	pick := func(raw string, fallback []string) []string {
+		if strings.TrimSpace(raw) == "" {
+			return fallback
+		}
+		return splitList(raw)
+	}
+	c.RegistrationPol = registration.Policy{
+		Open:        c.RegistrationOpen,
+		Scopes:      pick(c.registrationScopesRaw, def.Scopes),
+		GrantTypes:  pick(c.registrationGrantsRaw, def.GrantTypes),
+		AuthMethods: pick(c.registrationMethodsRaw, def.AuthMethods),
+	}
+	if c.RegistrationOpen && !c.Registration {
+		problems = append(problems, errors.New("--registration-open needs --registration"))
+	}
+	for _, g := range c.RegistrationPol.GrantTypes {
+		if !slices.Contains(storage.SupportedGrantTypes, g) {
+			problems = append(problems, fmt.Errorf("--registration-grant-types: %q is not a supported grant type", g))
+		}
+	}
+	for _, m := range c.RegistrationPol.AuthMethods {
+		if !slices.Contains(storage.SupportedAuthMethods, m) {
+			problems = append(problems, fmt.Errorf("--registration-auth-methods: %q is not a supported method", m))
+		}
+	}
+	if len(allowedScopes) > 0 {
+		for _, s := range c.RegistrationPol.Scopes {
+			if !slices.Contains(allowedScopes, s) {
+				problems = append(problems, fmt.Errorf("--registration-scopes: %q is not among --allowed-scopes", s))
+			}
+		}
+	}
+	return problems
+}
+
+// registrationTokens is the hasher of initial and registration access
+// tokens, peppered by every master secret (newest first).
+func registrationTokens(secrets [][]byte) (*regtoken.Hasher, error) {
+	peppers := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		peppers[i] = deriveSecret(s, "bulwark registration token pepper")
+	}
+	return regtoken.NewHasher(peppers...)
+}
+
+// buildRegistration returns the mount of the registration endpoints, or a
+// no-op when registration is off.
+func buildRegistration(cfg config, svc *admin.Service, store storage.Store, tokens *regtoken.Hasher,
+	eg *egress.Client, hasher fosite.Hasher, audit func(context.Context, storage.AuditEvent), log logrus.FieldLogger) (func(*mux.Router), error) {
+	if !cfg.Registration {
+		return func(*mux.Router) {}, nil
+	}
+	h, err := registration.New(registration.Config{
+		Issuer: cfg.Issuer, Clients: svc, Store: store, Tokens: tokens, Egress: eg, SecretHasher: hasher,
+		Policy: cfg.RegistrationPol, Now: cfg.now, Logger: log, Audit: audit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h.Register, nil
+}
