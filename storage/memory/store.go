@@ -66,6 +66,10 @@ type Store struct {
 	// guards holds attempt counters and used marks (guards.go).
 	guards guardState
 
+	// bc holds RP sessions and the back-channel logout outbox
+	// (backchannel.go).
+	bc backchannelState
+
 	subMu sync.Mutex
 	subs  map[string]map[chan string]struct{}
 
@@ -94,6 +98,7 @@ func New(cfg Config) *Store {
 		blocks:      map[pairKey]*storage.Block{},
 		locks:       map[string]struct{}{},
 		subs:        map[string]map[chan string]struct{}{},
+		bc:          newBackchannelState(),
 	}
 	for _, k := range allKinds {
 		s.tokens[k] = map[string]*tokenRow{}
