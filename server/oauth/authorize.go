@@ -216,6 +216,21 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	if granted.Has("email") && user.Email != "" {
 		claims.Extra["email"] = user.Email
 	}
+	if granted.Has("openid") && login.SID != "" {
+		// OpenID Connect Back-Channel Logout 1.0 §2.1: the ID token names
+		// the login session, and the client is recorded as holding a
+		// session of it. A logout racing this request either sees the
+		// record (and tells the client) or makes the join fail.
+		sid, err := p.cfg.Store.JoinLoginSession(ctx, login.Key, client.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			p.writePageError(w, r, fosite.ErrLoginRequired.WithHint("Your session has ended; sign in again."))
+			return
+		} else if err != nil {
+			p.writeAuthorizeError(w, r, ar, fmt.Errorf("oauth: join login session: %w", err))
+			return
+		}
+		claims.Extra["sid"] = sid
+	}
 
 	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {

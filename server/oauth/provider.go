@@ -43,6 +43,10 @@ type Store interface {
 	GetLoginSession(ctx context.Context, key string) (*storage.LoginSession, error)
 	TouchLoginSession(ctx context.Context, key string, at time.Time) error
 	DeleteLoginSession(ctx context.Context, key string) error
+	// JoinLoginSession and QueueLogouts keep the relying parties of each
+	// login session for back-channel logout (storage.BackchannelStore).
+	JoinLoginSession(ctx context.Context, loginKey, clientID string) (sid string, err error)
+	QueueLogouts(ctx context.Context, m storage.LogoutMatch) (int64, error)
 }
 
 // Config is everything the provider depends on.
@@ -90,6 +94,10 @@ type Config struct {
 	Logger logrus.FieldLogger
 	// Audit receives security events; nil discards them.
 	Audit func(ctx context.Context, e storage.AuditEvent)
+	// BackchannelLogout advertises OpenID Connect Back-Channel Logout 1.0
+	// in discovery: set it when a server/backchannel worker delivers the
+	// logouts this provider queues.
+	BackchannelLogout bool
 	// MaxAssertionLifetime caps how long a private_key_jwt client
 	// assertion may be valid (exp - iat, or exp - now); zero means
 	// DefaultMaxAssertionLifetime.
