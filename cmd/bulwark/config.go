@@ -91,6 +91,8 @@ type config struct {
 	DatabaseWait time.Duration
 	// Forward-auth endpoint (cmd/bulwark/forwardauth.go).
 	forwardAuthConfig
+	// Back-channel logout delivery (cmd/bulwark/backchannel.go).
+	backchannelConfig
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -231,6 +233,7 @@ func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *s
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	forwardAuthFlags(fs, &c.forwardAuthConfig)
+	backchannelFlags(fs, &c.backchannelConfig)
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
 	return
 }
@@ -341,6 +344,7 @@ func (c *config) check(secretFlag, secretFile, algs string, needs need) error {
 		problems = append(problems, errors.New("--signing-algs must include both the ID token and the access token algorithm"))
 	}
 	problems = append(problems, c.finishForwardAuth()...)
+	problems = append(problems, c.finishBackchannel()...)
 	return errors.Join(problems...)
 }
 
