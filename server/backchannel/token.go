@@ -16,7 +16,7 @@ const EventLogout = "http://schemas.openid.net/event/backchannel-logout"
 
 // TokenType is the logout token's typ header (§2.4, as recommended for
 // explicit typing by RFC 8725 §3.11).
-const TokenType = "logout+jwt"
+const TokenType = "logout+jwt" // #nosec G101 -- a JWT type name, not a credential
 
 // logoutClaims are the claims of the logout token for l (§2.4): iss, aud
 // (the client), iat, exp, jti, events, sub, and sid when the row has one.
