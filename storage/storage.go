@@ -238,8 +238,9 @@ type Notifier interface {
 // Janitor removes what has expired, in batches.
 type Janitor interface {
 	// DeleteExpired removes token sessions, codes, PKCE/OIDC/PAR rows,
-	// client assertion JTIs, login sessions, blocks, attempt counters,
-	// used marks and device authorizations that expired before
+	// client assertion JTIs, login sessions, relying-party sessions,
+	// blocks, attempt counters, used marks and device authorizations that
+	// expired before
 	// `before`, at most batch rows per statement; it returns rows removed.
 	DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error)
 	// TrimAudit removes audit events older than before.
@@ -265,6 +266,7 @@ type Store interface {
 	Notifier
 	Janitor
 	RegistrationStore
+	BackchannelStore
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close()

@@ -34,8 +34,12 @@ type Consent struct {
 // anyone in. Kind separates the public login ("public") from the admin
 // console ("console").
 type LoginSession struct {
-	Key       string
-	Kind      string
+	Key  string
+	Kind string
+	// SID identifies the session to relying parties (the sid claim of ID
+	// and logout tokens). It is random, unrelated to Key, and empty for
+	// console sessions.
+	SID       string
 	Subject   string
 	AuthTime  time.Time
 	LastSeen  time.Time

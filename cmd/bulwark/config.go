@@ -93,6 +93,8 @@ type config struct {
 	forwardAuthConfig
 	// Dynamic client registration (cmd/bulwark/registration.go).
 	registrationConfig
+	// Back-channel logout delivery (cmd/bulwark/backchannel.go).
+	backchannelConfig
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -234,6 +236,7 @@ func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *s
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	forwardAuthFlags(fs, &c.forwardAuthConfig)
 	registrationFlags(fs, &c.registrationConfig)
+	backchannelFlags(fs, &c.backchannelConfig)
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
 	return
 }
@@ -345,6 +348,7 @@ func (c *config) check(secretFlag, secretFile, algs string, needs need) error {
 	}
 	problems = append(problems, c.finishForwardAuth()...)
 	problems = append(problems, c.finishRegistration(c.AllowedScopes)...)
+	problems = append(problems, c.finishBackchannel()...)
 	return errors.Join(problems...)
 }
 

@@ -35,6 +35,7 @@ func configSections() []configSection {
 		{"forward_auth", "Forward-auth (gateways)", []string{"forward-auth-rules", "forward-auth-path", "forward-auth-addr", "forward-auth-rate-limit", "forward-auth-audit-sample", "forward-auth-deny-list-size", "forward-auth-headers"}},
 		{"egress", "Outbound requests to client-registered URLs", []string{"egress-allowed-networks"}},
 		{"registration", "Dynamic client registration (RFC 7591/7592)", []string{"registration", "registration-open", "registration-scopes", "registration-grant-types", "registration-auth-methods"}},
+		{"backchannel", "Back-channel logout", []string{"backchannel-poll-interval", "backchannel-timeout", "backchannel-lease", "backchannel-retry-min", "backchannel-retry-max", "backchannel-max-age", "backchannel-client-rate"}},
 		{"maintenance", "Maintenance", []string{"janitor-interval", "audit-retention"}},
 	}
 }

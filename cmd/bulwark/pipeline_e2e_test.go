@@ -92,13 +92,24 @@ func addCodeClient(t testing.TB, s *e2eServer, id string) *oauth2.Config {
 // a person with a browser. It returns errors (never t.Fatal) so it can run
 // on many goroutines.
 func browserSignIn(ctx context.Context, issuer string, cfg *oauth2.Config, user, pass string) (*oauth2.Token, error) {
+	return signInWith(ctx, jarClient(issuer), issuer, cfg, user, pass)
+}
+
+// jarClient is a browser: it keeps cookies and follows redirects within
+// the issuer only.
+func jarClient(issuer string) *http.Client {
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: time.Minute, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+	return &http.Client{Jar: jar, Timeout: time.Minute, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 		if !strings.HasPrefix(req.URL.String(), issuer) {
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}}
+}
+
+// signInWith is browserSignIn in browser c, whose cookies (the login
+// session) stay for later requests.
+func signInWith(ctx context.Context, c *http.Client, issuer string, cfg *oauth2.Config, user, pass string) (*oauth2.Token, error) {
 	verifier := oauth2.GenerateVerifier()
 	res, err := c.Get(cfg.AuthCodeURL("state-0123456789abcdef", oauth2.S256ChallengeOption(verifier)))
 	for range 6 {

@@ -33,6 +33,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
+	"github.com/bulwark-auth/bulwark/server/backchannel"
 	"github.com/bulwark-auth/bulwark/server/console"
 	"github.com/bulwark-auth/bulwark/server/egress"
 	"github.com/bulwark-auth/bulwark/server/metrics"
@@ -126,6 +127,8 @@ type app struct {
 
 	// forwardAuth is nil unless a rules file is configured.
 	forwardAuth *forwardAuth
+	// logouts delivers queued back-channel logout tokens.
+	logouts *backchannel.Worker
 }
 
 func (a *app) Close() { a.store.Close() }
@@ -135,7 +138,7 @@ func (a *app) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(5)
+	wg.Add(6)
 	go func() {
 		defer wg.Done()
 		a.clients.Run(ctx)
@@ -151,6 +154,10 @@ func (a *app) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.apiKeys.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.logouts.Run(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -391,6 +398,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		APIKeys:              keySvc,
 		JWKSFetcher:          registration.JWKSFetcher(eg, 0, 0),
 		RegistrationEndpoint: registrationEndpoint,
+		BackchannelLogout:    true,
 		Defense: oauth.Defense{
 			LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m, DeviceGuard: deviceGuard,
 		},
@@ -424,6 +432,10 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	mountRegistration, err := buildRegistration(cfg, adminSvc, store, regTokens, eg, cached, sink.Record, log)
 	if err != nil {
 		return nil, fmt.Errorf("registration: %w", err)
+	}
+	logouts, err := buildBackchannel(cfg, store, ring, registry, sink.Record, now, log)
+	if err != nil {
+		return nil, fmt.Errorf("back-channel logout: %w", err)
 	}
 
 	fwd, err := buildForwardAuth(cfg, store, ring, keySvc, registry, sink.Record, now, log)
@@ -474,7 +486,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 			return nil, err
 		}
 	}
-	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, forwardAuth: fwd, server: srv, log: log,
+	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, forwardAuth: fwd, logouts: logouts, server: srv, log: log,
 		janitorEvery: cfg.JanitorInterval, auditRetention: cfg.AuditRetention}, hasher: cached}, nil
 }
 

@@ -94,6 +94,7 @@ func (a *API) routes() []route {
 		{http.MethodPost, "/users/{id}/totp/reset", us, a.resetTOTP},
 		{http.MethodGet, "/users/{id}/consents", us, a.listConsents},
 		{http.MethodDelete, "/users/{id}/consents/{client_id}", us, a.revokeConsent},
+		{http.MethodDelete, "/users/{id}/sessions", us, a.revokeSessions},
 
 		// The self routes come first: "self" would otherwise match {id}.
 		{http.MethodGet, "/apikeys/self", ScopeAny, a.getSelfAPIKey},

@@ -343,3 +343,17 @@ func (a *API) changeOwnPassword(w http.ResponseWriter, r *http.Request, act Acto
 	writeJSON(w, http.StatusOK, viewUser(u))
 	return nil
 }
+
+// revokeSessions signs the user out everywhere (login sessions end, relying
+// parties get back-channel logouts).
+func (a *API) revokeSessions(w http.ResponseWriter, r *http.Request, act Actor) error {
+	if err := requireEmpty(r); err != nil {
+		return err
+	}
+	n, err := a.svc.RevokeSessions(r.Context(), act, mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, n)
+	return nil
+}

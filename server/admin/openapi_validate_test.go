@@ -134,6 +134,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	}
 	expect(t, e.do("root", http.MethodGet, "/users/"+uid+"/consents", nil), http.StatusOK, "")
 	expect(t, e.do("root", http.MethodDelete, "/users/"+uid+"/consents/"+cid, nil), http.StatusOK, "")
+	expect(t, e.do("root", http.MethodDelete, "/users/"+uid+"/sessions", nil), http.StatusOK, "")
 	dave := expect(t, e.do("root", http.MethodPost, "/users", map[string]any{"username": "dave", "password": pw}), http.StatusCreated, "")
 	e.userKey("dave", dave["id"].(string), apikeys.ScopeIntrospect)
 	expect(t, e.do("dave", http.MethodPost, "/users/self/password", map[string]any{"current_password": pw, "new_password": pw + "!"}), http.StatusOK, "")

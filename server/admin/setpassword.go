@@ -37,12 +37,16 @@ func (s *Service) SetPassword(ctx context.Context, a Actor, id, password string)
 	if err != nil {
 		return nil, err
 	}
-	n, err := s.store.DeleteLoginSessionsBySubject(ctx, id)
+	var n, logouts int64
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		n, logouts, err = s.endSessions(ctx, id, LogoutPasswordSet)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("admin: delete login sessions: %w", err)
+		return nil, err
 	}
 	s.record(ctx, a, "user.password_set", storage.AuditEvent{Subject: id, Details: map[string]string{
-		"login_sessions_deleted": fmt.Sprint(n),
+		"login_sessions_deleted": fmt.Sprint(n), "backchannel_logouts_queued": fmt.Sprint(logouts),
 	}})
 	return u, nil
 }

@@ -186,8 +186,9 @@ func (s *Service) DisableUser(ctx context.Context, a Actor, id string) (*storage
 			storage.FieldProblem{Field: "id", Problem: "is your own account; ask another administrator"})
 	}
 	var (
-		out *storage.User
-		n   Containment
+		out     *storage.User
+		n       Containment
+		logouts int64
 	)
 	err := retryVersion(func() error {
 		return s.inTx(ctx, func(ctx context.Context) error {
@@ -202,8 +203,8 @@ func (s *Service) DisableUser(ctx context.Context, a Actor, id string) (*storage
 					return fmt.Errorf("admin: disable user: %w", err)
 				}
 			}
-			if n.LoginSessions, err = s.store.DeleteLoginSessionsBySubject(ctx, id); err != nil {
-				return fmt.Errorf("admin: delete login sessions: %w", err)
+			if n.LoginSessions, logouts, err = s.endSessions(ctx, id, LogoutUserDisabled); err != nil {
+				return err
 			}
 			if n.Tokens, err = s.store.RevokeTokensBySubject(ctx, id); err != nil {
 				return fmt.Errorf("admin: revoke user tokens: %w", err)
@@ -221,7 +222,7 @@ func (s *Service) DisableUser(ctx context.Context, a Actor, id string) (*storage
 	}
 	s.record(ctx, a, "user.disabled", storage.AuditEvent{Subject: id, Details: map[string]string{
 		"login_sessions_deleted": fmt.Sprint(n.LoginSessions), "tokens_revoked": fmt.Sprint(n.Tokens),
-		"api_keys_revoked": fmt.Sprint(n.APIKeys),
+		"api_keys_revoked": fmt.Sprint(n.APIKeys), "backchannel_logouts_queued": fmt.Sprint(logouts),
 	}})
 	return redactUser(out), n, nil
 }
@@ -260,8 +261,9 @@ func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*stora
 	// first: no moment exists where the new password is set while a
 	// session opened with the old one still lives.
 	var (
-		u *storage.User
-		n int64
+		u       *storage.User
+		n       int64
+		logouts int64
 	)
 	err = retryVersion(func() error {
 		return s.inTx(ctx, func(ctx context.Context) error {
@@ -272,8 +274,8 @@ func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*stora
 			if err := requireTargetScopes(a, cur); err != nil {
 				return err
 			}
-			if n, err = s.store.DeleteLoginSessionsBySubject(ctx, id); err != nil {
-				return fmt.Errorf("admin: delete login sessions: %w", err)
+			if n, logouts, err = s.endSessions(ctx, id, LogoutPasswordReset); err != nil {
+				return err
 			}
 			cur.PasswordHash = string(h)
 			cur.UpdatedAt = s.clock()
@@ -288,7 +290,7 @@ func (s *Service) ResetPassword(ctx context.Context, a Actor, id string) (*stora
 		return nil, "", err
 	}
 	s.record(ctx, a, "user.password_reset", storage.AuditEvent{Subject: id, Details: map[string]string{
-		"login_sessions_deleted": fmt.Sprint(n),
+		"login_sessions_deleted": fmt.Sprint(n), "backchannel_logouts_queued": fmt.Sprint(logouts),
 	}})
 	return u, password, nil
 }
@@ -323,8 +325,8 @@ func (s *Service) ResetTOTP(ctx context.Context, a Actor, userID string) (*stora
 				return err
 			}
 			if !isSelf(a, userID) {
-				if n, err = s.store.DeleteLoginSessionsBySubject(ctx, userID); err != nil {
-					return fmt.Errorf("admin: delete login sessions: %w", err)
+				if n, _, err = s.endSessions(ctx, userID, LogoutTOTPReset); err != nil {
+					return err
 				}
 			}
 			wasEnrolled = len(cur.TOTPSecretSealed) > 0
@@ -399,7 +401,9 @@ func (s *Service) RevokeConsent(ctx context.Context, a Actor, userID, clientID s
 		if n, err = s.store.RevokeTokensBySubjectAndClient(ctx, userID, clientID); err != nil {
 			return fmt.Errorf("admin: revoke consent tokens: %w", err)
 		}
-		return nil
+		// The user's sessions at this client end with the consent.
+		_, err = s.queueLogouts(ctx, storage.LogoutMatch{Subject: userID, ClientID: clientID, Reason: LogoutConsentRevoked})
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -486,8 +490,8 @@ func (s *Service) DeleteUser(ctx context.Context, a Actor, id string) (Containme
 		if n.Tokens, err = s.store.RevokeTokensBySubject(ctx, id); err != nil {
 			return fmt.Errorf("admin: revoke user tokens: %w", err)
 		}
-		if n.LoginSessions, err = s.store.DeleteLoginSessionsBySubject(ctx, id); err != nil {
-			return fmt.Errorf("admin: delete login sessions: %w", err)
+		if n.LoginSessions, _, err = s.endSessions(ctx, id, LogoutUserDeleted); err != nil {
+			return err
 		}
 		if err := s.store.DeleteUser(ctx, id); err != nil {
 			return fmt.Errorf("admin: delete user: %w", err)

@@ -202,6 +202,23 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		ar.GrantAudience(a)
 	}
 	sess := p.userSession(client, user, login, ar.GetGrantedScopes(), ar.GetRequestedAt())
+	claims := sess.IDTokenClaims()
+	granted := ar.GetGrantedScopes()
+	if granted.Has("openid") && login.SID != "" {
+		// OpenID Connect Back-Channel Logout 1.0 §2.1: the ID token names
+		// the login session, and the client is recorded as holding a
+		// session of it. A logout racing this request either sees the
+		// record (and tells the client) or makes the join fail.
+		sid, err := p.cfg.Store.JoinLoginSession(ctx, login.Key, client.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			p.writePageError(w, r, fosite.ErrLoginRequired.WithHint("Your session has ended; sign in again."))
+			return
+		} else if err != nil {
+			p.writeAuthorizeError(w, r, ar, fmt.Errorf("oauth: join login session: %w", err))
+			return
+		}
+		claims.Extra["sid"] = sid
+	}
 
 	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {

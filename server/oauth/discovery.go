@@ -56,6 +56,7 @@ type metadata struct {
 	AccessTokenSigningAlgValuesSupported   []string `json:"access_token_signing_alg_values_supported,omitempty"`
 	RequirePushedAuthorizationRequests     bool     `json:"require_pushed_authorization_requests"`
 	BackchannelLogoutSupported             bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported      bool     `json:"backchannel_logout_session_supported"`
 	FrontchannelLogoutSupported            bool     `json:"frontchannel_logout_supported"`
 	TLSClientCertificateBoundAccessTokens  bool     `json:"tls_client_certificate_bound_access_tokens"`
 	DPoPSigningAlgValuesSupported          []string `json:"dpop_signing_alg_values_supported,omitempty"`
@@ -91,12 +92,16 @@ func (p *Provider) metadata(oidc bool) metadata {
 		ClaimsParameterSupported:             false,
 		AccessTokenSigningAlgValuesSupported: []string{p.cfg.AccessTokenAlg},
 		RegistrationEndpoint:                 p.cfg.RegistrationEndpoint,
+		// OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens carry
+		// sid, and ID tokens carry the same sid.
+		BackchannelLogoutSupported:        p.cfg.BackchannelLogout,
+		BackchannelLogoutSessionSupported: p.cfg.BackchannelLogout,
 	}
 	if oidc {
 		m.UserinfoEndpoint = iss + pathUserinfo
 		m.SubjectTypesSupported = []string{"public"}
 		m.IDTokenSigningAlgValuesSupported = []string{p.cfg.IDTokenAlg}
-		m.ClaimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "c_hash", "email", "preferred_username"}
+		m.ClaimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "c_hash", "email", "preferred_username", "sid"}
 		m.PromptValuesSupported = []string{"none", "consent"}
 	}
 	return m

@@ -45,6 +45,10 @@ type Store interface {
 	DeleteLoginSession(ctx context.Context, key string) error
 	// Device authorization grant (RFC 8628, device.go).
 	storage.DeviceStore
+	// JoinLoginSession and QueueLogouts keep the relying parties of each
+	// login session for back-channel logout (storage.BackchannelStore).
+	JoinLoginSession(ctx context.Context, loginKey, clientID string) (sid string, err error)
+	QueueLogouts(ctx context.Context, m storage.LogoutMatch) (int64, error)
 }
 
 // Config is everything the provider depends on.
@@ -99,6 +103,10 @@ type Config struct {
 	// RegistrationEndpoint, when set, is advertised in discovery (RFC 8414
 	// registration_endpoint): dynamic client registration is on.
 	RegistrationEndpoint string
+	// BackchannelLogout advertises OpenID Connect Back-Channel Logout 1.0
+	// in discovery: set it when a server/backchannel worker delivers the
+	// logouts this provider queues.
+	BackchannelLogout bool
 	// MaxAssertionLifetime caps how long a private_key_jwt client
 	// assertion may be valid (exp - iat, or exp - now); zero means
 	// DefaultMaxAssertionLifetime.

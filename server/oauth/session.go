@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/bulwark-auth/bulwark/server/backchannel"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -90,9 +91,13 @@ func (p *Provider) currentLogin(ctx context.Context, r *http.Request) (*storage.
 
 // startLogin creates a fresh server-side session for u and sets its cookie.
 // A new id on every login defeats session fixation.
+//
+// The session replaced by the new one ends like a sign-out: the relying
+// parties that joined it get a back-channel logout (its sid is gone; the
+// new session has a new one).
 func (p *Provider) startLogin(ctx context.Context, w http.ResponseWriter, r *http.Request, u *storage.User) (*storage.LoginSession, error) {
 	if c, err := r.Cookie(p.sessionCookieName()); err == nil && c.Value != "" {
-		if err := p.cfg.Store.DeleteLoginSession(ctx, storage.HashKey(c.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if _, err := backchannel.EndLoginSession(ctx, p.cfg.Store, storage.HashKey(c.Value), LogoutReasonReplaced); err != nil {
 			return nil, fmt.Errorf("oauth: end previous login session: %w", err)
 		}
 	}
@@ -100,10 +105,15 @@ func (p *Provider) startLogin(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return nil, err
 	}
+	sid, err := randomToken()
+	if err != nil {
+		return nil, err
+	}
 	now := p.cfg.Now().UTC()
 	ls := &storage.LoginSession{
 		Key:       storage.HashKey(id),
 		Kind:      loginKind,
+		SID:       sid,
 		Subject:   u.ID,
 		AuthTime:  now,
 		LastSeen:  now,
@@ -116,17 +126,26 @@ func (p *Provider) startLogin(ctx context.Context, w http.ResponseWriter, r *htt
 	return ls, nil
 }
 
-// endLogin deletes the request's login session server-side and clears the
-// cookie. It returns the subject that was signed in, if any.
+// Reasons for back-channel logouts queued by the login pages (the audit
+// events of their delivery name them).
+const (
+	LogoutReasonLogout   = "logout"
+	LogoutReasonReplaced = "login_replaced"
+)
+
+// endLogin deletes the request's login session server-side, queues a
+// back-channel logout for every relying party that joined it (in the same
+// transaction), and clears the cookie. It returns the subject that was
+// signed in, if any.
 func (p *Provider) endLogin(ctx context.Context, w http.ResponseWriter, r *http.Request) (string, error) {
 	var subject string
 	if c, err := r.Cookie(p.sessionCookieName()); err == nil && c.Value != "" {
-		key := storage.HashKey(c.Value)
-		if ls, err := p.cfg.Store.GetLoginSession(ctx, key); err == nil {
-			subject = ls.Subject
+		ls, err := backchannel.EndLoginSession(ctx, p.cfg.Store, storage.HashKey(c.Value), LogoutReasonLogout)
+		if err != nil {
+			return "", fmt.Errorf("oauth: end login session: %w", err)
 		}
-		if err := p.cfg.Store.DeleteLoginSession(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return "", fmt.Errorf("oauth: delete login session: %w", err)
+		if ls != nil {
+			subject = ls.Subject
 		}
 	}
 	http.SetCookie(w, p.cookie(p.sessionCookieName(), "", -1))

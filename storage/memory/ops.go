@@ -106,6 +106,7 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, _ int) (int
 	}
 	n += s.guards.deleteExpired(before)
 	n += s.devices.deleteExpired(before)
+	n += s.deleteExpiredRPSessions(tx, before)
 	return n, nil
 }
 

@@ -72,6 +72,10 @@ type Store struct {
 	// devices holds device authorizations (device.go).
 	devices deviceState
 
+	// bc holds RP sessions and the back-channel logout outbox
+	// (backchannel.go).
+	bc backchannelState
+
 	subMu sync.Mutex
 	subs  map[string]map[chan string]struct{}
 
@@ -102,6 +106,7 @@ func New(cfg Config) *Store {
 		regTokens:     map[string]regTokenRow{},
 		locks:         map[string]struct{}{},
 		subs:          map[string]map[chan string]struct{}{},
+		bc:            newBackchannelState(),
 	}
 	for _, k := range allKinds {
 		s.tokens[k] = map[string]*tokenRow{}

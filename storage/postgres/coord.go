@@ -149,6 +149,7 @@ var janitorTables = []struct{ table, column string }{
 	{"token_sessions", "expires_at"},
 	{"client_assertion_jtis", "expires_at"},
 	{"login_sessions", "expires_at"},
+	{"rp_sessions", "expires_at"},
 	{"blocks", "expires_at"},
 	{"attempt_counters", "expires_at"},
 	{"used_marks", "expires_at"},

@@ -22,6 +22,12 @@
 // OIDC sessions and pushed authorization requests by DELETE … RETURNING, a
 // client assertion jti by INSERT … ON CONFLICT.
 //
+// Back-channel logouts (backchannel.go): an RP session becomes an outbox
+// row by one DELETE … RETURNING + INSERT statement run in the transaction
+// that ends the session; workers claim due rows by one UPDATE over a
+// FOR UPDATE SKIP LOCKED subquery that sets a lease, and finish or release
+// them only while they still hold it.
+//
 // # Lock order
 //
 // Tokens of one grant are minted and revoked under transaction-scoped

@@ -224,9 +224,9 @@ func (s *Store) CreateLoginSession(ctx context.Context, ls *storage.LoginSession
 	if err != nil {
 		return fmt.Errorf("postgres: encode login session: %w", err)
 	}
-	_, err = s.q(ctx).Exec(ctx, `INSERT INTO login_sessions (key, kind, subject, auth_time, last_seen, expires_at, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		storage.HashKey(ls.Key), ls.Kind, ls.Subject, ls.AuthTime, ls.LastSeen, ls.ExpiresAt, data)
+	_, err = s.q(ctx).Exec(ctx, `INSERT INTO login_sessions (key, kind, subject, auth_time, last_seen, expires_at, data, sid)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		storage.HashKey(ls.Key), ls.Kind, ls.Subject, ls.AuthTime, ls.LastSeen, ls.ExpiresAt, data, ls.SID)
 	return classify("postgres: create login session", err)
 }
 
@@ -235,9 +235,9 @@ func (s *Store) CreateLoginSession(ctx context.Context, ls *storage.LoginSession
 func (s *Store) GetLoginSession(ctx context.Context, key string) (*storage.LoginSession, error) {
 	ls := storage.LoginSession{Key: key}
 	var data []byte
-	err := s.q(ctx).QueryRow(ctx, `SELECT kind, subject, auth_time, last_seen, expires_at, data
+	err := s.q(ctx).QueryRow(ctx, `SELECT kind, subject, auth_time, last_seen, expires_at, data, sid
 		FROM login_sessions WHERE key = $1 AND expires_at > $2`, storage.HashKey(key), s.now()).
-		Scan(&ls.Kind, &ls.Subject, &ls.AuthTime, &ls.LastSeen, &ls.ExpiresAt, &data)
+		Scan(&ls.Kind, &ls.Subject, &ls.AuthTime, &ls.LastSeen, &ls.ExpiresAt, &data, &ls.SID)
 	if err != nil {
 		return nil, classify("postgres: get login session", err)
 	}

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	all = append(all, announceTests...)
 	all = append(all, deviceTests...)
 	all = append(all, registrationTests...)
+	all = append(all, backchannelTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
