@@ -495,6 +495,11 @@ func TestE2EBackchannelLogoutTriggers(t *testing.T) {
 		}
 		jtis[tok.str("jti")] = true
 	}
+	// The worker records a delivery after the receiver answered and the
+	// outbox row is gone: wait for the record rather than race it.
+	if !eventually(func() bool { return len(auditEvents(t, s, "backchannel_logout.delivered")) >= len(jtis) }) {
+		t.Fatalf("delivered audit events never reached %d tokens", len(jtis))
+	}
 	if n := len(auditEvents(t, s, "backchannel_logout.delivered")); n != len(jtis) {
 		t.Fatalf("%d delivered audit events for %d tokens", n, len(jtis))
 	}
