@@ -124,6 +124,9 @@ type app struct {
 
 	// forwardAuth is nil unless a rules file is configured.
 	forwardAuth *forwardAuth
+
+	// origins are the clients' CORS origins, followed on every replica.
+	origins *protect.ClientOrigins
 }
 
 func (a *app) Close() { a.store.Close() }
@@ -133,10 +136,14 @@ func (a *app) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(5)
+	wg.Add(6)
 	go func() {
 		defer wg.Done()
 		a.clients.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.origins.Run(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -227,6 +234,11 @@ func build(ctx context.Context, cfg config, log *logrus.Logger, stdout io.Writer
 		}
 	}
 	a.app.clients = clients
+	// The seed and dev clients exist now; Run keeps the set current.
+	if err := a.app.origins.Load(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
 	return a.app, nil
 }
 
@@ -416,6 +428,9 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	if cfg.PProf {
 		adminMounts = append(adminMounts, profiling.Profiles{})
 	}
+	// Browser origins of single-page apps (CORS on token, userinfo and
+	// revocation), in memory, following client changes on every replica.
+	origins := protect.NewClientOrigins(store, 0, log)
 	readHeader, read, write, idle := protect.ServerTimeouts()
 	srv, err := server.New(server.Config{
 		PublicAddr: cfg.PublicAddr,
@@ -429,7 +444,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Admin:            adminMounts,
 		PublicMiddleware: []mux.MiddlewareFunc{m.Instrument(nil)},
 		AdminMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
-		Protection:       &server.Protection{Limiter: limiter, Detector: detector, TrustedOrigins: trustedOrigins(cfg.Issuer)},
+		Protection: &server.Protection{Limiter: limiter, Detector: detector, TrustedOrigins: trustedOrigins(cfg.Issuer),
+			Origins: origins},
 		// Not ready while an algorithm has no usable active key: its token
 		// requests would fail.
 		Ready:             func(context.Context) error { return ring.Ready() },
@@ -446,7 +462,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 			return nil, err
 		}
 	}
-	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, forwardAuth: fwd, server: srv, log: log,
+	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, origins: origins, detector: detector, forwardAuth: fwd, server: srv, log: log,
 		janitorEvery: cfg.JanitorInterval, auditRetention: cfg.AuditRetention}, hasher: cached}, nil
 }
 
