@@ -115,4 +115,3 @@ func TestCORSThroughTheServer(t *testing.T) {
 		t.Fatalf("cross-origin login post (Origin only) from a registered origin: %d", res.StatusCode)
 	}
 }
-

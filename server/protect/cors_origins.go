@@ -29,7 +29,7 @@ type OriginStore interface {
 
 // DefaultOriginsReload is how often ClientOrigins reloads every client as
 // the safety net for lost notifications.
-const DefaultOriginsReload = 5 * time.Minute
+const DefaultOriginsReload = time.Minute
 
 // ClientOrigins keeps every enabled client's CORS origins in memory ("+"
 // expanded to the origins of its redirect URIs) and their union, which
