@@ -16,12 +16,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
 )
@@ -349,5 +352,97 @@ func TestE2ESinglePageAppAcrossOrigins(t *testing.T) {
 	}
 	if read["/oauth2/token"] != http.StatusOK || read["/oauth2/revoke"] != http.StatusOK {
 		t.Fatalf("cross-origin calls the SPA read after refresh and revocation: %v", read)
+	}
+}
+
+// TestE2ECORSOnlyWhereDeclared enumerates every route of both listeners:
+// each declares its cross-origin policy, only token, revocation and
+// userinfo answer per client, only discovery and JWKS answer every
+// origin, and no other route — introspection and the whole admin listener
+// included — sends any Access-Control-* header to a registered origin,
+// for any of its methods or a preflight.
+func TestE2ECORSOnlyWhereDeclared(t *testing.T) {
+	s := startE2E(t, pgtest.NewDatabase(t))
+	// A loopback origin: redirects to it are not followed anyway.
+	const origin = "http://127.0.0.9:8081"
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if err := s.app.store.CreateClient(context.Background(), &storage.Client{
+		ID: "spa", Name: "SPA", RedirectURIs: []string{origin + "/callback"},
+		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, Scopes: []string{"openid"},
+		TokenEndpointAuthMethod: storage.AuthMethodNone, ApplicationType: storage.AppTypeWeb, AllowedCORSOrigins: []string{"+"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.app.origins.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	perClient := map[string]bool{"/oauth2/token": true, "/oauth2/revoke": true, "/userinfo": true}
+	public := map[string]bool{"/.well-known/openid-configuration": true, "/.well-known/oauth-authorization-server": true, "/.well-known/jwks.json": true}
+	vars := regexp.MustCompile(`\{[^}]*\}`)
+	seen := map[string]bool{}
+	for _, rt := range s.app.server.Routes() {
+		want := protect.CORSNone
+		switch {
+		case rt.Listener == "public" && perClient[rt.Template]:
+			want = protect.CORSClientOrigins
+		case rt.Listener == "public" && public[rt.Template]:
+			want = protect.CORSAnyOrigin
+		}
+		if rt.Policy.CORS.Mode != want {
+			t.Errorf("%s %s declares CORS mode %d, want %d", rt.Listener, rt.Template, rt.Policy.CORS.Mode, want)
+		}
+		seen[rt.Template] = true
+		base := s.issuer
+		if rt.Listener == "admin" {
+			base = s.adminURL
+		}
+		methods := append(slices.Clone(rt.Methods), http.MethodOptions)
+		if len(rt.Methods) == 0 {
+			methods = []string{http.MethodGet, http.MethodPost, http.MethodOptions}
+		}
+		for _, m := range slices.Compact(methods) {
+			req, err := http.NewRequest(m, base+vars.ReplaceAllString(rt.Template, "x"), strings.NewReader("client_id=spa"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", origin)
+			if m == http.MethodOptions {
+				req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+			}
+			res, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = res.Body.Close()
+			if res.StatusCode >= 500 {
+				t.Errorf("%s %s %s: %d", rt.Listener, m, rt.Template, res.StatusCode)
+			}
+			acao := res.Header.Get("Access-Control-Allow-Origin")
+			switch {
+			case want == protect.CORSAnyOrigin && m != http.MethodOptions:
+				if acao != "*" {
+					t.Errorf("%s %s: Access-Control-Allow-Origin %q, want *", m, rt.Template, acao)
+				}
+			case want == protect.CORSClientOrigins:
+				if acao != origin {
+					t.Errorf("%s %s: Access-Control-Allow-Origin %q, want %s", m, rt.Template, acao, origin)
+				}
+			default:
+				for name := range res.Header {
+					if strings.HasPrefix(name, "Access-Control-") {
+						t.Errorf("%s %s %s answered cross-origin: %s", rt.Listener, m, rt.Template, name)
+					}
+				}
+			}
+			if res.Header.Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("%s %s: credentials mode", m, rt.Template)
+			}
+		}
+	}
+	for _, p := range []string{"/oauth2/token", "/oauth2/revoke", "/userinfo", "/oauth2/introspect", "/.well-known/jwks.json"} {
+		if !seen[p] {
+			t.Errorf("route %s not enumerated", p)
+		}
 	}
 }
