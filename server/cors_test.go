@@ -115,3 +115,37 @@ func TestCORSThroughTheServer(t *testing.T) {
 		t.Fatalf("cross-origin login post (Origin only) from a registered origin: %d", res.StatusCode)
 	}
 }
+
+// TestRefusedPreflightsSpendNoFailureBudget: a foreign page cannot lock its
+// visitors' (possibly shared) address out of the token endpoint with
+// preflights: a refused preflight is answered without CORS headers but is
+// not a failure.
+func TestRefusedPreflightsSpendNoFailureBudget(t *testing.T) {
+	limiter := protect.NewLimiter(protect.RateConfig{PerIP: map[string]protect.Limit{protect.ClassToken: {Rate: 0.001, Burst: 3}}})
+	ts, _ := newTestServerWith(t, &Protection{Limiter: limiter, Origins: testOrigins{"spa": {"https://spa.example"}}}, func(r *mux.Router) {
+		r.Handle("/oauth2/token", protect.RouteFunc(protect.BrowserOAuthEndpoint(protect.ClassToken, protect.HeaderContentType),
+			func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{}")) })).Methods(http.MethodPost, http.MethodOptions)
+	})
+	for i := range 10 {
+		req, _ := http.NewRequest(http.MethodOptions, ts.URL+"/oauth2/token", nil)
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("refused preflight %d: %d %v", i, res.StatusCode, res.Header)
+		}
+	}
+	res, err := http.Post(ts.URL+"/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader("client_id=spa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("after refused preflights the address is limited: %d", res.StatusCode)
+	}
+}

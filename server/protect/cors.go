@@ -93,7 +93,8 @@ type corsRoute struct {
 //     client, the union of registered origins.
 //   - gate goes right after StrictInput (which records the claimed client
 //     id). It answers OPTIONS itself (a preflight follows the union of
-//     registered origins; a plain OPTIONS gets Allow), and refuses with 403,
+//     registered origins, a refused one gets no CORS headers; a plain
+//     OPTIONS gets Allow), and refuses with 403,
 //     before any handler or per-client limit runs, an actual cross-origin
 //     request whose origin the claimed client (or, naming none, every
 //     client) did not register: such a page cannot make the server act, and
@@ -225,8 +226,10 @@ func (c *corsRoute) gate(next http.Handler) http.Handler {
 
 // options answers OPTIONS: a preflight from a registered origin asking for
 // one of the route's methods and only accepted headers gets the CORS
-// answer; any other preflight gets none (the browser then blocks the
-// request); a plain OPTIONS gets Allow.
+// answer; any other preflight gets none, which the browser takes as a
+// refusal (it never sends the request). The refusal is a 204 all the same:
+// not a failure status, so a foreign page cannot spend its visitors'
+// per-address failure budget with preflights. A plain OPTIONS gets Allow.
 func (c *corsRoute) options(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if !isPreflight(r) {
@@ -239,7 +242,7 @@ func (c *corsRoute) options(w http.ResponseWriter, r *http.Request) {
 	method := r.Header.Get("Access-Control-Request-Method")
 	if !cross || !c.origins.AnyAllows(origin) || !slices.Contains(strings.Split(c.methods, ", "), method) ||
 		!c.headersAccepted(r.Header.Values("Access-Control-Request-Headers")) {
-		refuse(w, c.kind, http.StatusForbidden, "cross_origin_request", "This cross-origin request is not accepted.")
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
