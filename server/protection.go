@@ -20,6 +20,9 @@ type Protection struct {
 	// browser forms, besides the request's own Host (the issuer's origin,
 	// for a proxy that rewrites Host).
 	TrustedOrigins []string
+	// Origins are the browser origins clients registered, for routes whose
+	// policy answers CORS per client (nil: none registered).
+	Origins protect.Origins
 }
 
 // RouteInfo describes one registered route and the protection it declared.
@@ -34,24 +37,33 @@ type RouteInfo struct {
 //
 //  1. record the route template and protection kind in reqinfo;
 //  2. security headers of the response kind (the only place they are set);
-//  3. no-store;
-//  4. cross-origin refusal of browser form posts;
-//  5. the address's failure budget (counts only failed requests, including
-//     those refused by the next step);
-//  6. strict input: bad bytes, size, duplicates; the one read of the body,
+//  3. CORS response headers, decided when the response is written (so
+//     every later refusal is readable by an allowed origin too);
+//  4. no-store;
+//  5. cross-origin refusal of browser form posts;
+//  6. the address's failure budget (counts only failed requests, including
+//     those refused by the next steps);
+//  7. strict input: bad bytes, size, duplicates; the one read of the body,
 //     which also records the claimed client id and account;
-//  7. blocks (address, claimed client);
-//  8. rate limits per claimed client, API key and account.
-func (p *Protection) wrap(tpl string, pol protect.Policy, h http.Handler) (http.Handler, error) {
+//  8. the CORS gate: preflights answered, cross-origin requests from an
+//     origin the named client did not register refused;
+//  9. blocks (address, claimed client);
+//  10. rate limits per claimed client, API key and account.
+func (p *Protection) wrap(tpl string, methods []string, pol protect.Policy, h http.Handler) (http.Handler, error) {
 	chain := []mux.MiddlewareFunc{recordRoute(tpl, pol.Name), protect.Headers(pol.Response)}
+	var trusted []string
+	var origins protect.Origins
+	if p != nil {
+		trusted, origins = p.TrustedOrigins, p.Origins
+	}
+	corsRespond, corsGate := protect.NewCORS(pol.CORS, methods, origins, pol.Response, trusted...)
+	if corsRespond != nil {
+		chain = append(chain, corsRespond)
+	}
 	if pol.NoStore {
 		chain = append(chain, protect.NoStore)
 	}
 	if pol.SameOrigin {
-		var trusted []string
-		if p != nil {
-			trusted = p.TrustedOrigins
-		}
 		so, err := protect.SameOrigin(pol.Response, trusted...)
 		if err != nil {
 			return nil, fmt.Errorf("server: route %s: %w", tpl, err)
@@ -65,6 +77,9 @@ func (p *Protection) wrap(tpl string, pol protect.Policy, h http.Handler) (http.
 	in := pol.Input
 	in.Response = pol.Response
 	chain = append(chain, protect.StrictInput(in))
+	if corsGate != nil {
+		chain = append(chain, corsGate)
+	}
 	if p != nil && p.Detector != nil && pol.Blocks {
 		chain = append(chain, p.Detector.Middleware(pol.Response))
 	}
@@ -103,14 +118,32 @@ func (p *Protection) protectRoutes(listener string, r *mux.Router) ([]RouteInfo,
 		if !ok {
 			return fmt.Errorf("server: %s route %s declares no protection policy; register it with protect.Route", listener, tpl)
 		}
-		wrapped, err := p.wrap(tpl, routed.Policy, routed.Handler)
+		methods, _ := route.GetMethods()
+		if err := checkCORS(listener, tpl, methods, routed.Policy.CORS); err != nil {
+			return err
+		}
+		wrapped, err := p.wrap(tpl, methods, routed.Policy, routed.Handler)
 		if err != nil {
 			return err
 		}
 		route.Handler(wrapped)
-		methods, _ := route.GetMethods()
 		out = append(out, RouteInfo{Listener: listener, Template: tpl, Methods: slices.Clone(methods), Policy: routed.Policy})
 		return nil
 	})
 	return out, err
+}
+
+// checkCORS refuses, at start-up, a cross-origin policy on the admin
+// listener (which never answers other origins) and a per-client CORS route
+// that does not accept OPTIONS (its preflights would never arrive).
+func checkCORS(listener, tpl string, methods []string, c protect.CORS) error {
+	switch {
+	case c.Mode == protect.CORSNone:
+		return nil
+	case listener == "admin":
+		return fmt.Errorf("server: admin route %s declares CORS; the admin listener never answers cross-origin requests", tpl)
+	case c.Mode == protect.CORSClientOrigins && !slices.Contains(methods, http.MethodOptions):
+		return fmt.Errorf("server: route %s answers CORS per client but does not accept OPTIONS for preflights", tpl)
+	}
+	return nil
 }

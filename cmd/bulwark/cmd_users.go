@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server/admin"
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/storage"
+	"github.com/bulwark-auth/bulwark/storage/clientcache"
 	"github.com/bulwark-auth/bulwark/storage/postgres"
 )
 
@@ -45,7 +46,10 @@ func (c *cli) adminService(ctx context.Context) (*postgres.Store, *admin.Service
 		db.Close()
 		return nil, nil, err
 	}
-	svc, err := admin.NewService(admin.Config{Store: db, Hasher: h, Keys: ring, RegistrationTokens: regTokens,
+	// Through the client cache's decorator, so a client changed here is
+	// announced to running replicas (their client caches and CORS origins)
+	// like one changed through the admin API.
+	svc, err := admin.NewService(admin.Config{Store: clientcache.New(db, clientcache.Config{}), Hasher: h, Keys: ring, RegistrationTokens: regTokens,
 		SecretOverlap: c.cfg.SecretOverlap, AllowedScopes: c.cfg.AllowedScopes,
 		Logger: discardLogger(), Audit: audit.NewSink(db, discardLogger(), nil).Record})
 	if err != nil {

@@ -129,6 +129,9 @@ type app struct {
 	forwardAuth *forwardAuth
 	// logouts delivers queued back-channel logout tokens.
 	logouts *backchannel.Worker
+
+	// origins are the clients' CORS origins, followed on every replica.
+	origins *protect.ClientOrigins
 }
 
 func (a *app) Close() { a.store.Close() }
@@ -142,6 +145,10 @@ func (a *app) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.clients.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.origins.Run(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -236,6 +243,11 @@ func build(ctx context.Context, cfg config, log *logrus.Logger, stdout io.Writer
 		}
 	}
 	a.app.clients = clients
+	// The seed and dev clients exist now; Run keeps the set current.
+	if err := a.app.origins.Load(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
 	return a.app, nil
 }
 
@@ -456,6 +468,9 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	if cfg.PProf {
 		adminMounts = append(adminMounts, profiling.Profiles{})
 	}
+	// Browser origins of single-page apps (CORS on token, userinfo and
+	// revocation), in memory, following client changes on every replica.
+	origins := protect.NewClientOrigins(store, 0, log)
 	readHeader, read, write, idle := protect.ServerTimeouts()
 	srv, err := server.New(server.Config{
 		PublicAddr: cfg.PublicAddr,
@@ -469,7 +484,8 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Admin:            adminMounts,
 		PublicMiddleware: []mux.MiddlewareFunc{m.Instrument(nil)},
 		AdminMiddleware:  []mux.MiddlewareFunc{m.Instrument(nil)},
-		Protection:       &server.Protection{Limiter: limiter, Detector: detector, TrustedOrigins: trustedOrigins(cfg.Issuer)},
+		Protection: &server.Protection{Limiter: limiter, Detector: detector, TrustedOrigins: trustedOrigins(cfg.Issuer),
+			Origins: origins},
 		// Not ready while an algorithm has no usable active key: its token
 		// requests would fail.
 		Ready:             func(context.Context) error { return ring.Ready() },
@@ -486,7 +502,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 			return nil, err
 		}
 	}
-	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, forwardAuth: fwd, logouts: logouts, server: srv, log: log,
+	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, origins: origins, forwardAuth: fwd, logouts: logouts, server: srv, log: log,
 		janitorEvery: cfg.JanitorInterval, auditRetention: cfg.AuditRetention}, hasher: cached}, nil
 }
 

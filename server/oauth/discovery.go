@@ -132,7 +132,6 @@ func writeStaticJSON(w http.ResponseWriter, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=3600")
-	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
 }
@@ -143,7 +142,6 @@ func (p *Provider) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	body, etag := p.cfg.JWKS()
 	h := w.Header()
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(p.cfg.JWKSMaxAge.Seconds())))
-	h.Set("Access-Control-Allow-Origin", "*")
 	if etag != "" {
 		quoted := etag
 		if len(quoted) < 2 || quoted[0] != '"' && quoted[:2] != "W/" {

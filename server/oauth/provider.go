@@ -406,7 +406,7 @@ func (p *Provider) composeHandlers() {
 // (the server builds the chain from it: headers, strict input, blocks,
 // rate-limit class).
 func (p *Provider) Register(r *mux.Router) {
-	get, head, post := http.MethodGet, http.MethodHead, http.MethodPost
+	get, head, post, options := http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions
 	route := func(path string, pol protect.Policy, h http.HandlerFunc, methods ...string) {
 		r.Handle(path, protect.Route(pol, h)).Methods(methods...)
 	}
@@ -414,11 +414,11 @@ func (p *Provider) Register(r *mux.Router) {
 	route(pathOAuthDiscovery, protect.Discovery(), p.handleOAuthDiscovery, get, head)
 	route(pathJWKS, protect.Discovery(), p.handleJWKS, get, head)
 	route(pathAuthorize, protect.Authorize(), p.handleAuthorize, get, post)
-	route(pathToken, protect.OAuthEndpoint(protect.ClassToken), p.handleToken, post)
+	route(pathToken, protect.BrowserOAuthEndpoint(protect.ClassToken, protect.HeaderAuthorization, protect.HeaderContentType, protect.HeaderDPoP), p.handleToken, post, options)
 	route(pathIntrospect, protect.OAuthEndpoint(protect.ClassIntrospect), p.handleIntrospect, post)
-	route(pathRevoke, protect.OAuthEndpoint(protect.ClassRevoke), p.handleRevoke, post)
+	route(pathRevoke, protect.BrowserOAuthEndpoint(protect.ClassRevoke, protect.HeaderAuthorization, protect.HeaderContentType), p.handleRevoke, post, options)
 	route(pathPAR, protect.OAuthEndpoint(protect.ClassPAR), p.handlePAR, post)
-	route(pathUserinfo, protect.Userinfo(), p.handleUserinfo, get, post)
+	route(pathUserinfo, protect.Userinfo(), p.handleUserinfo, get, post, options)
 	route(pathLogin, protect.PageForm(), p.handleLoginPage, get)
 	route(pathLogin, protect.PageForm(), p.handleLoginSubmit, post)
 	route(pathConsent, protect.PageForm(), p.handleConsentPage, get)

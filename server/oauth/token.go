@@ -496,6 +496,8 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
+	// The token's client: its registered origins decide CORS.
+	reqinfo.From(ctx).SetClientID(ar.GetClient().GetID())
 	granted := ar.GetGrantedScopes()
 	if !granted.Has("openid") {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="insufficient_scope", scope="openid"`)

@@ -14,6 +14,10 @@
 //     §3.1), content types; the one read of the body, which records the
 //     claimed client id in reqinfo.
 //   - SameOrigin: cross-site form posts refused (CrossOriginProtection).
+//   - CORS (NewCORS): a route's cross-origin policy — none, any origin, or
+//     the origins registered by the client the request names, preflights
+//     by their union — and ClientOrigins, which keeps every client's
+//     origins in memory on every replica, following client changes.
 //   - Limiter: token buckets per claimed client id (every request) and per
 //     source IP (failures only), per endpoint class (429 + Retry-After).
 //   - Guard: brute-force defence for passwords, TOTP codes and client

@@ -28,6 +28,10 @@ type Policy struct {
 	// and Origin, net/http.CrossOriginProtection): browser forms that a
 	// CSRF token alone protected before.
 	SameOrigin bool
+	// CORS says whether and to which origins the route answers
+	// cross-origin browser requests (cors.go). The zero value answers
+	// none; the server refuses a CORS route on the admin listener.
+	CORS CORS
 }
 
 // The policies of Bulwark's routes, by kind. Packages pick one when they
@@ -45,14 +49,18 @@ func PageForm() Policy {
 	return Policy{Name: "page-form", Response: Page, NoStore: true, Class: ClassLogin, Blocks: true, SameOrigin: true}
 }
 
-// Userinfo is the OIDC UserInfo endpoint (bearer token).
+// Userinfo is the OIDC UserInfo endpoint (bearer token). Single-page apps
+// call it from the origins their client registered; the client is the
+// access token's, which the handler records in reqinfo.
 func Userinfo() Policy {
-	return Policy{Name: "userinfo", Response: API, NoStore: true, Class: ClassUserinfo, Blocks: true}
+	return Policy{Name: "userinfo", Response: API, NoStore: true, Class: ClassUserinfo, Blocks: true,
+		CORS: CORS{Mode: CORSClientOrigins, Headers: []string{HeaderAuthorization, HeaderContentType, HeaderDPoP}}}
 }
 
-// Discovery is a public, cacheable document (discovery, JWKS).
+// Discovery is a public, cacheable document (discovery, JWKS), readable
+// from any origin.
 func Discovery() Policy {
-	return Policy{Name: "discovery", Response: API}
+	return Policy{Name: "discovery", Response: API, CORS: CORS{Mode: CORSAnyOrigin}}
 }
 
 // StaticAsset is an embedded CSS/JS/image file.
@@ -101,6 +109,17 @@ func OAuthEndpoint(class string) Policy {
 func Registration(claimant func(*http.Request) string) Policy {
 	return Policy{Name: "registration", Response: API, NoStore: true, Class: ClassRegister, Blocks: true,
 		Input: InputConfig{MaxBodyBytes: 64 << 10, ContentTypes: []string{"application/json"}, Claimant: claimant}}
+}
+
+// BrowserOAuthEndpoint is OAuthEndpoint(class) for an endpoint single-page
+// apps call from their own origin (token, revocation): it also answers
+// CORS for the origins registered by the client the request names,
+// accepting the request headers listed. Register the route with OPTIONS
+// among its methods, for preflights.
+func BrowserOAuthEndpoint(class string, headers ...string) Policy {
+	p := OAuthEndpoint(class)
+	p.CORS = CORS{Mode: CORSClientOrigins, Headers: headers}
+	return p
 }
 
 // Routed is a handler together with its route's Policy. The server finds it
