@@ -105,6 +105,7 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, _ int) (int
 		}
 	}
 	n += s.guards.deleteExpired(before)
+	n += s.dpop.deleteExpired(before)
 	return n, nil
 }
 

@@ -65,6 +65,8 @@ type Store struct {
 
 	// guards holds attempt counters and used marks (guards.go).
 	guards guardState
+	// dpop holds used DPoP proofs (dpop.go).
+	dpop dpopState
 
 	subMu sync.Mutex
 	subs  map[string]map[chan string]struct{}

@@ -152,6 +152,7 @@ var janitorTables = []struct{ table, column string }{
 	{"blocks", "expires_at"},
 	{"attempt_counters", "expires_at"},
 	{"used_marks", "expires_at"},
+	{"dpop_proofs", "expires_at"},
 }
 
 // DeleteExpired implements storage.Janitor. Each statement removes at most

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	all = append(all, opsTests...)
 	all = append(all, assignedTests...)
 	all = append(all, guardTests...)
+	all = append(all, dpopTests...)
 	all = append(all, announceTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
