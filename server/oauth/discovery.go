@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/bulwark-auth/bulwark/server/dpop"
 )
 
 // Scopes Bulwark understands for end users. Clients may register further
@@ -87,6 +89,9 @@ func (p *Provider) metadata(oidc bool) metadata {
 		RequestURIParameterSupported:         false,
 		ClaimsParameterSupported:             false,
 		AccessTokenSigningAlgValuesSupported: []string{p.cfg.AccessTokenAlg},
+	}
+	if p.cfg.DPoP != nil {
+		m.DPoPSigningAlgValuesSupported = dpop.Algorithms()
 	}
 	if oidc {
 		m.UserinfoEndpoint = iss + pathUserinfo
