@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/server/egress"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
@@ -91,6 +92,12 @@ type config struct {
 	DatabaseWait time.Duration
 	// Forward-auth endpoint (cmd/bulwark/forwardauth.go).
 	forwardAuthConfig
+
+	// DPoP (RFC 9449): how far a proof's iat may lie from the clock, and
+	// where the server's nonce is required (server/dpop).
+	DPoPWindow   time.Duration
+	DPoPNonce    dpop.NoncePolicy
+	dpopNonceRaw string
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -231,6 +238,8 @@ func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *s
 	secretEnv = fs.String("secret", "", "master secret(s), newest first, comma-separated (prefer BULWARK_SECRET or BULWARK_SECRET_FILE)")
 	secretFile = fs.String("secret-file", envOr("BULWARK_SECRET_FILE", ""), "file holding the master secret(s), one per line, newest first")
 	forwardAuthFlags(fs, &c.forwardAuthConfig)
+	fs.DurationVar(&c.DPoPWindow, "dpop-proof-window", envDuration("BULWARK_DPOP_PROOF_WINDOW", dpop.DefaultWindow), "how far a DPoP proof's iat may lie from the server's clock, either way (at most 10m)")
+	fs.StringVar(&c.dpopNonceRaw, "dpop-nonce", envOr("BULWARK_DPOP_NONCE", "token"), "where DPoP proofs must carry the server's nonce: token (token endpoint), all (also userinfo and forward-auth) or off")
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
 	return
 }
@@ -341,6 +350,15 @@ func (c *config) check(secretFlag, secretFile, algs string, needs need) error {
 		problems = append(problems, errors.New("--signing-algs must include both the ID token and the access token algorithm"))
 	}
 	problems = append(problems, c.finishForwardAuth()...)
+	if c.DPoPNonce, err = dpop.ParseNoncePolicy(c.dpopNonceRaw); err != nil {
+		problems = append(problems, fmt.Errorf("--dpop-nonce %q: use token, all or off", c.dpopNonceRaw))
+	}
+	if c.DPoPWindow == 0 {
+		c.DPoPWindow = dpop.DefaultWindow
+	}
+	if c.DPoPWindow < time.Second || c.DPoPWindow > dpop.MaxWindow {
+		problems = append(problems, fmt.Errorf("--dpop-proof-window %s: use a duration between 1s and %s", c.DPoPWindow, dpop.MaxWindow))
+	}
 	return errors.Join(problems...)
 }
 

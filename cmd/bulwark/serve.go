@@ -34,6 +34,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server/apikeyauth"
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/server/console"
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/server/metrics"
 	"github.com/bulwark-auth/bulwark/server/oauth"
 	"github.com/bulwark-auth/bulwark/server/profiling"
@@ -347,6 +348,18 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 	loginGuard := protect.NewGuard(store, protect.GuardConfig{Name: "login", Now: now})
 	clientGuard := protect.NewGuard(store, protect.GuardConfig{Name: "client", Now: now})
 
+	// DPoP proofs: used jtis in the store (every replica), nonces keyed by
+	// the master secret(s), newest first, so replicas agree and a nonce
+	// survives a master-secret rotation.
+	nonceKeys := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		nonceKeys[i] = deriveSecret(s, "bulwark dpop nonce")
+	}
+	proofs, err := dpop.New(dpop.Config{Store: store, NonceKeys: nonceKeys, Nonce: cfg.DPoPNonce, Window: cfg.DPoPWindow, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("dpop: %w", err)
+	}
+
 	provider, err := oauth.New(oauth.Config{
 		Issuer:               cfg.Issuer,
 		Store:                store,
@@ -369,6 +382,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Logger:               log,
 		Audit:                sink.Record,
 		APIKeys:              keySvc,
+		DPoP:                 proofs,
 		Defense: oauth.Defense{
 			LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m,
 		},
@@ -398,7 +412,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		return nil, fmt.Errorf("console: %w", err)
 	}
 
-	fwd, err := buildForwardAuth(cfg, store, ring, keySvc, registry, sink.Record, now, log)
+	fwd, err := buildForwardAuth(cfg, store, ring, keySvc, proofs, registry, sink.Record, now, log)
 	if err != nil {
 		return nil, fmt.Errorf("forward-auth: %w", err)
 	}
