@@ -138,7 +138,7 @@ func checkBinding(jkt string, proof *dpop.Proof) (code, description string, ok b
 // error comes with a fresh DPoP-Nonce.
 func (p *Provider) resourceChallenge(w http.ResponseWriter, status int, dpopScheme bool, code, description, scope string) {
 	h := w.Header()
-	bearer := `Bearer realm="bulwark"`
+	bearer := `Bearer realm="bulwark"` // #nosec G101 -- an authentication challenge, not a credential
 	if !dpopScheme && code != "" {
 		bearer += `, error="` + code + `"`
 		if scope != "" {
