@@ -49,6 +49,12 @@ func TestForwardAuthDPoP(t *testing.T) {
 	withProto["X-Forwarded-Proto"] = []string{"http"}
 	badProto := forwarded("DPoP "+bound, proof())
 	badProto["X-Forwarded-Proto"] = []string{"ftp"}
+	twoProtos := forwarded("DPoP "+bound, proof())
+	twoProtos["X-Forwarded-Proto"] = []string{"https", "https"}
+	wss := forwarded("DPoP "+bound, proof())
+	wss["X-Forwarded-Proto"] = []string{"wss"}
+	bearerBadProto := forwarded("Bearer " + unbound)
+	bearerBadProto["X-Forwarded-Proto"] = []string{"https, http"}
 	envoy := map[string][]string{"Authorization": {"DPoP " + bound}, "X-Forwarded-Host": {"api.example"},
 		"DPoP": {c.Proof(t, "DELETE", "https://api.example/api/x", dpoptest.WithAccessToken(bound))}}
 
@@ -77,7 +83,10 @@ func TestForwardAuthDPoP(t *testing.T) {
 		{"case=two proofs", "GET", DefaultPath, forwarded("DPoP "+bound, proof(), proof()), 400, "invalid_request"},
 		{"case=oversized proof", "GET", DefaultPath, forwarded("DPoP "+bound, strings.Repeat("A", dpop.MaxProofBytes+1)), 400, "invalid_request"},
 		{"case=garbage proof", "GET", DefaultPath, forwarded("DPoP "+bound, "garbage"), 400, "invalid_request"},
-		{"case=bad X-Forwarded-Proto", "GET", DefaultPath, badProto, 400, ""},
+		{"case=unclear X-Forwarded-Proto", "GET", DefaultPath, badProto, 401, dpop.CodeInvalidProof},
+		{"case=repeated X-Forwarded-Proto", "GET", DefaultPath, twoProtos, 401, dpop.CodeInvalidProof},
+		{"case=X-Forwarded-Proto wss", "GET", DefaultPath, wss, 200, ""},
+		{"case=bearer with unclear X-Forwarded-Proto", "GET", DefaultPath, bearerBadProto, 200, ""},
 		{"case=wrong nonce", "GET", DefaultPath, forwarded("DPoP "+bound, proof(dpoptest.WithNonce("stale"))), 401, dpop.CodeUseNonce},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -263,8 +263,7 @@ func (h *Handler) origin(r *http.Request) (origin, *denial) {
 	host, ok2 := one("X-Forwarded-Host")
 	uri, ok3 := one("X-Forwarded-Uri")
 	orig, ok4 := one("X-Original-URI")
-	proto, ok5 := one("X-Forwarded-Proto")
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return o, bad
 	}
 	if h.prefix != "" {
@@ -293,22 +292,37 @@ func (h *Handler) origin(r *http.Request) (origin, *denial) {
 	if uri == "" || !isToken(method) || len(host) > 255 || strings.ContainsAny(host, "/\\@ ") {
 		return o, bad
 	}
-	// The scheme the client used: https unless the gateway says http.
-	switch strings.ToLower(proto) {
-	case "", "https":
-		proto = "https"
-	case "http":
-		proto = "http"
-	default:
-		return o, bad
-	}
+
 	p, err := NormalizePath(uri)
 	if err != nil {
 		o.method, o.host = method, host
 		return o, deny(reasonPathRefused, http.StatusForbidden, "", "The request path is not acceptable.")
 	}
-	rawPath, _, _ := strings.Cut(uri, "?")
-	return origin{method: method, host: host, path: p, url: proto + "://" + host + rawPath}, nil
+	return origin{method: method, host: host, path: p, url: originURL(r, host, uri)}, nil
+}
+
+// originURL is the URL the client addressed (a DPoP proof's htu): the
+// scheme from X-Forwarded-Proto (https when absent; ws and wss are the
+// WebSocket names Traefik uses), the forwarded host and the path without
+// query. It is empty, so that every proof fails its htu check, when the
+// scheme is unclear (repeated, a list, unknown): bearer checks do not
+// depend on it and go on working.
+func originURL(r *http.Request, host, uri string) string {
+	scheme := "https"
+	switch v := r.Header.Values("X-Forwarded-Proto"); {
+	case len(v) > 1:
+		return ""
+	case len(v) == 1:
+		switch strings.ToLower(strings.TrimSpace(v[0])) {
+		case "https", "wss":
+		case "http", "ws":
+			scheme = "http"
+		default:
+			return ""
+		}
+	}
+	path, _, _ := strings.Cut(uri, "?")
+	return scheme + "://" + host + path
 }
 
 func isToken(s string) bool {
