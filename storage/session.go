@@ -24,6 +24,10 @@ type Session struct {
 	ClientID string `json:"clientId"`
 	// APIKeyID is set when the token was obtained by exchanging an API key.
 	APIKeyID string `json:"apiKeyId,omitempty"`
+	// DPoPJKT is the RFC 7638 thumbprint of the DPoP key the tokens are
+	// bound to (RFC 9449 §6: the access token's cnf.jkt); empty for
+	// bearer tokens.
+	DPoPJKT string `json:"dpopJkt,omitempty"`
 }
 
 var (
@@ -79,7 +83,7 @@ func (s *Session) Clone() fosite.Session {
 	if s == nil {
 		return nil
 	}
-	out := &Session{ClientID: s.ClientID, APIKeyID: s.APIKeyID}
+	out := &Session{ClientID: s.ClientID, APIKeyID: s.APIKeyID, DPoPJKT: s.DPoPJKT}
 	if s.DefaultSession != nil {
 		out.DefaultSession, _ = s.DefaultSession.Clone().(*openid.DefaultSession)
 	}

@@ -218,6 +218,19 @@ type UsedMarkStore interface {
 	MarkUsed(ctx context.Context, key string, expires time.Time) (first bool, err error)
 }
 
+// DPoPProofStore remembers the DPoP proofs already used (RFC 9449 §11.1),
+// for every replica at once, so a proof is accepted once however many
+// replicas see it.
+type DPoPProofStore interface {
+	// UseDPoPProof records key (the proof's key thumbprint and jti) until
+	// expires and reports whether this call was the first to do so: of
+	// concurrent callers exactly one gets true. A recorded key stays
+	// used until the janitor removes it after expires; by then the proof's
+	// iat is outside the window and it is refused anyway. Keys are stored
+	// as HashKey(key); recording ignores any transaction in ctx.
+	UseDPoPProof(ctx context.Context, key string, expires time.Time) (first bool, err error)
+}
+
 // Locker runs scheduled work in exactly one replica.
 type Locker interface {
 	// TryLock takes the named lock if it is free and returns a release
@@ -239,8 +252,8 @@ type Notifier interface {
 type Janitor interface {
 	// DeleteExpired removes token sessions, codes, PKCE/OIDC/PAR rows,
 	// client assertion JTIs, login sessions, relying-party sessions,
-	// blocks, attempt counters, used marks and device authorizations that
-	// expired before
+	// blocks, attempt counters, used marks, device authorizations and used
+	// DPoP proofs that expired before
 	// `before`, at most batch rows per statement; it returns rows removed.
 	DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error)
 	// TrimAudit removes audit events older than before.
@@ -262,6 +275,7 @@ type Store interface {
 	AttemptStore
 	UsedMarkStore
 	DeviceStore
+	DPoPProofStore
 	Locker
 	Notifier
 	Janitor

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/server/egress"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/tlsconf"
@@ -95,6 +96,12 @@ type config struct {
 	registrationConfig
 	// Back-channel logout delivery (cmd/bulwark/backchannel.go).
 	backchannelConfig
+
+	// DPoP (RFC 9449): how far a proof's iat may lie from the clock, and
+	// where the server's nonce is required (server/dpop).
+	DPoPWindow   time.Duration
+	DPoPNonce    dpop.NoncePolicy
+	dpopNonceRaw string
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
@@ -237,6 +244,8 @@ func configFlags(fs *pflag.FlagSet, c *config) (secretFile *string, secretEnv *s
 	forwardAuthFlags(fs, &c.forwardAuthConfig)
 	registrationFlags(fs, &c.registrationConfig)
 	backchannelFlags(fs, &c.backchannelConfig)
+	fs.DurationVar(&c.DPoPWindow, "dpop-proof-window", envDuration("BULWARK_DPOP_PROOF_WINDOW", dpop.DefaultWindow), "how far a DPoP proof's iat may lie from the server's clock, either way (at most 10m)")
+	fs.StringVar(&c.dpopNonceRaw, "dpop-nonce", envOr("BULWARK_DPOP_NONCE", "token"), "where DPoP proofs must carry the server's nonce: token (token endpoint), all (also userinfo and forward-auth) or off")
 	algs = fs.String("signing-algs", envOr("BULWARK_SIGNING_ALGS", "ES256,RS256"), "signing algorithms with active keys")
 	return
 }
@@ -349,6 +358,15 @@ func (c *config) check(secretFlag, secretFile, algs string, needs need) error {
 	problems = append(problems, c.finishForwardAuth()...)
 	problems = append(problems, c.finishRegistration(c.AllowedScopes)...)
 	problems = append(problems, c.finishBackchannel()...)
+	if c.DPoPNonce, err = dpop.ParseNoncePolicy(c.dpopNonceRaw); err != nil {
+		problems = append(problems, fmt.Errorf("--dpop-nonce %q: use token, all or off", c.dpopNonceRaw))
+	}
+	if c.DPoPWindow == 0 {
+		c.DPoPWindow = dpop.DefaultWindow
+	}
+	if c.DPoPWindow < time.Second || c.DPoPWindow > dpop.MaxWindow {
+		problems = append(problems, fmt.Errorf("--dpop-proof-window %s: use a duration between 1s and %s", c.DPoPWindow, dpop.MaxWindow))
+	}
 	return errors.Join(problems...)
 }
 

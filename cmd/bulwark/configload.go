@@ -36,6 +36,7 @@ func configSections() []configSection {
 		{"egress", "Outbound requests to client-registered URLs", []string{"egress-allowed-networks"}},
 		{"registration", "Dynamic client registration (RFC 7591/7592)", []string{"registration", "registration-open", "registration-scopes", "registration-grant-types", "registration-auth-methods"}},
 		{"backchannel", "Back-channel logout", []string{"backchannel-poll-interval", "backchannel-timeout", "backchannel-lease", "backchannel-retry-min", "backchannel-retry-max", "backchannel-max-age", "backchannel-client-rate"}},
+		{"dpop", "DPoP (sender-constrained tokens)", []string{"dpop-proof-window", "dpop-nonce"}},
 		{"maintenance", "Maintenance", []string{"janitor-interval", "audit-retention"}},
 	}
 }

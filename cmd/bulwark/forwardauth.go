@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulwark-auth/bulwark/keys"
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/server/forwardauth"
 	"github.com/bulwark-auth/bulwark/storage"
 )
@@ -119,7 +120,7 @@ type forwardAuth struct {
 
 // buildForwardAuth assembles the endpoint, or returns nil when no rules
 // file is configured. An invalid rules file refuses to start.
-func buildForwardAuth(cfg config, store storage.Store, ring *keys.Ring, keySvc *apikeys.Service, reg prometheus.Registerer,
+func buildForwardAuth(cfg config, store storage.Store, ring *keys.Ring, keySvc *apikeys.Service, proofs *dpop.Verifier, reg prometheus.Registerer,
 	audit func(context.Context, storage.AuditEvent), now func() time.Time, log logrus.FieldLogger) (*forwardAuth, error) {
 	if cfg.ForwardAuthRules == "" {
 		return nil, nil
@@ -138,7 +139,7 @@ func buildForwardAuth(cfg config, store storage.Store, ring *keys.Ring, keySvc *
 		Issuer: cfg.Issuer, JWT: ring.Signer(cfg.AccessTokenAlg), KeyPublished: func(kid string) bool { _, ok := ring.VerificationKey(kid); return ok }, Revocations: revs, APIKeys: keySvc, Notifier: store,
 		Rules: rules, Metrics: forwardauth.NewMetrics(reg), Logger: log, Audit: audit,
 		AuditSampleRate: cfg.ForwardAuthAuditSample, Headers: cfg.ForwardAuthHeaders,
-		Rate: cfg.ForwardAuthRate, Burst: cfg.ForwardAuthBurst, Now: now,
+		Rate: cfg.ForwardAuthRate, Burst: cfg.ForwardAuthBurst, Now: now, DPoP: proofs,
 	})
 	if err != nil {
 		return nil, err

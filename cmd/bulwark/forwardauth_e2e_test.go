@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/bulwark-auth/bulwark/server/dpop/dpoptest"
 	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
 	"github.com/bulwark-auth/bulwark/storage/storagetest"
 	"golang.org/x/oauth2/clientcredentials"
@@ -68,7 +70,8 @@ http {
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Forwarded-Method $request_method;
-            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Uri $request_uri;
             proxy_set_header X-Original-URI "";
         }
@@ -333,10 +336,32 @@ func TestE2EForwardAuthBehindNginx(t *testing.T) {
 		}
 	})
 
-	t.Run("case=DPoP is not supported yet", func(t *testing.T) {
-		status, _, _ := gatewayGet(t, gw+"/public/orders", map[string]string{"Authorization": "DPoP " + newToken()})
-		if status != http.StatusUnauthorized {
-			t.Fatalf("got %d", status)
+	t.Run("case=DPoP-bound token with its proof through nginx", func(t *testing.T) {
+		// The proof names the URL the client called: the gateway's.
+		c := dpoptest.NewES256(t)
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}}
+		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("svc:"+e2eSvcSecret))
+		_, _, h := dpopDo(t, "POST", s.issuer+"/oauth2/token", form, auth, c.Proof(t, "POST", s.issuer+"/oauth2/token"))
+		status, out, _ := dpopDo(t, "POST", s.issuer+"/oauth2/token", form, auth,
+			c.Proof(t, "POST", s.issuer+"/oauth2/token", dpoptest.WithNonce(h.Get("DPoP-Nonce"))))
+		if status != http.StatusOK || out["token_type"] != "DPoP" {
+			t.Fatalf("token: %d %v", status, out)
+		}
+		tok := out["access_token"].(string)
+		proof := c.Proof(t, "GET", gw+"/public/orders", dpoptest.WithAccessToken(tok))
+		status, seen, _ := gatewayGet(t, gw+"/public/orders?page=2", map[string]string{"Authorization": "DPoP " + tok, "DPoP": proof})
+		if status != http.StatusOK || seen.ClientID != "svc" {
+			t.Fatalf("DPoP through nginx: %d %+v", status, seen)
+		}
+		for name, hdr := range map[string]map[string]string{
+			"replayed proof": {"Authorization": "DPoP " + tok, "DPoP": proof},
+			"as Bearer":      {"Authorization": "Bearer " + tok},
+			"other path":     {"Authorization": "DPoP " + tok, "DPoP": c.Proof(t, "GET", gw+"/public/other", dpoptest.WithAccessToken(tok))},
+		} {
+			status, _, h := gatewayGet(t, gw+"/public/orders", hdr)
+			if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "DPoP ") {
+				t.Fatalf("%s: %d %q", name, status, h.Get("WWW-Authenticate"))
+			}
 		}
 	})
 

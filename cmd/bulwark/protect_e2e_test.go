@@ -289,12 +289,14 @@ func TestServeRefusesNonLoopbackHTTPIssuer(t *testing.T) {
 }
 
 func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
-	c := config{Issuer: "ftp://x", TLSCert: "a", AuthCodeLifespan: time.Hour, LogFormat: "xml", IDTokenAlg: "HS256", AccessTokenAlg: "ES256"}
+	c := config{Issuer: "ftp://x", TLSCert: "a", AuthCodeLifespan: time.Hour, LogFormat: "xml", IDTokenAlg: "HS256", AccessTokenAlg: "ES256",
+		DPoPWindow: time.Hour, dpopNonceRaw: "sometimes"}
 	err := c.finish("short", "", "ES256")
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, want := range []string{"at least 32", "DATABASE_URL", "must use https", "--tls-cert and --tls-key", "auth code lifespan", "log format", "HS256", "key retention"} {
+	for _, want := range []string{"at least 32", "DATABASE_URL", "must use https", "--tls-cert and --tls-key", "auth code lifespan", "log format", "HS256", "key retention",
+		"--dpop-proof-window", "--dpop-nonce"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing problem %q in:\n%v", want, err)
 		}

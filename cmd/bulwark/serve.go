@@ -35,6 +35,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server/audit"
 	"github.com/bulwark-auth/bulwark/server/backchannel"
 	"github.com/bulwark-auth/bulwark/server/console"
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/server/egress"
 	"github.com/bulwark-auth/bulwark/server/metrics"
 	"github.com/bulwark-auth/bulwark/server/oauth"
@@ -386,6 +387,18 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		registrationEndpoint = cfg.Issuer + registration.Path
 	}
 
+	// DPoP proofs: used jtis in the store (every replica), nonces keyed by
+	// the master secret(s), newest first, so replicas agree and a nonce
+	// survives a master-secret rotation.
+	nonceKeys := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		nonceKeys[i] = deriveSecret(s, "bulwark dpop nonce")
+	}
+	proofs, err := dpop.New(dpop.Config{Store: store, NonceKeys: nonceKeys, Nonce: cfg.DPoPNonce, Window: cfg.DPoPWindow, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("dpop: %w", err)
+	}
+
 	provider, err := oauth.New(oauth.Config{
 		Issuer:               cfg.Issuer,
 		Store:                store,
@@ -411,6 +424,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		JWKSFetcher:          registration.JWKSFetcher(eg, 0, 0),
 		RegistrationEndpoint: registrationEndpoint,
 		BackchannelLogout:    true,
+		DPoP:                 proofs,
 		Defense: oauth.Defense{
 			LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m, DeviceGuard: deviceGuard,
 		},
@@ -450,7 +464,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		return nil, fmt.Errorf("back-channel logout: %w", err)
 	}
 
-	fwd, err := buildForwardAuth(cfg, store, ring, keySvc, registry, sink.Record, now, log)
+	fwd, err := buildForwardAuth(cfg, store, ring, keySvc, proofs, registry, sink.Record, now, log)
 	if err != nil {
 		return nil, fmt.Errorf("forward-auth: %w", err)
 	}

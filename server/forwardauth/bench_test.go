@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/keys/hash"
 	"github.com/bulwark-auth/bulwark/keys/secretbox"
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
 )
 
@@ -72,8 +73,12 @@ func newEnv(tb testing.TB, rules string, mod func(*Config)) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	proofs, err := dpop.New(dpop.Config{Store: store, NonceKeys: [][]byte{secret}})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	cfg := Config{Issuer: benchIssuer, JWT: ring.Signer("ES256"), KeyPublished: published(ring), Revocations: revs, APIKeys: keySvc, Notifier: store,
-		Rules: StaticRules(set), Metrics: NewMetrics(prometheus.NewRegistry()), Logger: log, Rate: 1e9, Burst: 1e9}
+		Rules: StaticRules(set), Metrics: NewMetrics(prometheus.NewRegistry()), Logger: log, Rate: 1e9, Burst: 1e9, DPoP: proofs}
 	if mod != nil {
 		mod(&cfg)
 	}

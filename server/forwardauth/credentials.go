@@ -56,12 +56,20 @@ type denial struct {
 	code   string // RFC 6750 §3.1 error code; "" for a bare challenge
 	desc   string
 	scope  string // insufficient_scope: what the route needs
+	dpop   bool   // the challenge is the DPoP scheme's (RFC 9449 §7.1)
 }
 
 func (d *denial) Error() string { return "forwardauth: denied: " + d.reason }
 
 func deny(reason string, status int, code, desc string) *denial {
 	return &denial{reason: reason, status: status, code: code, desc: desc}
+}
+
+// denyDPoP is a denial answered with the DPoP scheme's challenge.
+func denyDPoP(reason string, status int, code, desc string) *denial {
+	d := deny(reason, status, code, desc)
+	d.dpop = true
+	return d
 }
 
 // verifiedJWT is what a JWT's signature check establishes; it is cached by
@@ -74,6 +82,9 @@ type verifiedJWT struct {
 	signature string
 	issuedAt  time.Time
 	expiresAt time.Time
+	// jkt is the token's cnf.jkt (RFC 9449 §6.1): the thumbprint of the
+	// DPoP key it is bound to; empty for a bearer token.
+	jkt string
 }
 
 // jwtCache remembers verified JWTs. Bounded: when full, expired entries go,
@@ -156,6 +167,15 @@ func (h *Handler) verifyJWT(ctx context.Context, token string) (*verifiedJWT, er
 	v.id.subject, _ = c["sub"].(string)
 	v.id.clientID, _ = c["client_id"].(string)
 	v.id.limitKey = "client:" + v.id.clientID
+	if cnf, ok := c["cnf"].(map[string]any); ok {
+		if jkt, ok := cnf["jkt"].(string); ok && jkt != "" {
+			v.jkt = jkt
+		} else {
+			// A confirmation this server did not issue: refuse rather
+			// than treat the token as a bearer token.
+			return nil, deny(reasonInvalidToken, 401, "invalid_token", "The access token is invalid.")
+		}
+	}
 	if s, ok := c["scope"].(string); ok {
 		v.id.scopes = strings.Fields(s)
 	}

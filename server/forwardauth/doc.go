@@ -12,4 +12,9 @@
 // When the deny list cannot be trusted (startup, lost notifications, too
 // many revocations at once) tokens issued before that moment are looked up
 // in the store instead.
+//
+// "Authorization: DPoP <JWT>" (RFC 9449 §7) is accepted with a proof for
+// the original request (server/dpop); its jti is recorded in the store, the
+// one database statement on that path, so a proof is used once across
+// replicas. A DPoP-bound token presented as a bearer token is refused.
 package forwardauth

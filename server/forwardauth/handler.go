@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -63,7 +64,11 @@ type Config struct {
 	CacheEntries int
 	// Realm is the RFC 6750 realm; default "bulwark".
 	Realm string
-	Now   func() time.Time
+	// DPoP, when set, accepts "Authorization: DPoP <JWT>" with a DPoP
+	// proof for the original request (RFC 9449 §7) and refuses DPoP-bound
+	// tokens presented as bearer tokens. Nil answers the DPoP scheme 401.
+	DPoP *dpop.Verifier
+	Now  func() time.Time
 }
 
 // Handler answers forward-auth subrequests.
@@ -171,8 +176,11 @@ func (h *Handler) Run(ctx context.Context) {
 }
 
 // origin is the original request the gateway asks about, established once.
+// path is normalized for the rules; url is the original URL as the client
+// addressed it (scheme, host, path without query), the htu a DPoP proof
+// must name.
 type origin struct {
-	method, host, path string
+	method, host, path, url string
 }
 
 // ServeHTTP answers one subrequest.
@@ -193,7 +201,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.allow(w, &identity{}, "anonymous")
 		return
 	}
-	id, err := h.authenticate(r)
+	id, err := h.authenticate(r, o)
 	if err != nil {
 		var dn *denial
 		if !errors.As(err, &dn) {
@@ -284,12 +292,37 @@ func (h *Handler) origin(r *http.Request) (origin, *denial) {
 	if uri == "" || !isToken(method) || len(host) > 255 || strings.ContainsAny(host, "/\\@ ") {
 		return o, bad
 	}
+
 	p, err := NormalizePath(uri)
 	if err != nil {
 		o.method, o.host = method, host
 		return o, deny(reasonPathRefused, http.StatusForbidden, "", "The request path is not acceptable.")
 	}
-	return origin{method: method, host: host, path: p}, nil
+	return origin{method: method, host: host, path: p, url: originURL(r, host, uri)}, nil
+}
+
+// originURL is the URL the client addressed (a DPoP proof's htu): the
+// scheme from X-Forwarded-Proto (https when absent; ws and wss are the
+// WebSocket names Traefik uses), the forwarded host and the path without
+// query. It is empty, so that every proof fails its htu check, when the
+// scheme is unclear (repeated, a list, unknown): bearer checks do not
+// depend on it and go on working.
+func originURL(r *http.Request, host, uri string) string {
+	scheme := "https"
+	switch v := r.Header.Values("X-Forwarded-Proto"); {
+	case len(v) > 1:
+		return ""
+	case len(v) == 1:
+		switch strings.ToLower(strings.TrimSpace(v[0])) {
+		case "https", "wss":
+		case "http", "ws":
+			scheme = "http"
+		default:
+			return ""
+		}
+	}
+	path, _, _ := strings.Cut(uri, "?")
+	return scheme + "://" + host + path
 }
 
 func isToken(s string) bool {
@@ -305,9 +338,9 @@ func isToken(s string) bool {
 }
 
 // authenticate reads and verifies the credential (RFC 6750 §2.1 bearer
-// header, or X-API-Key). On denial the identity may still be returned for
-// the audit record.
-func (h *Handler) authenticate(r *http.Request) (*identity, error) {
+// header, RFC 9449 §7.1 DPoP header with its proof, or X-API-Key). On
+// denial the identity may still be returned for the audit record.
+func (h *Handler) authenticate(r *http.Request, o origin) (*identity, error) {
 	authz := r.Header.Values("Authorization")
 	apiKey := r.Header.Values("X-API-Key")
 	if len(authz) > 1 || len(apiKey) > 1 || len(authz) == 1 && len(apiKey) == 1 {
@@ -325,9 +358,10 @@ func (h *Handler) authenticate(r *http.Request) (*identity, error) {
 	scheme, token, _ := strings.Cut(authz[0], " ")
 	token = strings.TrimSpace(token)
 	switch {
+	case strings.EqualFold(scheme, "DPoP") && h.cfg.DPoP == nil:
+		return nil, deny(reasonDPoP, http.StatusUnauthorized, "invalid_token", "DPoP is not enabled.")
 	case strings.EqualFold(scheme, "DPoP"):
-		// Not yet: DPoP proofs are not implemented (README).
-		return nil, deny(reasonDPoP, http.StatusUnauthorized, "invalid_token", "DPoP-bound tokens are not supported yet.")
+		return h.authenticateDPoP(r, o, token)
 	case !strings.EqualFold(scheme, "Bearer"):
 		return nil, deny(reasonNoCredentials, http.StatusUnauthorized, "invalid_request", "Use the Bearer scheme.")
 	case token == "" || len(token) > 8<<10:
@@ -335,20 +369,76 @@ func (h *Handler) authenticate(r *http.Request) (*identity, error) {
 	case strings.HasPrefix(token, "bwk_"):
 		return h.verifyAPIKey(r.Context(), token)
 	}
-	v, err := h.verifyJWT(r.Context(), token)
+	v, err := h.checkJWT(r.Context(), token)
+	if err != nil || v.jkt == "" {
+		return idOf(v), err
+	}
+	// A DPoP-bound token is worthless without its key (RFC 9449 §7.2).
+	return &v.id, denyDPoP(reasonDPoPBinding, http.StatusUnauthorized, "invalid_token", "The access token is DPoP-bound: present it with the DPoP scheme and a proof.")
+}
+
+// authenticateDPoP verifies "Authorization: DPoP <JWT>": the token as a
+// bearer token would be, then the proof for the original request (htm and
+// htu from the forwarded headers, ath of the token, jti once across every
+// replica), then that the proof's key is the one the token is bound to.
+func (h *Handler) authenticateDPoP(r *http.Request, o origin, token string) (*identity, error) {
+	if token == "" || len(token) > 8<<10 || strings.HasPrefix(token, "bwk_") {
+		return nil, denyDPoP(reasonMalformed, http.StatusBadRequest, "invalid_request", "The DPoP scheme takes a JWT access token.")
+	}
+	v, err := h.checkJWT(r.Context(), token)
+	if err != nil {
+		var dn *denial
+		if errors.As(err, &dn) {
+			dn.dpop = true
+		}
+		return idOf(v), err
+	}
+	if v.jkt == "" {
+		return &v.id, denyDPoP(reasonDPoPBinding, http.StatusUnauthorized, "invalid_token", "The access token is not DPoP-bound: present it with the Bearer scheme.")
+	}
+	proof, err := h.cfg.DPoP.Verify(r.Context(), r.Header.Values("DPoP"), dpop.Check{Method: o.method, URL: o.url, AccessToken: token})
+	if e, refused := dpop.AsError(err); refused {
+		switch {
+		case e.Malformed:
+			return &v.id, denyDPoP(reasonMalformed, http.StatusBadRequest, "invalid_request", e.Description())
+		case e.Code == dpop.CodeUseNonce:
+			return &v.id, denyDPoP(reasonDPoPNonce, http.StatusUnauthorized, e.Code, e.Description())
+		}
+		return &v.id, denyDPoP(reasonDPoPInvalid, http.StatusUnauthorized, e.Code, e.Description())
+	}
+	if err != nil {
+		return &v.id, err
+	}
+	if proof.JKT != v.jkt {
+		return &v.id, denyDPoP(reasonDPoPBinding, http.StatusUnauthorized, dpop.CodeInvalidProof, "The DPoP proof's key is not the key the access token is bound to.")
+	}
+	return &v.id, nil
+}
+
+func idOf(v *verifiedJWT) *identity {
+	if v == nil {
+		return nil
+	}
+	return &v.id
+}
+
+// checkJWT verifies a JWT access token (cached), its expiry and revocation.
+// On a denial after the signature check the verified token is returned too.
+func (h *Handler) checkJWT(ctx context.Context, token string) (*verifiedJWT, error) {
+	v, err := h.verifyJWT(ctx, token)
 	if err != nil {
 		return nil, err
 	}
 	if !h.cfg.Now().Before(v.expiresAt) {
-		return &v.id, deny(reasonExpired, http.StatusUnauthorized, "invalid_token", "The access token expired.")
+		return v, deny(reasonExpired, http.StatusUnauthorized, "invalid_token", "The access token expired.")
 	}
-	switch err := h.cfg.Revocations.Check(r.Context(), v.key, v.signature, v.issuedAt, v.expiresAt); {
+	switch err := h.cfg.Revocations.Check(ctx, v.key, v.signature, v.issuedAt, v.expiresAt); {
 	case errors.Is(err, errRevoked):
-		return &v.id, deny(reasonRevoked, http.StatusUnauthorized, "invalid_token", "The access token was revoked.")
+		return v, deny(reasonRevoked, http.StatusUnauthorized, "invalid_token", "The access token was revoked.")
 	case err != nil:
-		return &v.id, err
+		return v, err
 	}
-	return &v.id, nil
+	return v, nil
 }
 
 // refuse writes a denial: the RFC 6750 §3 challenge on 401 and 403, a
@@ -371,7 +461,16 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, o origin, id *i
 	if d.status == http.StatusTooManyRequests || d.status == http.StatusServiceUnavailable {
 		hd.Set("Retry-After", "1")
 	}
-	if d.status == http.StatusUnauthorized || d.status == http.StatusForbidden && d.code != "" || d.status == http.StatusBadRequest {
+	if d.dpop {
+		c := dpop.Challenge(h.cfg.Realm, d.code, d.desc)
+		if d.scope != "" {
+			c += `, scope="` + d.scope + `"`
+		}
+		hd.Set("WWW-Authenticate", c)
+		if d.code == dpop.CodeUseNonce {
+			hd.Set("DPoP-Nonce", h.cfg.DPoP.Nonce())
+		}
+	} else if d.status == http.StatusUnauthorized || d.status == http.StatusForbidden && d.code != "" || d.status == http.StatusBadRequest {
 		c := `Bearer realm="` + h.cfg.Realm + `"`
 		if d.code != "" {
 			c += `, error="` + d.code + `"`
@@ -383,6 +482,10 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, o origin, id *i
 			c += `, scope="` + d.scope + `"`
 		}
 		hd.Set("WWW-Authenticate", c)
+		if d.status == http.StatusUnauthorized && d.code == "" && h.cfg.DPoP != nil {
+			// No credential: both schemes are offered (RFC 9449 §7.1).
+			hd.Add("WWW-Authenticate", dpop.Challenge(h.cfg.Realm, "", ""))
+		}
 	}
 	hd.Set("Content-Type", "application/json")
 	w.WriteHeader(d.status)

@@ -17,6 +17,9 @@ const (
 	reasonInsufficientScope = "insufficient_scope"
 	reasonRateLimited       = "rate_limited"
 	reasonDPoP              = "dpop_unsupported"
+	reasonDPoPInvalid       = "invalid_dpop_proof"
+	reasonDPoPNonce         = "use_dpop_nonce"
+	reasonDPoPBinding       = "dpop_binding"
 	reasonAPIKeyInvalid     = "api_key_invalid"
 	reasonAPIKeyRevoked     = "api_key_revoked"
 	reasonAPIKeyExpired     = "api_key_expired"
@@ -58,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.allowed, m.denied, m.lookups, m.reloads, m.denyListSize, m.auditsSampled)
 	for _, r := range []string{reasonNoCredentials, reasonMalformed, reasonPathRefused, reasonNoRule, reasonInvalidToken,
-		reasonExpired, reasonRevoked, reasonWrongAudience, reasonInsufficientScope, reasonRateLimited, reasonDPoP,
+		reasonExpired, reasonRevoked, reasonWrongAudience, reasonInsufficientScope, reasonRateLimited, reasonDPoP, reasonDPoPInvalid, reasonDPoPNonce, reasonDPoPBinding,
 		reasonAPIKeyInvalid, reasonAPIKeyRevoked, reasonAPIKeyExpired, reasonUnavailable} {
 		m.denied.WithLabelValues(r)
 	}

@@ -196,7 +196,7 @@ var (
 		"server_error", "temporarily_unavailable", "invalid_token", "insufficient_scope",
 		"invalid_request_uri", "invalid_request_object", "login_required", "consent_required",
 		"interaction_required", "request_unauthorized", "request_forbidden", "rate_limited",
-		"invalid_dpop_proof", "unsupported_token_type", "invalid_target", "not_found", "method_not_allowed")
+		"invalid_dpop_proof", "use_dpop_nonce", "unsupported_token_type", "invalid_target", "not_found", "method_not_allowed")
 	classes = set("token", "introspect", "revoke", "par", "login", "admin", "userinfo")
 	kinds   = set("ip", "client")
 	signals = set("failed_login", "invalid_client", "invalid_token", "refresh_reuse")

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/bulwark-auth/bulwark/server/dpop"
 )
 
 // Scopes Bulwark understands for end users. Clients may register further
@@ -96,6 +98,9 @@ func (p *Provider) metadata(oidc bool) metadata {
 		// sid, and ID tokens carry the same sid.
 		BackchannelLogoutSupported:        p.cfg.BackchannelLogout,
 		BackchannelLogoutSessionSupported: p.cfg.BackchannelLogout,
+	}
+	if p.cfg.DPoP != nil {
+		m.DPoPSigningAlgValuesSupported = dpop.Algorithms()
 	}
 	if oidc {
 		m.UserinfoEndpoint = iss + pathUserinfo

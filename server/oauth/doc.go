@@ -15,4 +15,9 @@
 // narrow Store interface and on the key ring only through fosite's
 // jwt.Signer and a JWKS function, so it can be tested with an in-memory
 // store and a throwaway key.
+//
+// DPoP (RFC 9449, dpop.go): with Config.DPoP set, the token endpoint binds
+// tokens to the key of the request's proof (cnf.jkt, token_type DPoP),
+// introspection reports the binding and userinfo requires the DPoP scheme
+// for bound tokens; the proof checks themselves are server/dpop's.
 package oauth

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/bulwark-auth/bulwark/keys/hash"
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/memory"
 )
@@ -323,7 +324,14 @@ func newTestProvider(tb testing.TB, issuer string, hasher fosite.Hasher, log log
 		tb.Fatal(err)
 	}
 	store := memory.New(memory.Config{})
+	// DPoP is on, as in production; nonces are required at the token
+	// endpoint (the default policy).
+	proofs, err := dpop.New(dpop.Config{Store: store, NonceKeys: [][]byte{[]byte("dpop-nonce-key-0123456789-0123456789")}})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	p, err := New(Config{
+		DPoP:              proofs,
 		Issuer:            issuer,
 		Store:             store,
 		AccessTokenSigner: signer,

@@ -25,6 +25,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 	"github.com/sirupsen/logrus"
 
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/web"
@@ -107,6 +108,11 @@ type Config struct {
 	// in discovery: set it when a server/backchannel worker delivers the
 	// logouts this provider queues.
 	BackchannelLogout bool
+	// DPoP, when set, accepts DPoP proofs (RFC 9449) at the token
+	// endpoint and binds the tokens it issues to the proof's key, and
+	// makes userinfo require a proof for such tokens. Nil disables DPoP:
+	// proofs are ignored and tokens are bearer tokens.
+	DPoP *dpop.Verifier
 	// MaxAssertionLifetime caps how long a private_key_jwt client
 	// assertion may be valid (exp - iat, or exp - now); zero means
 	// DefaultMaxAssertionLifetime.

@@ -51,6 +51,13 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 	c.NotBefore = time.Time{}
 	c.Extra["client_id"] = clientID
 	sess.ClientID = clientID
+	// A DPoP-bound token names its key (RFC 9449 §6.1); the session may
+	// carry a cnf from the token it refreshes, so it is set or removed.
+	if sess.DPoPJKT != "" {
+		c.Extra["cnf"] = map[string]any{"jkt": sess.DPoPJKT}
+	} else {
+		delete(c.Extra, "cnf")
+	}
 
 	// Same steps as fosite's DefaultJWTStrategy, plus the audience default.
 	claims, ok := sess.GetJWTClaims().

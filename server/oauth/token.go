@@ -13,6 +13,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/server/protect"
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
@@ -52,6 +53,14 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.writeAccessError(w, r, nil, err)
+		return
+	}
+	// The DPoP proof is checked before fosite reads the grant, so a
+	// refused proof (or the use_dpop_nonce round trip) consumes no code or
+	// refresh token.
+	proof, err := p.tokenProof(ctx, r)
+	if err != nil {
+		p.writeProofError(w, r, nil, err)
 		return
 	}
 	sess := storage.NewSession("")
@@ -97,6 +106,11 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if err := p.bindProof(ar, proof); err != nil {
+		p.writeProofError(w, r, ar, err)
+		return
+	}
+
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
 		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
@@ -110,6 +124,21 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(w, r, ar, err)
 		return
 	}
+	details := map[string]string{
+		"grant_type": strings.Join(ar.GetGrantTypes(), " "),
+		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
+	}
+	if proof != nil {
+		// A fresh nonce with every answer keeps the client's current
+		// (RFC 9449 §8.2).
+		if p.cfg.DPoP.NoncePolicy() != dpop.NonceNever {
+			w.Header().Set(headerDPoPNonce, p.cfg.DPoP.Nonce())
+		}
+	}
+	if s, ok := ar.GetSession().(*storage.Session); ok && s.DPoPJKT != "" {
+		resp.SetTokenType(schemeDPoP)
+		details["token_type"] = schemeDPoP
+	}
 	subject := ar.GetSession().GetSubject()
 	reqinfo.From(ctx).SetSubject(subject)
 	for _, gt := range ar.GetGrantTypes() {
@@ -120,10 +149,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		ClientID: clientID,
 		Subject:  subject,
 		Outcome:  OutcomeSuccess,
-		Details: map[string]string{
-			"grant_type": strings.Join(ar.GetGrantTypes(), " "),
-			"scope":      strings.Join(ar.GetGrantedScopes(), " "),
-		},
+		Details:  details,
 	})
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
@@ -357,6 +383,14 @@ func (p *Provider) writeActive(w http.ResponseWriter, use fosite.TokenUse, ar fo
 	} else {
 		out["token_type"] = "Bearer"
 	}
+	// A DPoP-bound token names its key (RFC 9449 §6.2); a refresh token
+	// is bound only when issued to a public client (see bindProof).
+	if s, ok := sess.(*storage.Session); ok && s.DPoPJKT != "" && (use != fosite.RefreshToken || ar.GetClient().IsPublic()) {
+		out["cnf"] = map[string]string{"jkt": s.DPoPJKT}
+		if use != fosite.RefreshToken {
+			out["token_type"] = schemeDPoP
+		}
+	}
 	if !exp.IsZero() {
 		out["exp"] = exp.Unix()
 	}
@@ -476,13 +510,19 @@ func (p *Provider) writePARError(w http.ResponseWriter, r *http.Request, ar fosi
 	p.oauth.WritePushedAuthorizeError(r.Context(), w, ar, err)
 }
 
-// handleUserinfo is the OpenID Connect UserInfo endpoint (Core §5.3).
+// handleUserinfo is the OpenID Connect UserInfo endpoint (Core §5.3). It
+// is a resource endpoint for DPoP (RFC 9449 §7): a DPoP-bound token is
+// accepted only under the DPoP scheme with a proof by its key.
 func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	token := fosite.AccessTokenFromRequest(r)
+	token, proof, err := p.resourceCredential(ctx, r, pathUserinfo)
+	if err != nil {
+		p.writeResourceProofError(w, r, err)
+		return
+	}
+	dpopScheme := proof != nil
 	if token == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark"`)
-		w.WriteHeader(http.StatusUnauthorized)
+		p.resourceChallenge(w, http.StatusUnauthorized, false, "", "", "")
 		return
 	}
 	sess := storage.NewSession("")
@@ -492,16 +532,18 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil || use != fosite.AccessToken {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="invalid_token"`)
-		w.WriteHeader(http.StatusUnauthorized)
+		p.resourceChallenge(w, http.StatusUnauthorized, dpopScheme, "invalid_token", "The access token is invalid.", "")
+		return
+	}
+	if code, desc, ok := checkBinding(sess.DPoPJKT, proof); !ok {
+		p.resourceChallenge(w, http.StatusUnauthorized, true, code, desc, "")
 		return
 	}
 	// The token's client: its registered origins decide CORS.
 	reqinfo.From(ctx).SetClientID(ar.GetClient().GetID())
 	granted := ar.GetGrantedScopes()
 	if !granted.Has("openid") {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="insufficient_scope", scope="openid"`)
-		w.WriteHeader(http.StatusForbidden)
+		p.resourceChallenge(w, http.StatusForbidden, dpopScheme, "insufficient_scope", "The access token lacks the openid scope.", "openid")
 		return
 	}
 	user, err := p.cfg.Store.UserByID(ctx, sess.GetSubject())
@@ -510,8 +552,7 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil || user.Disabled {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="invalid_token"`)
-		w.WriteHeader(http.StatusUnauthorized)
+		p.resourceChallenge(w, http.StatusUnauthorized, dpopScheme, "invalid_token", "The access token is invalid.", "")
 		return
 	}
 	out := map[string]any{"sub": user.ID}

@@ -107,6 +107,7 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, _ int) (int
 	n += s.guards.deleteExpired(before)
 	n += s.devices.deleteExpired(before)
 	n += s.deleteExpiredRPSessions(tx, before)
+	n += s.dpop.deleteExpired(before)
 	return n, nil
 }
 

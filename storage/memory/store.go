@@ -76,6 +76,9 @@ type Store struct {
 	// (backchannel.go).
 	bc backchannelState
 
+	// dpop holds used DPoP proofs (dpop.go).
+	dpop dpopState
+
 	subMu sync.Mutex
 	subs  map[string]map[chan string]struct{}
 

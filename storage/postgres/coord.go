@@ -154,6 +154,7 @@ var janitorTables = []struct{ table, column string }{
 	{"attempt_counters", "expires_at"},
 	{"used_marks", "expires_at"},
 	{"device_authorizations", "expires_at"},
+	{"dpop_proofs", "expires_at"},
 }
 
 // DeleteExpired implements storage.Janitor. Each statement removes at most

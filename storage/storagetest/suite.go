@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	all = append(all, opsTests...)
 	all = append(all, assignedTests...)
 	all = append(all, guardTests...)
+	all = append(all, dpopTests...)
 	all = append(all, announceTests...)
 	all = append(all, deviceTests...)
 	all = append(all, registrationTests...)
