@@ -28,7 +28,7 @@ const (
 	// that lets a token with api:read (and the svc client's API key with
 	// introspect) through ForwardAuthURI; they run only when asked for.
 	ForwardAuthJWT    = "forward_auth_jwt"
-	ForwardAuthAPIKey = "forward_auth_apikey"
+	ForwardAuthAPIKey = "forward_auth_apikey" // #nosec G101 -- a scenario name, not a credential
 )
 
 // AllScenarios lists the scenarios a run without --scenarios drives: every
