@@ -141,38 +141,19 @@ func (a *app) Close() { a.store.Close() }
 func (a *app) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// wg.Go counts each job itself, so adding one cannot unbalance it.
 	var wg sync.WaitGroup
-	wg.Add(6)
-	go func() {
-		defer wg.Done()
-		a.clients.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		a.origins.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		runJanitor(ctx, a.store, a.janitorEvery, a.auditRetention, time.Now, a.log)
-	}()
-	go func() {
-		defer wg.Done()
-		a.ring.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		a.apiKeys.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		a.logouts.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
+	wg.Go(func() { a.clients.Run(ctx) })
+	wg.Go(func() { a.origins.Run(ctx) })
+	wg.Go(func() { runJanitor(ctx, a.store, a.janitorEvery, a.auditRetention, time.Now, a.log) })
+	wg.Go(func() { a.ring.Run(ctx) })
+	wg.Go(func() { a.apiKeys.Run(ctx) })
+	wg.Go(func() { a.logouts.Run(ctx) })
+	wg.Go(func() {
 		if err := a.detector.Run(ctx); err != nil && ctx.Err() == nil {
 			a.log.WithError(err).Error("anomaly detector stopped")
 		}
-	}()
+	})
 	go func() {
 		if err := a.forwardAuth.run(ctx); err != nil {
 			a.log.WithError(err).Error("forward-auth stopped")
