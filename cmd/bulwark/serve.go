@@ -368,6 +368,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Now:                  now,
 		Logger:               log,
 		Audit:                sink.Record,
+		AuditToken:           sink.WithToken,
 		APIKeys:              keySvc,
 		Defense: oauth.Defense{
 			LoginGuard: loginGuard, ClientGuard: clientGuard, Signals: detector, Metrics: m,

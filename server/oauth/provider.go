@@ -90,6 +90,11 @@ type Config struct {
 	Logger logrus.FieldLogger
 	// Audit receives security events; nil discards them.
 	Audit func(ctx context.Context, e storage.AuditEvent)
+	// AuditToken, when set, records the event of an issued token in the
+	// same round trip as the token (audit.Sink.WithToken): the token
+	// endpoint mints with the context it returns and calls issued after a
+	// successful mint. Nil means Audit after the mint.
+	AuditToken func(ctx context.Context, e storage.AuditEvent) (context.Context, func(context.Context))
 	// MaxAssertionLifetime caps how long a private_key_jwt client
 	// assertion may be valid (exp - iat, or exp - now); zero means
 	// DefaultMaxAssertionLifetime.

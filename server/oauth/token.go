@@ -97,7 +97,21 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	// The grant's subject and scopes are settled once fosite handled the
+	// request; the event of the token rides with the token's INSERT, so
+	// the token exists exactly when its audit row does.
+	subject := ar.GetSession().GetSubject()
+	mintCtx, issued := p.auditToken(ctx, storage.AuditEvent{
+		Event:    EventTokenIssued,
+		ClientID: clientID,
+		Subject:  subject,
+		Outcome:  OutcomeSuccess,
+		Details: map[string]string{
+			"grant_type": strings.Join(ar.GetGrantTypes(), " "),
+			"scope":      strings.Join(ar.GetGrantedScopes(), " "),
+		},
+	})
+	resp, err := p.oauth.NewAccessResponse(mintCtx, ar)
 	if err != nil {
 		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 			// A concurrent request consumed the code between fosite's
@@ -110,21 +124,11 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(w, r, ar, err)
 		return
 	}
-	subject := ar.GetSession().GetSubject()
 	reqinfo.From(ctx).SetSubject(subject)
 	for _, gt := range ar.GetGrantTypes() {
 		p.countToken(gt)
 	}
-	p.audit(ctx, storage.AuditEvent{
-		Event:    EventTokenIssued,
-		ClientID: clientID,
-		Subject:  subject,
-		Outcome:  OutcomeSuccess,
-		Details: map[string]string{
-			"grant_type": strings.Join(ar.GetGrantTypes(), " "),
-			"scope":      strings.Join(ar.GetGrantedScopes(), " "),
-		},
-	})
+	issued(ctx)
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
 
