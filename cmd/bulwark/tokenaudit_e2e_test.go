@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/oauth2"
 
 	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
 	"github.com/bulwark-auth/bulwark/storage/storagetest"
@@ -111,5 +112,67 @@ func TestE2EParallelTokensEachHaveOneAuditRow(t *testing.T) {
 		if !activeIn(s, a.token) {
 			t.Fatalf("token %d is not active", i)
 		}
+	}
+}
+
+// Grants minted inside a transaction (code exchange, refresh rotation)
+// write their audit row in it: one row per answered token, with the
+// user as subject; a replayed code or refresh token, refused, adds none.
+func TestE2ETransactionalGrantsAuditWithTheirToken(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := startE2E(t, dsn)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+
+	conf := oauth2.Config{ClientID: "web", ClientSecret: e2eWebSecret,
+		Endpoint:    oauth2.Endpoint{AuthURL: s.issuer + "/oauth2/auth", TokenURL: s.issuer + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader},
+		RedirectURL: "http://127.0.0.1:9999/callback", Scopes: []string{"openid", "offline_access"}}
+	verifier := oauth2.GenerateVerifier()
+	code := s.login(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier))).Query().Get("code")
+	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier},
+		"redirect_uri": {conf.RedirectURL}}
+	status, out := s.post("/oauth2/token", exchange, "web", e2eWebSecret)
+	refresh, _ := out["refresh_token"].(string)
+	if status != http.StatusOK || refresh == "" {
+		t.Fatalf("code exchange: %d %v", status, out)
+	}
+	rotate := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}
+	if status, out := s.post("/oauth2/token", rotate, "web", e2eWebSecret); status != http.StatusOK {
+		t.Fatalf("refresh: %d %v", status, out)
+	}
+	// Replays are refused and must not claim issuance.
+	if status, _ := s.post("/oauth2/token", exchange, "web", e2eWebSecret); status != http.StatusBadRequest {
+		t.Fatalf("replayed code: %d", status)
+	}
+	if status, _ := s.post("/oauth2/token", rotate, "web", e2eWebSecret); status != http.StatusBadRequest {
+		t.Fatalf("replayed refresh token: %d", status)
+	}
+
+	rows, err := pool.Query(ctx, `SELECT details->>'grant_type', subject FROM audit_events
+		WHERE event = 'oauth.token.issued' AND client_id = 'web' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var grants []string
+	for rows.Next() {
+		var grant, subject string
+		if err := rows.Scan(&grant, &subject); err != nil {
+			t.Fatal(err)
+		}
+		if subject == "" {
+			t.Fatalf("%s audit row without the user as subject", grant)
+		}
+		grants = append(grants, grant)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(grants, []string{"authorization_code", "refresh_token"}) {
+		t.Fatalf("issued audit rows by grant: %q, want one code exchange and one refresh", grants)
 	}
 }
