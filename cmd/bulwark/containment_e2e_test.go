@@ -6,10 +6,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,43 +42,34 @@ func TestE2EClientCredentialsRacingDisable(t *testing.T) {
 		t.Fatalf("token before the race: %v", err)
 	}
 
-	type answer struct {
-		status int
-		token  string
-	}
 	const n = 16
 	// Every racer returns its answer instead of failing the test from a
 	// goroutine; a transport error is status 0.
-	res := storagetest.Together(n+1, func(i int) answer {
-		var req *http.Request
-		if i == n {
-			req, _ = http.NewRequest(http.MethodPost, s.adminURL+"/admin/v1/clients/"+id+"/disable", nil)
-			req.Header.Set("Authorization", "Bearer "+adminKey)
-		} else {
-			form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}}
-			req, _ = http.NewRequest(http.MethodPost, s.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	res := storagetest.Together(n+1, func(i int) tokenAnswer {
+		if i < n {
+			return postToken(s.issuer+"/oauth2/token", id, secret)
 		}
+		req, _ := http.NewRequest(http.MethodPost, s.adminURL+"/admin/v1/clients/"+id+"/disable", nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
 		r, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return answer{}
+			return tokenAnswer{}
 		}
-		defer r.Body.Close()
-		var out struct {
-			AccessToken string `json:"access_token"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&out)
-		return answer{status: r.StatusCode, token: out.AccessToken}
+		_ = r.Body.Close()
+		return tokenAnswer{status: r.StatusCode}
 	})
 	if res[n].status != http.StatusOK {
 		t.Fatalf("disable answered %d", res[n].status)
 	}
 	minted := []string{warm.AccessToken}
+	// The audit trail claims issuance for exactly the answered tokens: a
+	// refused mint wrote no row (one statement writes token and row).
+	wantIssued := map[string]bool{}
 	for i, a := range res[:n] {
 		switch {
 		case a.status == http.StatusOK && a.token != "":
 			minted = append(minted, a.token)
+			wantIssued[a.requestID] = true
 		case a.status == http.StatusUnauthorized, a.status == http.StatusTooManyRequests:
 			// Refused: the client is disabled (invalid_client), and its
 			// failures past the guard's limit are throttled per client.
@@ -106,6 +94,17 @@ func TestE2EClientCredentialsRacingDisable(t *testing.T) {
 		if activeIn(s, tok) {
 			t.Fatalf("token %d minted during containment is active", i)
 		}
+	}
+	issued := issuedAuditRequestIDs(t, pool, id)
+	racing := 0
+	for _, rid := range issued {
+		if wantIssued[rid] {
+			racing++
+		}
+	}
+	// One row per answered racer, plus the warm-up token's.
+	if racing != len(wantIssued) || len(issued) != len(wantIssued)+1 {
+		t.Fatalf("%d issued audit rows (%d of the racers), want %d racers + the warm-up", len(issued), racing, len(wantIssued))
 	}
 	t.Logf("%d of %d racing token requests won before the disable", len(minted)-1, n)
 }

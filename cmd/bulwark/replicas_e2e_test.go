@@ -4,7 +4,9 @@ package main
 // one clock: scheduled rotation happens exactly once however many replicas
 // tick at the same instant, every replica converges on the same key set,
 // tokens cross replicas, an emergency revocation reaches every replica, and
-// no private key sits readable in the signing_keys table.
+// no private key sits readable in the signing_keys table; tokens revoked
+// through one replica are inactive on all, and API-key rotation and the
+// janitor, run by all three at once, do their work exactly once.
 
 import (
 	"bytes"
@@ -13,8 +15,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -22,13 +26,16 @@ import (
 
 	"github.com/go-jose/go-jose/v3"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/bulwark-auth/bulwark/keys"
+	"github.com/bulwark-auth/bulwark/keys/apikeys"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/bulwark-auth/bulwark/storage/postgres/pgtest"
+	"github.com/bulwark-auth/bulwark/storage/storagetest"
 )
 
 // convergeWithin bounds how long a change made on one replica may take to
@@ -429,4 +436,121 @@ func privateKeyIn(raw []byte) string {
 		}
 	}
 	return ""
+}
+
+// Three replicas share the work: a token issued on any replica is revoked
+// through any other and is then inactive on all three; and the scheduled
+// jobs (API-key rotation, the janitor) run by all three at the same
+// instant do their work exactly once. (Signing-key rotation is counted in
+// TestE2EThreeReplicasRotateOnce.)
+func TestE2EThreeReplicasShareWork(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	clock := &fakeClock{t: time.Now()}
+	withClock := func(c *config) { c.now = clock.Now }
+	reps := []*e2eServer{startE2E(t, dsn, withClock), startE2E(t, dsn, withClock), startE2E(t, dsn, withClock)}
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+
+	t.Run("case=a token revoked on another replica is inactive everywhere", func(t *testing.T) {
+		for i, issuer := range reps {
+			status, out := issuer.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}}, "svc", e2eSvcSecret)
+			tok, _ := out["access_token"].(string)
+			if status != http.StatusOK || tok == "" {
+				t.Fatalf("replica %d: token: %d %v", i+1, status, out)
+			}
+			for j, s := range reps {
+				if !activeIn(s, tok) {
+					t.Fatalf("token of replica %d inactive on replica %d before revocation", i+1, j+1)
+				}
+			}
+			revoker := reps[(i+1)%len(reps)]
+			if status, out := revoker.post("/oauth2/revoke", url.Values{"token": {tok}}, "svc", e2eSvcSecret); status != http.StatusOK {
+				t.Fatalf("revoke on replica %d: %d %v", (i+1)%len(reps)+1, status, out)
+			}
+			for j, s := range reps {
+				if activeIn(s, tok) {
+					t.Fatalf("token of replica %d, revoked on replica %d, still active on replica %d", i+1, (i+1)%len(reps)+1, j+1)
+				}
+			}
+		}
+	})
+
+	t.Run("case=API keys due for rotation are rotated once", func(t *testing.T) {
+		const k = 6
+		ids := make([]string, k)
+		for i := range ids {
+			_, key, err := reps[i%3].app.apiKeys.Create(ctx, apikeys.CreateRequest{
+				Name: fmt.Sprintf("rot-%d", i), OwnerType: apikeys.OwnerService, OwnerID: "batch",
+				Scopes: []string{apikeys.ScopeIntrospect}, RotationPeriod: 24 * time.Hour, GracePeriod: time.Hour, CreatedBy: "test",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[i] = key.ID
+		}
+		clock.Advance(24*time.Hour + time.Minute)
+		errs := storagetest.Together(len(reps), func(i int) error { return reps[i].app.apiKeys.Tick(ctx) })
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("replica %d: Tick: %v", i+1, err)
+			}
+		}
+		for _, id := range ids {
+			var successors, rotations int
+			if err := pool.QueryRow(ctx, `SELECT
+				(SELECT count(*) FROM api_keys WHERE replaces_id = $1),
+				(SELECT count(*) FROM audit_events WHERE event = 'apikey.rotate' AND details->>'key_id' = $1)`, id).
+				Scan(&successors, &rotations); err != nil {
+				t.Fatal(err)
+			}
+			if successors != 1 || rotations != 1 {
+				t.Fatalf("key %s: %d successors, %d rotation events; want exactly one of each", id, successors, rotations)
+			}
+		}
+	})
+
+	t.Run("case=the janitor deletes expired rows once", func(t *testing.T) {
+		const n = 5000
+		now := clock.Now()
+		if _, err := pool.Exec(ctx, `INSERT INTO token_sessions (kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
+			SELECT 'access', 'expired-' || g, 'req-' || g, 'svc', '', true, $1::timestamptz - interval '2 hours', $1::timestamptz - interval '1 hour', '{}'::jsonb
+			FROM generate_series(1, $2::int) g`, now, n); err != nil {
+			t.Fatal(err)
+		}
+		type round struct {
+			expired int64
+			ran     bool
+			err     error
+		}
+		res := storagetest.Together(len(reps), func(i int) round {
+			// A batch far below n: the winner holds the lock across many
+			// batches, the others find it held or find nothing left.
+			expired, _, ran, err := janitorOnce(ctx, reps[i].app.store, now, 0, 500, reps[i].app.log)
+			return round{expired, ran, err}
+		})
+		var total int64
+		deleters := 0
+		for i, r := range res {
+			if r.err != nil {
+				t.Fatalf("replica %d: janitor: %v", i+1, r.err)
+			}
+			total += r.expired
+			if r.expired > 0 {
+				deleters++
+			}
+		}
+		var left int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM token_sessions WHERE key LIKE 'expired-%'`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		// total may include a few rows the earlier cases left to expire
+		// (the clock moved a day).
+		if total < n || deleters != 1 || left != 0 {
+			t.Fatalf("deleted %d rows (%d inserted) by %d replicas, %d left; want all by exactly one", total, n, deleters, left)
+		}
+	})
 }

@@ -401,6 +401,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Now:                  now,
 		Logger:               log,
 		Audit:                sink.Record,
+		AuditToken:           sink.WithToken,
 		APIKeys:              keySvc,
 		JWKSFetcher:          registration.JWKSFetcher(eg, 0, 0),
 		RegistrationEndpoint: registrationEndpoint,

@@ -7,4 +7,8 @@
 // the sink scrubs anything that looks like a credential before it is
 // written. The request id comes from server/reqinfo, which the access-log
 // middleware puts in the request context.
+//
+// The event of an issued token is stored with the token itself
+// (Sink.WithToken and storage.TokenAudit): the sink shapes it, the store
+// writes it in the token's statement, so both exist or neither does.
 package audit

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ory/fosite"
 	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/bulwark-auth/bulwark/server/audit"
@@ -79,5 +80,67 @@ func TestSanitizeCopiesDetails(t *testing.T) {
 	audit.Sanitize(&e)
 	if d["k"] != "a\x00" || e.Details["k"] != "a" {
 		t.Fatalf("caller map %q, event %q", d, e.Details)
+	}
+}
+
+// WithToken: the store takes the event with the access token, so the sink
+// writes no second row; the log line is written once the mint succeeded.
+// An event no store took is appended by the sink itself; a failed mint
+// (issued not called) leaves no row.
+func TestWithTokenStoresTheEventOnce(t *testing.T) {
+	st := memory.New(memory.Config{})
+	c := &storage.Client{ID: "svc", GrantTypes: []string{"client_credentials"}}
+	if err := st.CreateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	log, hook := test.NewNullLogger()
+	sink := audit.NewSink(st, log, nil)
+	issuedIDs := func() []string {
+		evs, err := st.ListAudit(t.Context(), storage.AuditFilter{Event: "oauth.token.issued"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range evs {
+			ids = append(ids, e.RequestID)
+		}
+		return ids
+	}
+	mint := func(reqID string, withToken, succeed bool) {
+		ctx := reqinfo.With(t.Context(), &reqinfo.Info{ID: reqID, RemoteIP: "192.0.2.1", UserAgent: "ua\x00"})
+		mctx, issued := sink.WithToken(ctx, storage.AuditEvent{Event: "oauth.token.issued", ClientID: "svc", Outcome: "success"})
+		if withToken {
+			r := fosite.NewRequest()
+			r.ID, r.Client, r.Session = reqID, c, storage.NewSession("svc")
+			if err := st.CreateAccessTokenSession(mctx, "sig-"+reqID, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if succeed {
+			issued(mctx)
+		}
+	}
+
+	mint("req-taken", true, true)
+	if got := issuedIDs(); len(got) != 1 || got[0] != "req-taken" {
+		t.Fatalf("after a mint that took the event: rows %q, want exactly req-taken", got)
+	}
+	evs, _ := st.ListAudit(t.Context(), storage.AuditFilter{Event: "oauth.token.issued"})
+	if evs[0].UserAgent != "ua" || evs[0].SourceIP != "192.0.2.1" {
+		t.Fatalf("the stored event was not shaped by the sink: %+v", evs[0])
+	}
+	if n := len(hook.AllEntries()); n != 1 {
+		t.Fatalf("%d log lines, want 1", n)
+	}
+	mint("req-not-taken", false, true)
+	if got := issuedIDs(); len(got) != 2 || got[0] != "req-not-taken" {
+		t.Fatalf("an event no store took was not appended by the sink: %q", got)
+	}
+	mint("req-failed", false, false)
+	if got := issuedIDs(); len(got) != 2 {
+		t.Fatalf("a failed mint left a row: %q", got)
+	}
+	if n := len(hook.AllEntries()); n != 2 {
+		t.Fatalf("%d log lines, want 2", n)
 	}
 }

@@ -55,11 +55,37 @@ func NewSink(store storage.AuditStore, log logrus.FieldLogger, now func() time.T
 // client hanging up must not erase the trace of what it did) but is bounded
 // by DefaultTimeout.
 func (s *Sink) Record(ctx context.Context, e storage.AuditEvent) {
-	defer func() {
-		if v := recover(); v != nil {
-			s.log.WithField("event", e.Event).Error("audit: recording panicked")
-		}
-	}()
+	defer s.recoverPanic(e.Event)
+	s.shape(ctx, &e)
+	s.emit(ctx, &e, false)
+}
+
+// WithToken is Record for the event of a token the request is about to
+// mint, written in the same round trip as the token. It shapes e like
+// Record and returns a context that carries it to the store
+// (storage.TokenAudit), which writes it together with the access token:
+// both or neither. Mint with the returned context, then call issued once
+// the mint succeeded: it writes the log line, and stores the event itself
+// if no store took it. After a failed mint do not call issued: the event
+// was stored only with a token, and there is none.
+func (s *Sink) WithToken(ctx context.Context, e storage.AuditEvent) (_ context.Context, issued func(context.Context)) {
+	s.shape(ctx, &e)
+	a := storage.NewTokenAudit(e)
+	return storage.WithTokenAudit(ctx, a), func(ctx context.Context) {
+		defer s.recoverPanic(e.Event)
+		s.emit(ctx, a.Event(), a.Taken())
+	}
+}
+
+func (s *Sink) recoverPanic(event string) {
+	if v := recover(); v != nil {
+		s.log.WithField("event", event).Error("audit: recording panicked")
+	}
+}
+
+// shape fills e's time and request facts and makes it safe to store and
+// log. Every event passes through here.
+func (s *Sink) shape(ctx context.Context, e *storage.AuditEvent) {
 	if e.Time.IsZero() {
 		e.Time = s.now().UTC()
 	}
@@ -70,9 +96,13 @@ func (s *Sink) Record(ctx context.Context, e storage.AuditEvent) {
 		fill(&e.ClientID, info.ClientID())
 		fill(&e.Subject, info.Subject())
 	}
-	Sanitize(&e)
-	Scrub(&e)
+	Sanitize(e)
+	Scrub(e)
+}
 
+// emit stores e unless stored says a store already did, tells the
+// observer, and writes the log line.
+func (s *Sink) emit(ctx context.Context, e *storage.AuditEvent, stored bool) {
 	// "event_time", not "time": logrus owns "time" (the line's own
 	// timestamp) and would rename ours to "fields.time".
 	fields := logrus.Fields{
@@ -93,17 +123,17 @@ func (s *Sink) Record(ctx context.Context, e storage.AuditEvent) {
 		fields["details."+k] = v
 	}
 	entry := s.log.WithFields(fields)
-	var stored error
-	if s.store != nil {
+	var err error
+	if s.store != nil && !stored {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
-		stored = s.store.AppendAudit(wctx, &e)
+		err = s.store.AppendAudit(wctx, e)
 	}
 	if s.observe != nil {
-		s.observe(&e, stored)
+		s.observe(e, err)
 	}
-	if stored != nil {
-		entry.WithError(stored).Error("audit: storing event failed")
+	if err != nil {
+		entry.WithError(err).Error("audit: storing event failed")
 		return
 	}
 	entry.Info("audit")

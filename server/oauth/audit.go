@@ -27,6 +27,27 @@ func (p *Provider) audit(ctx context.Context, e storage.AuditEvent) {
 	if p.cfg.Audit == nil {
 		return
 	}
+	p.fillAudit(ctx, &e)
+	p.cfg.Audit(ctx, e)
+}
+
+// auditToken prepares e, the event of the token the request is about to
+// mint, with cfg.AuditToken: mint with the returned context, and call
+// issued once the mint succeeded. Without cfg.AuditToken, issued hands e to
+// cfg.Audit after the fact.
+func (p *Provider) auditToken(ctx context.Context, e storage.AuditEvent) (_ context.Context, issued func(context.Context)) {
+	switch {
+	case p.cfg.AuditToken != nil:
+		p.fillAudit(ctx, &e)
+		return p.cfg.AuditToken(ctx, e)
+	case p.cfg.Audit != nil:
+		return ctx, func(ctx context.Context) { p.audit(ctx, e) }
+	}
+	return ctx, func(context.Context) {}
+}
+
+// fillAudit fills in e's time, request facts and actor.
+func (p *Provider) fillAudit(ctx context.Context, e *storage.AuditEvent) {
 	e.Time = p.cfg.Now().UTC()
 	if info := reqinfo.From(ctx); info != nil {
 		e.RequestID = info.ID
@@ -41,5 +62,4 @@ func (p *Provider) audit(ctx context.Context, e storage.AuditEvent) {
 			e.Actor = e.ClientID
 		}
 	}
-	p.cfg.Audit(ctx, e)
 }

@@ -113,6 +113,11 @@ type Config struct {
 	// makes userinfo require a proof for such tokens. Nil disables DPoP:
 	// proofs are ignored and tokens are bearer tokens.
 	DPoP *dpop.Verifier
+	// AuditToken, when set, records the event of an issued token in the
+	// same round trip as the token (audit.Sink.WithToken): the token
+	// endpoint mints with the context it returns and calls issued after a
+	// successful mint. Nil means Audit after the mint.
+	AuditToken func(ctx context.Context, e storage.AuditEvent) (context.Context, func(context.Context))
 	// MaxAssertionLifetime caps how long a private_key_jwt client
 	// assertion may be valid (exp - iat, or exp - now); zero means
 	// DefaultMaxAssertionLifetime.

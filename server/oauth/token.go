@@ -111,7 +111,27 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	// The grant's subject and scopes are settled once fosite handled the
+	// request; the event of the token rides with the token's INSERT, so
+	// the token exists exactly when its audit row does.
+	details := map[string]string{
+		"grant_type": strings.Join(ar.GetGrantTypes(), " "),
+		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
+	}
+	dpopBound := false
+	if s, ok := ar.GetSession().(*storage.Session); ok && s.DPoPJKT != "" {
+		dpopBound = true
+		details["token_type"] = schemeDPoP
+	}
+	subject := ar.GetSession().GetSubject()
+	mintCtx, issued := p.auditToken(ctx, storage.AuditEvent{
+		Event:    EventTokenIssued,
+		ClientID: clientID,
+		Subject:  subject,
+		Outcome:  OutcomeSuccess,
+		Details:  details,
+	})
+	resp, err := p.oauth.NewAccessResponse(mintCtx, ar)
 	if err != nil {
 		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 			// A concurrent request consumed the code between fosite's
@@ -124,10 +144,6 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(w, r, ar, err)
 		return
 	}
-	details := map[string]string{
-		"grant_type": strings.Join(ar.GetGrantTypes(), " "),
-		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
-	}
 	if proof != nil {
 		// A fresh nonce with every answer keeps the client's current
 		// (RFC 9449 §8.2).
@@ -135,22 +151,14 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(headerDPoPNonce, p.cfg.DPoP.Nonce())
 		}
 	}
-	if s, ok := ar.GetSession().(*storage.Session); ok && s.DPoPJKT != "" {
+	if dpopBound {
 		resp.SetTokenType(schemeDPoP)
-		details["token_type"] = schemeDPoP
 	}
-	subject := ar.GetSession().GetSubject()
 	reqinfo.From(ctx).SetSubject(subject)
 	for _, gt := range ar.GetGrantTypes() {
 		p.countToken(gt)
 	}
-	p.audit(ctx, storage.AuditEvent{
-		Event:    EventTokenIssued,
-		ClientID: clientID,
-		Subject:  subject,
-		Outcome:  OutcomeSuccess,
-		Details:  details,
-	})
+	issued(ctx)
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
 

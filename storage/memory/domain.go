@@ -474,13 +474,18 @@ func cloneAudit(e *storage.AuditEvent) *storage.AuditEvent {
 func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 	tx, unlock := s.write(ctx)
 	defer unlock()
+	s.appendAudit(tx, e)
+	return nil
+}
+
+// appendAudit appends e; the caller holds the write lock.
+func (s *Store) appendAudit(tx *txn, e *storage.AuditEvent) {
 	s.nextAuditID++
 	e.ID = s.nextAuditID
 	if e.Time.IsZero() {
 		e.Time = s.stamp()
 	}
 	put(tx, s.audit, e.ID, cloneAudit(e))
-	return nil
 }
 
 // ListAudit implements storage.AuditStore: newest (highest id) first; Since

@@ -51,6 +51,13 @@ func (s *Store) createToken(ctx context.Context, kind tokenKind, key string, r f
 		return fmt.Errorf("memory: create session: %w", errClientDisabled())
 	}
 	put(tx, s.tokens[kind], rec.Key, row)
+	if kind == kindAccess {
+		// The request's audit event, if any, is written under the same
+		// lock and transaction as its token: both or neither.
+		if e := storage.TakeTokenAudit(ctx); e != nil {
+			s.appendAudit(tx, e)
+		}
+	}
 	return nil
 }
 

@@ -13,6 +13,38 @@ import (
 // AppendAudit implements storage.AuditStore. e.ID is set from the sequence
 // and a zero e.Time to now.
 func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
+	args, err := s.auditArgs(e)
+	if err != nil {
+		return err
+	}
+	err = s.q(ctx).QueryRow(ctx, `INSERT INTO audit_events `+auditColumns+` VALUES (`+auditParamsFrom1+`) RETURNING id`, args...).
+		Scan(&e.ID)
+	return classify("postgres: append audit", err)
+}
+
+// auditColumns are the columns an audit row is written with, in the order
+// of auditArgs.
+const auditColumns = `(time, event, actor, source_ip, user_agent, client_id, subject, outcome, request_id, details)`
+
+// auditParams returns the typed parameter list for auditArgs numbered from
+// $first. The casts let it stand in an INSERT … SELECT too (createToken),
+// where Postgres cannot infer parameter types from the target columns.
+func auditParams(first int) string {
+	types := []string{"timestamptz", "text", "text", "text", "text", "text", "text", "text", "text", "jsonb"}
+	vals := make([]string, len(types))
+	for i, t := range types {
+		vals[i] = fmt.Sprintf("$%d::%s", first+i, t)
+	}
+	return strings.Join(vals, ", ")
+}
+
+// auditParamsFrom1 is AppendAudit's parameter list.
+var auditParamsFrom1 = auditParams(1)
+
+// auditArgs returns the values of auditColumns for e, filling a zero
+// e.Time with now. The audit sink shaped and sanitized e; this only
+// encodes it.
+func (s *Store) auditArgs(e *storage.AuditEvent) ([]any, error) {
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
@@ -20,15 +52,10 @@ func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 	if len(e.Details) > 0 {
 		var err error
 		if details, err = json.Marshal(e.Details); err != nil {
-			return fmt.Errorf("postgres: encode audit details: %w", err)
+			return nil, fmt.Errorf("postgres: encode audit details: %w", err)
 		}
 	}
-	err := s.q(ctx).QueryRow(ctx, `INSERT INTO audit_events
-		(time, event, actor, source_ip, user_agent, client_id, subject, outcome, request_id, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-		e.Time, e.Event, e.Actor, e.SourceIP, e.UserAgent, e.ClientID, e.Subject, e.Outcome, e.RequestID, details).
-		Scan(&e.ID)
-	return classify("postgres: append audit", err)
+	return []any{e.Time, e.Event, e.Actor, e.SourceIP, e.UserAgent, e.ClientID, e.Subject, e.Outcome, e.RequestID, details}, nil
 }
 
 // ListAudit implements storage.AuditStore, newest first. Only the filters

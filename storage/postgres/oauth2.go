@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/ory/fosite"
 
 	"github.com/bulwark-auth/bulwark/storage"
@@ -85,6 +86,12 @@ func errClientDisabled() error { return fosite.ErrInvalidClient.WithHint("The cl
 // the disable's RevokeTokensByClient. Mints inside a transaction (code
 // exchange, refresh rotation) took the shared client lock in lockGrant and
 // must not lock the client row after it (doc.go, lock order).
+//
+// An access token carries the request's audit event when the audit sink
+// attached one (storage.TokenAudit): the INSERT then becomes a
+// data-modifying CTE whose outer INSERT writes the audit row once per token
+// row, in the same statement. A refused mint writes neither; a rolled-back
+// transaction keeps neither.
 func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requester, tt fosite.TokenType, fallback time.Duration) error {
 	rec, err := storage.EncodeRequest(key, r, tt, fallback)
 	if err != nil {
@@ -94,24 +101,52 @@ func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requ
 		rec.RequestedAt = s.now()
 	}
 	args := []any{kind, rec.Key, rec.RequestID, rec.ClientID, rec.Subject, rec.Active, rec.RequestedAt, rec.ExpiresAt, rec.Data}
+	insert := insertTokenGuarded
 	if s.hasTx(ctx) {
-		_, err = s.q(ctx).Exec(ctx, `INSERT INTO token_sessions
-			(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
-		return classify("postgres: create "+kind+" session", err)
+		insert = insertTokenInTx
 	}
-	tag, err := s.q(ctx).Exec(ctx, `INSERT INTO token_sessions
-		(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
-		SELECT $1::text, $2::text, $3::text, c.id, $5::text, $6::boolean, $7::timestamptz, $8::timestamptz, $9::jsonb
-		FROM clients c WHERE c.id = $4::text AND NOT c.disabled FOR SHARE OF c`, args...)
+	var event *storage.AuditEvent
+	if kind == kindAccess {
+		event = storage.TakeTokenAudit(ctx)
+	}
+	if event == nil {
+		tag, err := s.q(ctx).Exec(ctx, insert, args...)
+		if err != nil {
+			return classify("postgres: create "+kind+" session", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("postgres: create %s session: %w", kind, errClientDisabled())
+		}
+		return nil
+	}
+	audit, err := s.auditArgs(event)
 	if err != nil {
-		return classify("postgres: create "+kind+" session", err)
+		return err
 	}
-	if tag.RowsAffected() == 0 {
+	err = s.q(ctx).QueryRow(ctx, `WITH t AS (`+insert+` RETURNING 1)
+		INSERT INTO audit_events `+auditColumns+` SELECT `+auditParamsFrom10+` FROM t RETURNING id`,
+		append(args, audit...)...).Scan(&event.ID)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: create %s session: %w", kind, errClientDisabled())
 	}
-	return nil
+	return classify("postgres: create "+kind+" session", err)
 }
+
+// The token INSERTs of createToken: inside a transaction (the grant's
+// locks are held) and outside one (guarded by the client row).
+const (
+	insertTokenInTx = `INSERT INTO token_sessions
+		(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	insertTokenGuarded = `INSERT INTO token_sessions
+		(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
+		SELECT $1::text, $2::text, $3::text, c.id, $5::text, $6::boolean, $7::timestamptz, $8::timestamptz, $9::jsonb
+		FROM clients c WHERE c.id = $4::text AND NOT c.disabled FOR SHARE OF c`
+)
+
+// auditParamsFrom10 numbers the audit row's parameters after createToken's
+// nine.
+var auditParamsFrom10 = auditParams(10)
 
 // getToken loads one fosite request and its client in one round trip. A
 // token whose client no longer exists is reported as unknown: tokens are

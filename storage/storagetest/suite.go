@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	all = append(all, txTests...)
 	all = append(all, revokerTests...)
 	all = append(all, containmentTests...)
+	all = append(all, tokenAuditTests...)
 	all = append(all, domainTests...)
 	all = append(all, accountTests...)
 	all = append(all, ownerDisabledTests...)
