@@ -32,5 +32,7 @@ var (
 
 	// ErrOwnerDisabled is returned by CreateAPIKey when the key's owner is
 	// a disabled client or user: a disabled owner must not get a live key.
+	// LockMint returns it when a grant's user or client is disabled or
+	// gone: they must not get new tokens either.
 	ErrOwnerDisabled = errors.New("storage: owner is disabled")
 )

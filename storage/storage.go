@@ -85,6 +85,23 @@ type TokenRevoker interface {
 	RevokeTokensBySubjectAndClient(ctx context.Context, subject, clientID string) (int64, error)
 }
 
+// MintLocker orders a mint of a user's tokens that neither exchanges a code
+// nor rotates a refresh token (the device grant, RFC 8628) against
+// containment, the way those two are ordered by their code or refresh
+// token (postgres/doc.go, lock order).
+type MintLocker interface {
+	// LockMint is the first call of the transaction (BeginTX) that mints:
+	// until that transaction ends, containment of subject or of clientID
+	// (a disable or delete and its RevokeTokensBy*) waits for it, so it
+	// sees and revokes what the mint commits. LockMint then checks, after
+	// any containment that ran first has committed, that user subject
+	// exists and is not disabled and that client clientID exists and is
+	// not disabled: ErrOwnerDisabled otherwise, and the caller mints
+	// nothing. Without a transaction in ctx it returns an error: a lock
+	// that ends with its statement orders nothing.
+	LockMint(ctx context.Context, subject, clientID string) error
+}
+
 // UserStore manages local users.
 type UserStore interface {
 	CreateUser(ctx context.Context, u *User) error
@@ -265,6 +282,7 @@ type Store interface {
 	OAuth2Store
 	ClientStore
 	TokenRevoker
+	MintLocker
 	UserStore
 	ConsentStore
 	LoginSessionStore

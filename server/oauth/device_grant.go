@@ -10,6 +10,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
+	fositestorage "github.com/ory/fosite/storage"
 
 	"github.com/bulwark-auth/bulwark/server/reqinfo"
 	"github.com/bulwark-auth/bulwark/storage"
@@ -113,10 +114,9 @@ func (h *deviceGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.A
 	for _, a := range stored.GetGrantedAudience() {
 		ar.GrantAudience(a)
 	}
-	// The user approved minutes ago; a disable since then ends the grant.
-	if err := h.p.checkResourceOwner(ctx, d.Subject); err != nil {
-		return err
-	}
+	// The user approved minutes ago; whether they (and the client) are
+	// still active is decided where the tokens are minted, under the
+	// locks containment waits for (PopulateTokenEndpointResponse).
 	now := time.Now().UTC()
 	sess := ar.GetSession()
 	sess.SetExpiresAt(fosite.AccessToken, now.Add(h.lifespan(ctx, client, fosite.AccessToken)).Round(time.Second))
@@ -137,11 +137,44 @@ func (h *deviceGrant) lifespan(ctx context.Context, c fosite.Client, tt fosite.T
 }
 
 // PopulateTokenEndpointResponse mints the tokens of the consumed approval
-// (RFC 8628 §3.5, RFC 6749 §5.1).
-func (h *deviceGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+// (RFC 8628 §3.5, RFC 6749 §5.1) in one storage transaction that first
+// takes the user's and the client's mint locks (storage.MintLocker), as a
+// code exchange or refresh holds them: a disable of either, with its
+// revocation, commits before the mint and the mint is refused, or waits
+// for the mint to commit and then revokes its tokens.
+func (h *deviceGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) (err error) {
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
+	st := h.p.cfg.Store
+	ctx, err = fositestorage.MaybeBeginTx(ctx, st)
+	if err != nil {
+		return fmt.Errorf("oauth: begin device grant mint: %w", err)
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if rerr := fositestorage.MaybeRollbackTx(ctx, st); rerr != nil {
+			h.p.log.WithError(rerr).Warn("oauth: rolling back a device grant mint failed")
+		}
+	}()
+	err = st.LockMint(ctx, r.GetSession().GetSubject(), r.GetClient().GetID())
+	if errors.Is(err, storage.ErrOwnerDisabled) {
+		return fosite.ErrInvalidGrant.WithHint("The user or the client of this grant is no longer active.")
+	}
+	if err != nil {
+		return fmt.Errorf("oauth: device grant mint: %w", err)
+	}
+	if err = h.mint(ctx, r, resp); err != nil {
+		return err
+	}
+	return fositestorage.MaybeCommitTx(ctx, st)
+}
+
+// mint issues the access token, a refresh token when the client may
+// refresh and offline_access was granted, and an ID token when openid was.
+func (h *deviceGrant) mint(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
 	accessSig, err := h.access.IssueAccessToken(ctx, h.lifespan(ctx, r.GetClient(), fosite.AccessToken), r, resp)
 	if err != nil {
 		return err

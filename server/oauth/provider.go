@@ -46,6 +46,8 @@ type Store interface {
 	DeleteLoginSession(ctx context.Context, key string) error
 	// Device authorization grant (RFC 8628, device.go).
 	storage.DeviceStore
+	// LockMint orders the device grant's mint against containment.
+	storage.MintLocker
 	// JoinLoginSession and QueueLogouts keep the relying parties of each
 	// login session for back-channel logout (storage.BackchannelStore).
 	JoinLoginSession(ctx context.Context, loginKey, clientID string) (sid string, err error)

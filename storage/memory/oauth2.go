@@ -375,6 +375,22 @@ func (s *Store) DeletePARSession(ctx context.Context, requestURI string) error {
 	return s.deleteToken(ctx, kindPAR, requestURI)
 }
 
+// LockMint implements storage.MintLocker. The open transaction already
+// holds the whole store (txMu), so containment, transactional or not,
+// waits for it; only the check remains.
+func (s *Store) LockMint(ctx context.Context, subject, clientID string) error {
+	if s.txFrom(ctx) == nil {
+		return fmt.Errorf("memory: lock mint: %w", errNoTx)
+	}
+	defer s.read(ctx)()
+	u, uok := s.users[subject]
+	c, cok := s.clients[clientID]
+	if !uok || u.Disabled || !cok || c.Disabled {
+		return fmt.Errorf("memory: lock mint: %w", storage.ErrOwnerDisabled)
+	}
+	return nil
+}
+
 // RevokeTokensByClient implements storage.TokenRevoker.
 func (s *Store) RevokeTokensByClient(ctx context.Context, clientID string) (int64, error) {
 	return s.revokeWhere(ctx, func(r *tokenRow) bool { return r.rec.ClientID == clientID })

@@ -41,15 +41,20 @@
 //     handling (DeleteRefreshTokenSession), family revocation
 //     (RevokeRefreshToken, RevokeAccessToken);
 //  2. the subject, then the client: shared by a mint (lockGrant, right after
-//     its family), exclusive by containment (revokeTokensWhere: subject
-//     before client when it takes both);
+//     its family; LockMint, as the first statement of a device grant's
+//     mint, which has no family to lock), exclusive by containment
+//     (revokeTokensWhere: subject before client when it takes both);
 //  3. rows of token_sessions: code, then refresh, then access.
 //
 // So a revocation that runs while a mint of its family (or of its subject
 // or client) is uncommitted waits for it, and its statements, each with a
 // fresh READ COMMITTED snapshot taken after the lock, see what the mint
 // committed; a mint that comes second finds its code or refresh token
-// inactive and loses. Rotation and containment no longer lock rows in
+// inactive and loses. The device grant's mint, whose approval was consumed
+// by its poll before any lock, comes second by finding, in the statement
+// after LockMint's locks, its user or client disabled or gone
+// (storage.ErrOwnerDisabled); that check locks no row, since the disable
+// holds the user or client row while it waits for the lock. Rotation and containment no longer lock rows in
 // opposite orders, which deadlocked (40P01) before.
 //
 // A mint outside any transaction (client credentials, token exchange, a

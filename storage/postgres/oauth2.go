@@ -462,3 +462,30 @@ func lockGrant(ctx context.Context, q querier, kind, key string) error {
 		lockClassFamily, requestID, lockClassSubject, subject, lockClassClient, clientID)
 	return classify("lock grant", err)
 }
+
+// LockMint implements storage.MintLocker: the subject's and the client's
+// locks shared, as lockGrant takes them after a family (doc.go, lock
+// order), in a statement of their own so that the check after it, under
+// READ COMMITTED, sees whatever a containment that held them committed.
+// The check locks no row: a disable holds the user or client row while it
+// waits for the lock taken here.
+func (s *Store) LockMint(ctx context.Context, subject, clientID string) error {
+	if !s.hasTx(ctx) {
+		return errors.New("postgres: lock mint: no transaction in context")
+	}
+	q := s.q(ctx)
+	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1::int4, hashtext($2)),
+		pg_advisory_xact_lock_shared($3::int4, hashtext($4))`,
+		lockClassSubject, subject, lockClassClient, clientID); err != nil {
+		return classify("postgres: lock mint", err)
+	}
+	var active bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT disabled)
+		AND EXISTS (SELECT 1 FROM clients WHERE id = $2 AND NOT disabled)`, subject, clientID).Scan(&active); err != nil {
+		return classify("postgres: lock mint", err)
+	}
+	if !active {
+		return fmt.Errorf("postgres: lock mint: %w", storage.ErrOwnerDisabled)
+	}
+	return nil
+}

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	all = append(all, dpopTests...)
 	all = append(all, announceTests...)
 	all = append(all, deviceTests...)
+	all = append(all, mintLockTests...)
 	all = append(all, registrationTests...)
 	all = append(all, backchannelTests...)
 	for _, tc := range all {
