@@ -378,9 +378,17 @@ func TestE2ERegistrationRefusals(t *testing.T) {
 			t.Fatalf("a refused registration created client %s", c.ID)
 		}
 	}
-	// The same body with an allowed public https jwks_uri passes the
-	// address check only if it resolves: here nothing resolves, so it is
-	// refused too, never fetched. A valid registration still works.
+	// A token that is not usable (here: revoked) is refused before any
+	// registered URL is looked at, so a caller without a valid token
+	// cannot make the server resolve names: 401, not the URL refusal.
+	revID, revoked := issueInitialToken(t, s, adminKey, map[string]any{"max_clients": 5, "expires_in": "1h"})
+	if st, _ := adminDo(t, http.MethodPost, s.adminURL+"/admin/v1/registration/tokens/"+revID+"/revoke", adminKey, ""); st != http.StatusOK {
+		t.Fatalf("revoke: %d", st)
+	}
+	if st, out, _ := regCall(t, http.MethodPost, reg, revoked, `{"grant_types":["client_credentials"],"scope":"profile","logo_uri":"https://localhost/logo.png"}`); st != http.StatusUnauthorized || out["error"] != "invalid_token" {
+		t.Fatalf("unusable token with a forbidden URL: %d %v, want 401 invalid_token", st, out)
+	}
+	// A valid registration still works.
 	if st, out, _ := regCall(t, http.MethodPost, reg, initial, `{"grant_types":["client_credentials"],"scope":"profile"}`); st != http.StatusCreated {
 		t.Fatalf("valid registration after refusals: %d %v", st, out)
 	}

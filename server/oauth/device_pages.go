@@ -55,14 +55,7 @@ func safeLoginReturnTo(raw string) string {
 	if to := safeReturnTo(raw); to != "" {
 		return to
 	}
-	if raw == "" || len(raw) > 1024 || strings.ContainsAny(raw, "\\\r\n") || strings.HasPrefix(raw, "//") {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Path != pathDevice || u.Fragment != "" {
-		return ""
-	}
-	return u.RequestURI()
+	return ownRelativeURL(raw, 1024, pathDevice)
 }
 
 // renderDeviceEntry shows the code entry form.
@@ -103,9 +96,7 @@ func (p *Provider) handleDevicePage(w http.ResponseWriter, r *http.Request) {
 
 // handleDeviceSubmit takes an entered code.
 func (p *Provider) handleDeviceSubmit(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
-		p.renderForbidden(w, r)
+	if !p.readPageForm(w, r) {
 		return
 	}
 	raw := r.PostForm.Get("user_code")
@@ -175,9 +166,7 @@ func (p *Provider) deviceConsent(w http.ResponseWriter, r *http.Request, d *stor
 // so an approval racing a denial has exactly one outcome.
 func (p *Provider) handleDeviceDecision(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
-		p.renderForbidden(w, r)
+	if !p.readPageForm(w, r) {
 		return
 	}
 	code, ok := normalizeUserCode(r.PostForm.Get("user_code"))

@@ -92,15 +92,30 @@ func staticHandler() http.Handler {
 	})
 }
 
+// readPageForm caps and parses a page's posted form and checks its CSRF
+// token. On failure it has answered 403 and returns false.
+func (p *Provider) readPageForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
+		p.renderForbidden(w, r)
+		return false
+	}
+	return true
+}
+
 // safeReturnTo accepts only a relative URL pointing at our own
 // authorization endpoint, so the login and consent pages cannot be turned
 // into open redirectors.
-func safeReturnTo(raw string) string {
-	if raw == "" || len(raw) > 8192 || strings.ContainsAny(raw, "\\\r\n") || strings.HasPrefix(raw, "//") {
+func safeReturnTo(raw string) string { return ownRelativeURL(raw, 8192, pathAuthorize) }
+
+// ownRelativeURL returns raw as a request URI when it is a relative URL of
+// at most maxLen bytes whose path is exactly path, and "" otherwise.
+func ownRelativeURL(raw string, maxLen int, path string) string {
+	if raw == "" || len(raw) > maxLen || strings.ContainsAny(raw, "\\\r\n") || strings.HasPrefix(raw, "//") {
 		return ""
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Path != pathAuthorize || u.Fragment != "" {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Path != path || u.Fragment != "" {
 		return ""
 	}
 	return u.RequestURI()
@@ -125,9 +140,7 @@ func (p *Provider) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 // which usernames exist.
 func (p *Provider) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
-		p.renderForbidden(w, r)
+	if !p.readPageForm(w, r) {
 		return
 	}
 	username := strings.TrimSpace(r.PostForm.Get("username"))
@@ -219,9 +232,7 @@ func (p *Provider) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 // handleConsentSubmit records the user's decision and finishes the
 // authorization request it belongs to.
 func (p *Provider) handleConsentSubmit(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
-		p.renderForbidden(w, r)
+	if !p.readPageForm(w, r) {
 		return
 	}
 	mode := modeDeny
@@ -290,9 +301,7 @@ func (p *Provider) handleLogoutPage(w http.ResponseWriter, r *http.Request) {
 // user to the client when the (re-validated) request named a registered
 // post_logout_redirect_uri (RP-Initiated Logout 1.0 §3).
 func (p *Provider) handleLogoutSubmit(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || !p.checkCSRF(r) {
-		p.renderForbidden(w, r)
+	if !p.readPageForm(w, r) {
 		return
 	}
 	// The hidden fields are client input like the original query: a

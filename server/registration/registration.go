@@ -171,9 +171,14 @@ func (h *Handler) handleRegister(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err, "refused by policy")
 		return
 	}
-	if err := checkURLs(ctx, h.cfg.Egress, &req.spec); err != nil {
-		h.fail(w, r, err, "refused URL")
-		return
+	// Checking the URLs resolves their hosts. With a token, that waits
+	// until the token has been counted (and is rolled back with it), so a
+	// caller without a valid token cannot make the server look up names.
+	if hashes == nil {
+		if err := checkURLs(ctx, h.cfg.Egress, &req.spec); err != nil {
+			h.fail(w, r, err, "refused URL")
+			return
+		}
 	}
 	regToken, regHash, err := h.cfg.Tokens.New(regtoken.RegistrationPrefix)
 	if err != nil {
@@ -198,6 +203,9 @@ func (h *Handler) handleRegister(w http.ResponseWriter, r *http.Request) {
 			}
 			via, actor = t.ID, admin.Actor{ID: "initial_token:" + t.ID}
 			if err := applyPolicy(&req.spec, req.fields, h.cfg.Policy.narrowed(t)); err != nil {
+				return err
+			}
+			if err := checkURLs(ctx, h.cfg.Egress, &req.spec); err != nil {
 				return err
 			}
 		}
