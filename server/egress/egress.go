@@ -169,6 +169,9 @@ func (c *Client) CheckURL(ctx context.Context, raw string) error {
 		}
 		return nil
 	}
+	// The lookup is bounded like a fetch, whatever the caller's context.
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		return fmt.Errorf("egress: resolve %s: %w", host, err)
