@@ -496,6 +496,14 @@ func TestE2EDeviceUserCodeGuessing(t *testing.T) {
 			t.Fatalf("right code %q: %d %.300s", shape(da.UserCode), status, body)
 		}
 	}
+	// More people than the address's budget, each entering their own code
+	// from the same address (one NAT, at the defaults): every one passes.
+	for i := range 25 {
+		da := deviceAuth(t, cfg)
+		if status, body, _ := p.enter(da.UserCode); status != http.StatusOK {
+			t.Fatalf("person %d behind the shared address: %d %.300s", i+1, status, body)
+		}
+	}
 	if status := wrong(); status != http.StatusBadRequest {
 		t.Fatalf("20th wrong code: %d", status)
 	}
