@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -36,24 +35,13 @@ const oidcClientTS = "../../.ci/node/node_modules/oidc-client-ts/dist/browser/oi
 // skipping locally and failing in CI when either is missing.
 func spaBrowser(t *testing.T) (bin string, bundle []byte) {
 	t.Helper()
-	missing := func(what string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found; .ci/run installs it", what)
-		}
-		t.Skipf("%s not found (run .ci/run)", what)
-	}
-	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(p); err == nil {
-			bin = path
-			break
-		}
-	}
-	if bin == "" {
-		missing("chromium")
-	}
+	bin = chromiumBinary(t)
 	bundle, err := os.ReadFile(filepath.FromSlash(oidcClientTS))
 	if err != nil {
-		missing("oidc-client-ts (" + oidcClientTS + ")")
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("oidc-client-ts (%s) not found; .ci/run installs it", oidcClientTS)
+		}
+		t.Skipf("oidc-client-ts (%s) not found (run .ci/run)", oidcClientTS)
 	}
 	return bin, bundle
 }
