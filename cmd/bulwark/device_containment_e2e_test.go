@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/oauth2"
 
@@ -137,21 +138,31 @@ func checkContained(t *testing.T, s *e2eServer, cfg *oauth2.Config, a deviceAnsw
 //   - mint first: the admin API's disable queues behind the poll; the test
 //     lets both go; the poll mints, the disable then revokes what it minted.
 func TestE2EDeviceMintWaitsForContainment(t *testing.T) {
-	t.Run("case=containment commits first", func(t *testing.T) {
-		s, pool, cfg, p, alice, _ := deviceContainmentE2E(t)
-		code := approvedDevice(t, cfg, p)
+	// parkPoll holds the user's subject lock exclusively in a transaction
+	// of the test's own, as containment does, and starts the approved poll
+	// of code, which waits for it at its mint lock.
+	parkPoll := func(t *testing.T, s *e2eServer, pool *pgxpool.Pool, user, code string) (pgx.Tx, <-chan deviceAnswer) {
+		t.Helper()
 		ctx := context.Background()
 		tx, err := pool.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer func() { _ = tx.Rollback(ctx) }()
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2))`, lockClassSubject, alice); err != nil {
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2))`, lockClassSubject, user); err != nil {
 			t.Fatal(err)
 		}
 		polled := make(chan deviceAnswer, 1)
 		go func() { polled <- pollAnswer(s, code) }()
 		waitForLockWaiters(t, pool, 1)
+		return tx, polled
+	}
+
+	t.Run("case=containment commits first", func(t *testing.T) {
+		s, pool, cfg, p, alice, _ := deviceContainmentE2E(t)
+		code := approvedDevice(t, cfg, p)
+		ctx := context.Background()
+		tx, polled := parkPoll(t, s, pool, alice, code)
 		for _, q := range []string{
 			`UPDATE users SET disabled = true WHERE id = $1`,
 			`UPDATE token_sessions SET active = false WHERE kind IN ('code', 'refresh') AND active AND subject = $1`,
@@ -181,17 +192,7 @@ func TestE2EDeviceMintWaitsForContainment(t *testing.T) {
 		s, pool, cfg, p, alice, adminKey := deviceContainmentE2E(t)
 		code := approvedDevice(t, cfg, p)
 		ctx := context.Background()
-		tx, err := pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = tx.Rollback(ctx) }()
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2))`, lockClassSubject, alice); err != nil {
-			t.Fatal(err)
-		}
-		polled := make(chan deviceAnswer, 1)
-		go func() { polled <- pollAnswer(s, code) }()
-		waitForLockWaiters(t, pool, 1)
+		tx, polled := parkPoll(t, s, pool, alice, code)
 		disabled := make(chan deviceAnswer, 1)
 		go func() { disabled <- adminAnswer(s, "/admin/v1/users/"+alice+"/disable", adminKey) }()
 		waitForLockWaiters(t, pool, 2)
