@@ -26,6 +26,14 @@ func adminDo(t *testing.T, method, u, key, body string) (int, map[string]any) {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
+	st, out, _ := doJSON(t, req)
+	return st, out
+}
+
+// doJSON sends req and returns the status, the decoded JSON body (nil when
+// it is not JSON) and the headers.
+func doJSON(t *testing.T, req *http.Request) (int, map[string]any, http.Header) {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +41,7 @@ func adminDo(t *testing.T, method, u, key, body string) (int, map[string]any) {
 	defer res.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	return res.StatusCode, out, res.Header
 }
 
 func TestE2EAdminAPIAndContainment(t *testing.T) {

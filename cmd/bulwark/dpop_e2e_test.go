@@ -58,14 +58,7 @@ func dpopDo(t *testing.T, method, u string, form url.Values, authz string, proof
 	for _, p := range proofs {
 		req.Header.Add("DPoP", p)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out, res.Header
+	return doJSON(t, req)
 }
 
 // startReplicaPair starts two replicas on one fresh database; the second

@@ -48,14 +48,7 @@ func regCall(t *testing.T, method, u, token, body string) (int, map[string]any, 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out, res.Header
+	return doJSON(t, req)
 }
 
 // issueInitialToken issues an initial access token through the admin API.
