@@ -33,8 +33,28 @@ type InitialAccessToken struct {
 }
 
 // Usable reports whether the token may register one more client at now.
-func (t *InitialAccessToken) Usable(now time.Time) bool {
-	return t.RevokedAt == nil && now.Before(t.ExpiresAt) && t.Registered < t.MaxClients
+func (t *InitialAccessToken) Usable(now time.Time) bool { return t.Status(now) == InitialTokenUsable }
+
+// Statuses of an initial access token (Status).
+const (
+	InitialTokenUsable  = "usable"
+	InitialTokenRevoked = "revoked"
+	InitialTokenExpired = "expired"
+	InitialTokenUsedUp  = "used up"
+)
+
+// Status says whether the token may register a client at now, and if not,
+// why: revoked, expired or used up (in that order).
+func (t *InitialAccessToken) Status(now time.Time) string {
+	switch {
+	case t.RevokedAt != nil:
+		return InitialTokenRevoked
+	case !now.Before(t.ExpiresAt):
+		return InitialTokenExpired
+	case t.Registered >= t.MaxClients:
+		return InitialTokenUsedUp
+	}
+	return InitialTokenUsable
 }
 
 // RegistrationStore keeps initial access tokens and the registration

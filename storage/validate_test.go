@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v3"
 )
@@ -174,5 +175,32 @@ func TestValidateCORSOrigin(t *testing.T) {
 	}
 	if err := cl.Validate(nil); err != nil {
 		t.Fatalf("valid client refused: %v", err)
+	}
+}
+
+func TestInitialAccessTokenStatus(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	revoked := now.Add(-time.Minute)
+	cases := []struct {
+		name string
+		tok  InitialAccessToken
+		want string
+	}{
+		{"case=usable", InitialAccessToken{MaxClients: 2, Registered: 1, ExpiresAt: now.Add(time.Hour)}, InitialTokenUsable},
+		{"case=used up", InitialAccessToken{MaxClients: 1, Registered: 1, ExpiresAt: now.Add(time.Hour)}, InitialTokenUsedUp},
+		{"case=expired at the instant", InitialAccessToken{MaxClients: 1, ExpiresAt: now}, InitialTokenExpired},
+		{"case=revoked wins", InitialAccessToken{MaxClients: 1, Registered: 1, ExpiresAt: now.Add(-time.Hour), RevokedAt: &revoked}, InitialTokenRevoked},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if got := c.tok.Status(now); got != c.want {
+				t.Fatalf("Status = %q, want %q", got, c.want)
+			}
+			if c.tok.Usable(now) != (c.want == InitialTokenUsable) {
+				t.Fatalf("Usable disagrees with Status %q", c.want)
+			}
+		})
 	}
 }

@@ -71,17 +71,8 @@ registrations, at expiry, or when revoked.`,
 			_, _ = fmt.Fprintln(tw, "ID\tDESCRIPTION\tREGISTERED\tEXPIRES\tSCOPE\tSTATUS")
 			now := time.Now()
 			for _, t := range ts {
-				status := "usable"
-				switch {
-				case t.RevokedAt != nil:
-					status = "revoked"
-				case !now.Before(t.ExpiresAt):
-					status = "expired"
-				case t.Registered >= t.MaxClients:
-					status = "used up"
-				}
 				_, _ = fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", t.ID, cmpOr(t.Description, "-"), t.Registered, t.MaxClients,
-					t.ExpiresAt.Format(time.RFC3339), cmpOr(strings.Join(t.Scopes, " "), "(policy)"), status)
+					t.ExpiresAt.Format(time.RFC3339), cmpOr(strings.Join(t.Scopes, " "), "(policy)"), t.Status(now))
 			}
 			return tw.Flush()
 		},

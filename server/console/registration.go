@@ -21,8 +21,8 @@ type registrationData struct {
 	now                      time.Time
 }
 
-// Usable reports whether t may still register a client.
-func (d registrationData) Usable(t *storage.InitialAccessToken) bool { return t.Usable(d.now) }
+// Status is t's status now: usable, revoked, expired or used up.
+func (d registrationData) Status(t *storage.InitialAccessToken) string { return t.Status(d.now) }
 
 func (c *Console) registrationView(r *http.Request, rc *reqCtx, d registrationData) (view, error) {
 	ts, err := c.cfg.Service.ListInitialAccessTokens(r.Context(), storage.ListOptions{Limit: admin.MaxPageSize})
