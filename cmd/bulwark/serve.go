@@ -37,6 +37,7 @@ import (
 	"github.com/bulwark-auth/bulwark/server/console"
 	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/server/egress"
+	"github.com/bulwark-auth/bulwark/server/logjson"
 	"github.com/bulwark-auth/bulwark/server/metrics"
 	"github.com/bulwark-auth/bulwark/server/oauth"
 	"github.com/bulwark-auth/bulwark/server/profiling"
@@ -56,7 +57,7 @@ func newLogger(format, level string, out io.Writer) (*logrus.Logger, error) {
 	if format == "text" {
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 	} else {
-		log.SetFormatter(&logrus.JSONFormatter{})
+		log.SetFormatter(logjson.Formatter{})
 	}
 	lvl, err := logrus.ParseLevel(level)
 	if err != nil {
