@@ -37,6 +37,8 @@ const (
 	DefaultRetention      = 7 * 24 * time.Hour
 	DefaultTickInterval   = time.Minute
 	DefaultReloadInterval = 30 * time.Second
+	// DefaultVerifiedTokens bounds the verified-token cache (~2 KB each).
+	DefaultVerifiedTokens = 10_000
 	// DefaultMaxJWKSMaxAge caps the default JWKSMaxAge. The JWKS max-age is
 	// also how long a revoked key may still be trusted by a resource server
 	// that caches our JWKS, so it is kept short: a quarter of LeadTime, at
@@ -88,6 +90,9 @@ type Config struct {
 	// ReloadInterval is how often Run reloads the ring even without a
 	// notification (the safety net for lost notifications). Default 30s.
 	ReloadInterval time.Duration
+	// VerifiedTokens bounds how many verified tokens Decode remembers (see
+	// package keys/verified). Default DefaultVerifiedTokens.
+	VerifiedTokens int
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger logrus.FieldLogger
@@ -117,6 +122,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReloadInterval == 0 {
 		c.ReloadInterval = DefaultReloadInterval
+	}
+	if c.VerifiedTokens == 0 {
+		c.VerifiedTokens = DefaultVerifiedTokens
 	}
 	if c.Now == nil {
 		c.Now = time.Now

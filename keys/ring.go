@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite/token/jwt"
 
+	"github.com/bulwark-auth/bulwark/keys/verified"
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -54,6 +56,10 @@ type Ring struct {
 	// key material never changes, so a key is unsealed and parsed once,
 	// and a transient unseal failure does not take away a working key.
 	private map[string]*jose.JSONWebKey
+
+	// verified remembers tokens Decode verified (keyed by the token's
+	// hash, until they expire), for every Signer of the ring.
+	verified *verified.Cache[*jwt.Token]
 
 	// blocked counts activations the scheduler refused because the next
 	// key did not open (an alert metric, see Health).
@@ -113,7 +119,7 @@ func NewRing(ctx context.Context, cfg Config) (*Ring, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := &Ring{cfg: cfg, private: map[string]*jose.JSONWebKey{}}
+	r := &Ring{cfg: cfg, private: map[string]*jose.JSONWebKey{}, verified: verified.New[*jwt.Token](cfg.VerifiedTokens)}
 	empty, err := render(nil)
 	if err != nil {
 		return nil, err

@@ -2,8 +2,11 @@ package keys
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite/token/jwt"
@@ -70,8 +73,43 @@ func (s *Signer) Validate(ctx context.Context, token string) (string, error) {
 // Decode parses and verifies token with the key its kid names, and checks
 // its time claims. Like fosite's DefaultSigner it returns the token along
 // with a *jwt.ValidationError when verification fails.
+//
+// A token that verified is remembered by its hash until it expires, so the
+// next Decode of the same bytes skips the signature check; the key it
+// names must still be published (not revoked) and of the token's
+// algorithm, checked on every call. The returned token is shared between
+// callers and must not be modified (fosite and Bulwark only read it).
 func (s *Signer) Decode(_ context.Context, token string) (*jwt.Token, error) {
-	return jwt.ParseWithClaims(token, jwt.MapClaims{}, s.keyFunc)
+	sum := sha256.Sum256([]byte(token))
+	now := s.ring.cfg.Now()
+	if t, ok := s.ring.verified.Get(sum, now); ok {
+		if _, err := s.keyFunc(t); err == nil {
+			return t, nil
+		}
+	}
+	t, err := jwt.ParseWithClaims(token, jwt.MapClaims{}, s.keyFunc)
+	if err == nil {
+		if exp, ok := t.Claims["exp"]; ok {
+			if sec, ok := numericSeconds(exp); ok {
+				s.ring.verified.Put(sum, t, time.Unix(sec, 0), now)
+			}
+		}
+	}
+	return t, err
+}
+
+// numericSeconds reads a NumericDate claim as fosite's parser leaves it.
+func numericSeconds(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), true
+	case int64:
+		return n, true
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	return 0, false
 }
 
 func (s *Signer) keyFunc(t *jwt.Token) (interface{}, error) {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -368,5 +369,44 @@ func TestResourceServerSimulation(t *testing.T) {
 			e.audit.mu.Unlock()
 			t.Logf("%d verifications by jwx across %d signing keys, %d revoked-key rejections", verified, len(kids), rejectedAfterRefresh)
 		})
+	}
+}
+
+// TestDecodeRemembersOnlyWhatVerified: a verified token is remembered, but
+// a cached verification never outlives its key (revocation applies to
+// cached tokens at once) and never covers other bytes (a payload swapped
+// under a remembered signature still fails).
+func TestDecodeRemembersOnlyWhatVerified(t *testing.T) {
+	e := newEnv()
+	ctx := context.Background()
+	r := e.ring(t, e.config(t, keys.ES256))
+	if err := r.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := r.Signer(keys.ES256)
+	exp := e.clock.Now().Add(time.Hour).Unix()
+	good, _, err := s.Generate(ctx, jwt.MapClaims{"sub": "alice", "exp": exp}, jwt.NewHeaders())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // cold, then from the cache
+		tok, err := s.Decode(ctx, good)
+		if err != nil {
+			t.Fatalf("decode %d: %v", i, err)
+		}
+		if tok.Claims["sub"] != "alice" || !tok.Valid() {
+			t.Fatalf("decode %d: claims %v, valid %v", i, tok.Claims, tok.Valid())
+		}
+	}
+	parts := strings.Split(good, ".")
+	swapped := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"mallory","exp":`+strconv.FormatInt(exp, 10)+`}`)) + "." + parts[2]
+	if _, err := s.Decode(ctx, swapped); err == nil {
+		t.Fatal("a payload under a remembered signature was accepted")
+	}
+	if err := r.Revoke(ctx, headerOf(t, good)["kid"].(string), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Validate(ctx, good); err == nil {
+		t.Fatal("a remembered token of a revoked key still validates")
 	}
 }

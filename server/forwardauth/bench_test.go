@@ -191,9 +191,7 @@ func BenchmarkCheck(b *testing.B) {
 		cred := creds["jwt"]
 		b.ReportAllocs()
 		for b.Loop() {
-			env.h.jwts.mu.Lock()
-			clear(env.h.jwts.m)
-			env.h.jwts.mu.Unlock()
+			env.h.jwts.Clear()
 			w := httptest.NewRecorder()
 			env.h.ServeHTTP(w, checkRequest("/forward-auth", cred))
 			if w.Code != http.StatusOK {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ory/fosite/token/jwt"
@@ -87,43 +86,13 @@ type verifiedJWT struct {
 	jkt string
 }
 
-// jwtCache remembers verified JWTs. Bounded: when full, expired entries go,
-// and if that is not enough the cache starts over.
-type jwtCache struct {
-	mu  sync.RWMutex
-	m   map[[32]byte]*verifiedJWT
-	max int
-}
-
-func (c *jwtCache) get(h [32]byte) *verifiedJWT {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.m[h]
-}
-
-func (c *jwtCache) put(h [32]byte, v *verifiedJWT, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		for k, e := range c.m {
-			if !e.expiresAt.After(now) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= c.max {
-			clear(c.m)
-		}
-	}
-	c.m[h] = v
-}
-
 // verifyJWT checks an RFC 9068 access token: signature by a published ring
 // key, typ at+jwt (so an ID token signed by the same ring is refused),
 // issuer, and presence of exp (RFC 9068 §4). Expiry and revocation are
 // checked by the caller on every request, cached or not.
 func (h *Handler) verifyJWT(ctx context.Context, token string) (*verifiedJWT, error) {
 	sum := sha256.Sum256([]byte(token))
-	if v := h.jwts.get(sum); v != nil {
+	if v, ok := h.jwts.Get(sum, h.cfg.Now()); ok {
 		// A signing key revoked since (containment) takes its tokens
 		// with it, cached or not.
 		if !h.cfg.KeyPublished(v.kid) {
@@ -189,7 +158,7 @@ func (h *Handler) verifyJWT(ctx context.Context, token string) (*verifiedJWT, er
 			}
 		}
 	}
-	h.jwts.put(sum, v, h.cfg.Now())
+	h.jwts.Put(sum, v, v.expiresAt, h.cfg.Now())
 	return v, nil
 }
 
@@ -221,68 +190,19 @@ func numericDate(v any) (time.Time, bool) {
 	return time.Unix(sec, 0), true
 }
 
-// apiKeyEntry is a verified API key, remembered for a short time.
+// apiKeyEntry is a verified API key, remembered for a short TTL (and
+// forgotten as soon as apikeys.NotifyChannel names the key: revocation,
+// rotation, expiry on any replica).
 type apiKeyEntry struct {
 	id    identity
 	keyID string
-	until time.Time
-}
-
-// apiKeyCache remembers successful API key verifications for a short TTL
-// and forgets a key as soon as apikeys.NotifyChannel names it (revocation,
-// rotation, expiry on any replica).
-type apiKeyCache struct {
-	mu  sync.RWMutex
-	m   map[[32]byte]*apiKeyEntry
-	max int
-}
-
-func (c *apiKeyCache) get(h [32]byte, now time.Time) *apiKeyEntry {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e := c.m[h]
-	if e == nil || !now.Before(e.until) {
-		return nil
-	}
-	return e
-}
-
-func (c *apiKeyCache) put(h [32]byte, e *apiKeyEntry, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		for k, v := range c.m {
-			if !now.Before(v.until) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= c.max {
-			clear(c.m)
-		}
-	}
-	c.m[h] = e
-}
-
-// evict drops key id's entries; "" drops everything.
-func (c *apiKeyCache) evict(keyID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if keyID == "" {
-		clear(c.m)
-		return
-	}
-	for k, v := range c.m {
-		if v.keyID == keyID {
-			delete(c.m, k)
-		}
-	}
 }
 
 // verifyAPIKey verifies an API key through the cache.
 func (h *Handler) verifyAPIKey(ctx context.Context, token string) (*identity, error) {
 	now := h.cfg.Now()
 	sum := sha256.Sum256([]byte(token))
-	if e := h.keys.get(sum, now); e != nil {
+	if e, ok := h.keys.Get(sum, now); ok {
 		return &e.id, nil
 	}
 	// A cache miss costs an Argon2id comparison: the key's bucket is
@@ -305,15 +225,16 @@ func (h *Handler) verifyAPIKey(ctx context.Context, token string) (*identity, er
 	case err != nil:
 		return nil, fmt.Errorf("forwardauth: verify API key: %w", err)
 	}
-	e := &apiKeyEntry{keyID: key.ID, until: now.Add(h.cfg.APIKeyCacheTTL)}
-	if !key.ExpiresAt.IsZero() && key.ExpiresAt.Before(e.until) {
-		e.until = key.ExpiresAt
+	e := &apiKeyEntry{keyID: key.ID}
+	until := now.Add(h.cfg.APIKeyCacheTTL)
+	if !key.ExpiresAt.IsZero() && key.ExpiresAt.Before(until) {
+		until = key.ExpiresAt
 	}
 	e.id = identity{tokenType: typeAPIKey, subject: p.Subject(), scopes: p.Scopes, limitKey: "apikey:" + key.ID}
 	if p.OwnerType == apikeys.OwnerClient {
 		e.id.clientID = p.OwnerID
 	}
-	h.keys.put(sum, e, now)
+	h.keys.Put(sum, e, until, now)
 	id := e.id
 	id.charged = true
 	return &id, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
+	"github.com/bulwark-auth/bulwark/keys/verified"
 	"github.com/bulwark-auth/bulwark/server/dpop"
 	"github.com/bulwark-auth/bulwark/storage"
 )
@@ -74,8 +75,8 @@ type Config struct {
 // Handler answers forward-auth subrequests.
 type Handler struct {
 	cfg     Config
-	jwts    *jwtCache
-	keys    *apiKeyCache
+	jwts    *verified.Cache[*verifiedJWT]
+	keys    *verified.Cache[*apiKeyEntry]
 	limiter *limiter
 	// prefix, when set, is the route prefix of Envoy mode: the original
 	// path follows it in the request path.
@@ -125,8 +126,8 @@ func New(cfg Config) (*Handler, error) {
 	cfg.Metrics.Attach(cfg.Revocations, cfg.Rules)
 	return &Handler{
 		cfg:     cfg,
-		jwts:    &jwtCache{m: map[[32]byte]*verifiedJWT{}, max: cfg.CacheEntries},
-		keys:    &apiKeyCache{m: map[[32]byte]*apiKeyEntry{}, max: cfg.CacheEntries},
+		jwts:    verified.New[*verifiedJWT](cfg.CacheEntries),
+		keys:    verified.New[*apiKeyEntry](cfg.CacheEntries),
 		limiter: newLimiter(cfg.Rate, cfg.Burst, cfg.CacheEntries, cfg.Now),
 	}, nil
 }
@@ -147,7 +148,7 @@ func (h *Handler) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		ch, err := h.cfg.Notifier.Subscribe(ctx, apikeys.NotifyChannel)
 		if err != nil {
-			h.keys.evict("")
+			h.keys.Clear()
 			h.cfg.Logger.WithError(err).Warn("forward-auth: subscribing to API key changes failed")
 			select {
 			case <-ctx.Done():
@@ -156,7 +157,7 @@ func (h *Handler) Run(ctx context.Context) {
 			}
 			continue
 		}
-		h.keys.evict("")
+		h.keys.Clear()
 	loop:
 		for {
 			select {
@@ -166,10 +167,10 @@ func (h *Handler) Run(ctx context.Context) {
 				h.limiter.sweep()
 			case id, ok := <-ch:
 				if !ok {
-					h.keys.evict("")
+					h.keys.Clear()
 					break loop
 				}
-				h.keys.evict(id)
+				h.keys.DeleteFunc(func(e *apiKeyEntry) bool { return e.keyID == id })
 			}
 		}
 	}
