@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 
 	"github.com/bulwark-auth/bulwark/server/metrics"
 	"github.com/bulwark-auth/bulwark/storage"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
 )
 
 // serve retries an unreachable database with a log line per attempt, then
@@ -60,5 +64,27 @@ func TestAuditMetrics(t *testing.T) {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v", key, got[key], want)
 		}
+	}
+}
+
+// TestTuneGCRespectsGOGC: the server's GC target applies only when the
+// operator set no GOGC.
+func TestTuneGCRespectsGOGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+
+	t.Setenv("GOGC", "150") // restored after the test
+	tuneGC(log)
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GOGC set: GC percent = %d, want it left at 100", got)
+	}
+	if err := os.Unsetenv("GOGC"); err != nil {
+		t.Fatal(err)
+	}
+	tuneGC(log)
+	if got := debug.SetGCPercent(100); got != defaultGOGC {
+		t.Fatalf("GOGC unset: GC percent = %d, want %d", got, defaultGOGC)
 	}
 }
