@@ -104,6 +104,13 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("postgres: delete client: %w", storage.ErrNotFound)
 		}
+		// Like containment (lock order in doc.go): a code exchange or
+		// refresh of this client holds the client lock shared until it
+		// commits, so the token rows it mints are visible to the DELETE
+		// below instead of outliving the client.
+		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2))`, lockClassClient, id); err != nil {
+			return classify("postgres: delete client: lock client", err)
+		}
 		if _, err := q.Exec(ctx, `DELETE FROM token_sessions WHERE client_id = $1`, id); err != nil {
 			return classify("postgres: delete client tokens", err)
 		}
