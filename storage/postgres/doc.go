@@ -43,7 +43,8 @@
 //  2. the subject, then the client: shared by a mint (lockGrant, right after
 //     its family; LockMint, as the first statement of a device grant's
 //     mint, which has no family to lock), exclusive by containment
-//     (revokeTokensWhere: subject before client when it takes both);
+//     (revokeTokensWhere: subject before client when it takes both) and by
+//     DeleteClient (after deleting the client row, before its tokens);
 //  3. rows of token_sessions: code, then refresh, then access.
 //
 // So a revocation that runs while a mint of its family (or of its subject
