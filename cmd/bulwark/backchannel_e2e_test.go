@@ -44,14 +44,14 @@ import (
 // a loaded machine.
 const deliveryWithin = 60 * time.Second
 
-// withBackchannel makes delivery fast for tests and lets it reach the
-// loopback receivers over plain http.
+// withBackchannel makes delivery fast for tests and lets it (and every
+// other egress, such as jwks_uri) reach loopback servers over plain http.
 func withBackchannel(allowed ...netip.Prefix) func(*config) {
 	if len(allowed) == 0 {
 		allowed = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	}
 	return func(c *config) {
-		c.backchannelEgress = &egress.Options{AllowHTTP: true, Allowed: allowed}
+		c.testEgress = &egress.Options{AllowHTTP: true, Allowed: allowed}
 		c.BackchannelPoll = 200 * time.Millisecond
 		c.BackchannelRetryMin = 100 * time.Millisecond
 		c.BackchannelRetryMax = 500 * time.Millisecond
