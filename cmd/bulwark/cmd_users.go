@@ -219,28 +219,21 @@ printed once. The user's login sessions end.`,
 				}
 				password = p
 			}
-			db, svc, err := c.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			u, err := findUser(cmd.Context(), db, svc, args[0])
-			if err != nil {
-				return err
-			}
-			if password == "" {
-				_, generated, err := svc.ResetPassword(cmd.Context(), operator(), u.ID)
-				if err != nil {
+			return c.onUser(func(ctx context.Context, svc *admin.Service, u *storage.User) error {
+				if password == "" {
+					_, generated, err := svc.ResetPassword(ctx, operator(), u.ID)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(c.stdout, "set a new password for %s; their sessions ended\n\n  password: %s\n\nThis is the only time the password is shown.\n", u.Username, generated)
 					return err
 				}
-				_, err = fmt.Fprintf(c.stdout, "set a new password for %s; their sessions ended\n\n  password: %s\n\nThis is the only time the password is shown.\n", u.Username, generated)
+				if _, err := svc.SetPassword(ctx, operator(), u.ID, password); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(c.stdout, "set the password of %s; their sessions ended\n", u.Username)
 				return err
-			}
-			if _, err := svc.SetPassword(cmd.Context(), operator(), u.ID, password); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(c.stdout, "set the password of %s; their sessions ended\n", u.Username)
-			return err
+			})(cmd, args)
 		},
 	}
 	setPassword.Flags().StringVar(&setFile, "password-file", "", "file holding the password, or - for standard input (default: generate one)")

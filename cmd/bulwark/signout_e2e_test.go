@@ -40,7 +40,7 @@ func newSignOutFixture(t *testing.T) *signOutFixture {
 	f.rp = addRP(t, f.s, "rp-everywhere", f.rc.url, true)
 	for range 2 {
 		b := jarClient(f.s.issuer)
-		sid, _ := signIn(t, f.s, b, f.rp)
+		sid, _ := signIn(t, f.s.issuer, b, f.rp)
 		f.browsers, f.sids = append(f.browsers, b), append(f.sids, sid)
 	}
 	if f.sids[0] == f.sids[1] {
@@ -73,7 +73,7 @@ func (f *signOutFixture) signedIn(t *testing.T, b *http.Client) bool {
 func (f *signOutFixture) expectSignedOut(t *testing.T) {
 	t.Helper()
 	f.rc.waitTokens(len(f.sids))
-	waitOutboxEmpty(t, f.s)
+	waitOutboxEmpty(t, f.s.app.store)
 	got := f.rc.tokens()
 	if len(got) != len(f.sids) {
 		t.Fatalf("%d logout tokens for %d sessions", len(got), len(f.sids))
@@ -156,56 +156,30 @@ func TestE2ESignOutEverywhereConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()))
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, actions...); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	submit := func(step string, sel chromedp.CSS) {
-		t.Helper()
-		if _, err := chromedp.RunResponse(bctx, chromedp.Click(sel)); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	text := func(sel chromedp.CSS) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
+	c := newChrome(t, bin, 2*time.Minute)
 	console := f.s.adminURL + "/admin"
 
-	do("sign in", chromedp.Navigate(console+"/login"), chromedp.WaitVisible(chromedp.ID("username")),
+	c.do("sign in", chromedp.Navigate(console+"/login"), chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), "root"), chromedp.SendKeys(chromedp.ID("password"), rootPassword))
-	submit("sign in", `form button[type="submit"]`)
-	if h := text("h1"); h != "Overview" {
+	c.submit("sign in", `form button[type="submit"]`)
+	if h := c.text("h1"); h != "Overview" {
 		t.Fatalf("after sign-in: h1 %q", h)
 	}
 
-	do("users", chromedp.Navigate(console+"/users"), chromedp.WaitVisible(chromedp.CSS("table")))
-	submit("sign-out button", `a[aria-label="Sign alice out everywhere"]`)
-	if h, body := text("h1"), text(".confirm"); h != "Sign out everywhere?" || !strings.Contains(body, "alice") || !strings.Contains(body, "back-channel logout") {
+	c.do("users", chromedp.Navigate(console+"/users"), chromedp.WaitVisible(chromedp.CSS("table")))
+	c.submit("sign-out button", `a[aria-label="Sign alice out everywhere"]`)
+	if h, body := c.text("h1"), c.text(".confirm"); h != "Sign out everywhere?" || !strings.Contains(body, "alice") || !strings.Contains(body, "back-channel logout") {
 		t.Fatalf("confirmation page: h1 %q, text %q", h, body)
 	}
 	// Nothing has happened before the confirmation.
 	if got := f.rc.tokens(); len(got) != 0 || !f.signedIn(t, f.browsers[0]) {
 		t.Fatal("the confirmation page signed alice out")
 	}
-	submit("confirm", `.confirm button[type="submit"]`)
-	if h := text("h1"); h != "Signed out everywhere" {
+	c.submit("confirm", `.confirm button[type="submit"]`)
+	if h := c.text("h1"); h != "Signed out everywhere" {
 		t.Fatalf("after confirming: h1 %q", h)
 	}
-	facts := text("dl.props")
+	facts := c.text("dl.props")
 	for _, re := range []string{`Sessions ended\s*2`, `Back-channel logouts queued\s*2`} {
 		if !regexp.MustCompile(re).MatchString(facts) {
 			t.Fatalf("done page facts %q lack %s", facts, re)
@@ -215,14 +189,14 @@ func TestE2ESignOutEverywhereConsole(t *testing.T) {
 	f.expectAudited(t, regexp.MustCompile(`^user:`+regexp.QuoteMeta(root.ID)+`$`))
 
 	// Signing oneself out everywhere ends this console session too.
-	do("users again", chromedp.Navigate(console+"/users"), chromedp.WaitVisible(chromedp.CSS("table")))
-	submit("own sign-out button", `a[aria-label="Sign root out everywhere"]`)
-	if body := text(".confirm"); !strings.Contains(body, "your own account") {
+	c.do("users again", chromedp.Navigate(console+"/users"), chromedp.WaitVisible(chromedp.CSS("table")))
+	c.submit("own sign-out button", `a[aria-label="Sign root out everywhere"]`)
+	if body := c.text(".confirm"); !strings.Contains(body, "your own account") {
 		t.Fatalf("own confirmation page: %q", body)
 	}
-	submit("confirm own", `.confirm button[type="submit"]`)
-	if msg := text(".notice-ok"); !strings.Contains(msg, "You signed yourself out everywhere") {
+	c.submit("confirm own", `.confirm button[type="submit"]`)
+	if msg := c.text(".notice-ok"); !strings.Contains(msg, "You signed yourself out everywhere") {
 		t.Fatalf("after signing oneself out: %q", msg)
 	}
-	do("console after signing out", chromedp.Navigate(console+"/users"), chromedp.WaitVisible(chromedp.ID("username")))
+	c.do("console after signing out", chromedp.Navigate(console+"/users"), chromedp.WaitVisible(chromedp.ID("username")))
 }
