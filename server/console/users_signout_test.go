@@ -104,6 +104,14 @@ func TestConsoleUserSignOutEverywhere(t *testing.T) {
 		t.Fatalf("audit: %v %+v", err, evs)
 	}
 
+	// An unknown user is 404, never a 500.
+	if p := b.get("/admin/users/nobody/sign-out"); p.status != http.StatusNotFound {
+		t.Fatalf("confirmation page of an unknown user: %d", p.status)
+	}
+	if p := b.submit("/admin/users", "/admin/users/nobody/sign-out", nil); p.status != http.StatusNotFound {
+		t.Fatalf("sign-out of an unknown user: %d", p.status)
+	}
+
 	// An administrator holding more scopes can be signed out too.
 	if p := b.submit("/admin/users/"+root.ID+"/sign-out", "/admin/users/"+root.ID+"/sign-out", nil); p.status != http.StatusOK {
 		t.Fatalf("sign-out of root: %d", p.status)
