@@ -43,6 +43,17 @@ const (
 	InitialTokenUsedUp  = "used up"
 )
 
+// EndedAt is when the token stopped being usable by the clock: its
+// expiry, or its revocation if that came first. (Used up is a count, not
+// a time: a used-up token ends when it expires.) The janitor removes
+// tokens that ended longer ago than a retention window.
+func (t *InitialAccessToken) EndedAt() time.Time {
+	if t.RevokedAt != nil && t.RevokedAt.Before(t.ExpiresAt) {
+		return *t.RevokedAt
+	}
+	return t.ExpiresAt
+}
+
 // Status says whether the token may register a client at now, and if not,
 // why: revoked, expired or used up (in that order).
 func (t *InitialAccessToken) Status(now time.Time) string {
@@ -84,6 +95,11 @@ type RegistrationStore interface {
 	// ErrNotFound when no usable token matches. Inside a transaction the
 	// count is rolled back with it.
 	UseInitialAccessToken(ctx context.Context, hashes [][]byte, now time.Time) (*InitialAccessToken, error)
+	// DeleteEndedInitialAccessTokens removes the tokens that ended (EndedAt)
+	// before `before`, at most batch rows per statement, and returns how
+	// many it removed. Clients registered with a removed token keep its id
+	// in RegisteredVia.
+	DeleteEndedInitialAccessTokens(ctx context.Context, before time.Time, batch int) (int64, error)
 
 	// CreateRegistrationToken stores the registration access token hash of
 	// a client (ErrConflict if the client has one).

@@ -32,9 +32,6 @@ type backchannelConfig struct {
 	BackchannelBurst    int
 
 	backchannelRateRaw string
-	// backchannelEgress replaces the egress rules (tests only; no flag
-	// sets it): test receivers listen on loopback over plain http.
-	backchannelEgress *egress.Options
 }
 
 const defaultBackchannelRate = "10:20"
@@ -69,9 +66,6 @@ func (c *backchannelConfig) finishBackchannel() []error {
 func buildBackchannel(cfg config, store storage.Store, ring *keys.Ring, reg prometheus.Registerer,
 	audit func(context.Context, storage.AuditEvent), now func() time.Time, log logrus.FieldLogger) (*backchannel.Worker, error) {
 	opts := cfg.egressOptions()
-	if cfg.backchannelEgress != nil {
-		opts = *cfg.backchannelEgress
-	}
 	timeout := cfg.BackchannelTimeout
 	if timeout == 0 {
 		timeout = backchannel.DefaultTimeout

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -44,14 +45,14 @@ import (
 // a loaded machine.
 const deliveryWithin = 60 * time.Second
 
-// withBackchannel makes delivery fast for tests and lets it reach the
-// loopback receivers over plain http.
+// withBackchannel makes delivery fast for tests and lets it (and every
+// other egress, such as jwks_uri) reach loopback servers over plain http.
 func withBackchannel(allowed ...netip.Prefix) func(*config) {
 	if len(allowed) == 0 {
 		allowed = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	}
 	return func(c *config) {
-		c.backchannelEgress = &egress.Options{AllowHTTP: true, Allowed: allowed}
+		c.testEgress = &egress.Options{AllowHTTP: true, Allowed: allowed}
 		c.BackchannelPoll = 200 * time.Millisecond
 		c.BackchannelRetryMin = 100 * time.Millisecond
 		c.BackchannelRetryMax = 500 * time.Millisecond
@@ -109,7 +110,9 @@ type receiver struct {
 	mu       sync.Mutex
 	accepted []logoutToken
 	rejected []string
-	// hold, when set, is called before a request is answered (it may block).
+	// hold, when set, is called with the token's jti (not yet verified)
+	// before a request is verified and answered (it may block); a request
+	// whose sender went away meanwhile is dropped.
 	hold func(r *http.Request, jti string)
 }
 
@@ -137,26 +140,48 @@ func (rc *receiver) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return // cut off by its sender's death: no request at all
+		}
 		rc.reject(w, "form: "+err.Error())
 		return
 	}
 	raw := r.PostForm.Get("logout_token")
+	if rc.hold != nil {
+		// Before verifying: a held request's sender may be gone by the
+		// time the JWKS would be fetched from it.
+		rc.hold(r, unverifiedJTI(raw))
+		if r.Context().Err() != nil {
+			return
+		}
+	}
 	claims, problem := verifyLogoutToken(rc.issuer, rc.client, raw)
 	if problem != "" {
 		rc.reject(w, problem)
 		return
-	}
-	if rc.hold != nil {
-		rc.hold(r, claims["jti"].(string))
-		if r.Context().Err() != nil {
-			return
-		}
 	}
 	rc.mu.Lock()
 	rc.accepted = append(rc.accepted, logoutToken{Client: rc.client, Claims: claims})
 	rc.mu.Unlock()
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+}
+
+// unverifiedJTI reads the jti of a JWT without verifying it ("" if none).
+func unverifiedJTI(raw string) string {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		JTI string `json:"jti"`
+	}
+	_ = json.Unmarshal(payload, &claims)
+	return claims.JTI
 }
 
 func (rc *receiver) reject(w http.ResponseWriter, why string) {
@@ -258,17 +283,17 @@ func addRP(t *testing.T, s *e2eServer, id, uri string, sessionRequired bool) *oa
 	return cfg
 }
 
-// signIn signs alice in to cfg's client in browser c and returns the ID
-// token's sid, verified by go-oidc.
-func signIn(t *testing.T, s *e2eServer, c *http.Client, cfg *oauth2.Config) (sid, rawIDToken string) {
+// signIn signs alice in at issuer to cfg's client in browser c and returns
+// the ID token's sid, verified by go-oidc.
+func signIn(t *testing.T, issuer string, c *http.Client, cfg *oauth2.Config) (sid, rawIDToken string) {
 	t.Helper()
 	ctx := context.Background()
-	tok, err := signInWith(ctx, c, s.issuer, cfg, "alice", e2ePassword)
+	tok, err := signInWith(ctx, c, issuer, cfg, "alice", e2ePassword)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
-	provider, err := oidc.NewProvider(ctx, s.issuer)
+	provider, err := oidc.NewProvider(ctx, issuer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,11 +359,13 @@ func usersKey(t *testing.T, s *e2eServer) string {
 }
 
 // waitOutboxEmpty polls until the outbox is empty.
-func waitOutboxEmpty(t *testing.T, s *e2eServer) {
+func waitOutboxEmpty(t *testing.T, st interface {
+	PendingLogouts(ctx context.Context) (int64, error)
+}) {
 	t.Helper()
 	deadline := time.Now().Add(deliveryWithin)
 	for {
-		n, err := s.app.store.PendingLogouts(context.Background())
+		n, err := st.PendingLogouts(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,9 +419,9 @@ func TestE2EBackchannelLogoutTriggers(t *testing.T) {
 	// signInAll signs alice in to every RP in a fresh browser.
 	signInAll := func() (*http.Client, string, string) {
 		b := jarClient(s.issuer)
-		sidA, hint := signIn(t, s, b, rpA)
-		sidB, _ := signIn(t, s, b, rpB)
-		sidC, _ := signIn(t, s, b, rpC)
+		sidA, hint := signIn(t, s.issuer, b, rpA)
+		sidB, _ := signIn(t, s.issuer, b, rpB)
+		sidC, _ := signIn(t, s.issuer, b, rpC)
 		if sidA != sidB || sidA != sidC {
 			t.Fatalf("one login session, three sids: %s %s %s", sidA, sidB, sidC)
 		}
@@ -474,7 +501,7 @@ func TestE2EBackchannelLogoutTriggers(t *testing.T) {
 		// Only the client whose consent ended is told.
 		expect(t, rcB, seenB, "")
 		seenB++
-		waitOutboxEmpty(t, s)
+		waitOutboxEmpty(t, s.app.store)
 		if got := rcA.tokens(); len(got) != seenA {
 			t.Fatalf("rp-a was told of rp-b's consent revocation: %v", got[seenA:])
 		}
@@ -487,7 +514,7 @@ func TestE2EBackchannelLogoutTriggers(t *testing.T) {
 		seenA++
 	})
 
-	waitOutboxEmpty(t, s)
+	waitOutboxEmpty(t, s.app.store)
 	jtis := map[string]bool{}
 	for _, tok := range append(rcA.tokens(), rcB.tokens()...) {
 		if jtis[tok.str("jti")] {
@@ -523,7 +550,7 @@ func TestE2EBackchannelReceiverDownThenBack(t *testing.T) {
 	rp := addRP(t, s, "rp-down", rc.url, true)
 
 	b := jarClient(s.issuer)
-	sid, hint := signIn(t, s, b, rp)
+	sid, hint := signIn(t, s.issuer, b, rp)
 	rpLogout(t, s, b, hint)
 
 	// Failed attempts are audited (and counted) while it is down.
@@ -553,7 +580,7 @@ func TestE2EBackchannelReceiverDownThenBack(t *testing.T) {
 	if got[0].str("sid") != sid {
 		t.Fatalf("token %v, want sid %s", got[0].Claims, sid)
 	}
-	waitOutboxEmpty(t, s)
+	waitOutboxEmpty(t, s.app.store)
 	if got := rc.tokens(); len(got) != 1 {
 		t.Fatalf("%d tokens after recovery", len(got))
 	}
@@ -579,7 +606,7 @@ func TestE2EBackchannelReplicaKilledMidDelivery(t *testing.T) {
 	stopA := runLogouts(t, a)
 
 	br := jarClient(a.issuer)
-	sid, hint := signIn(t, a, br, rp)
+	sid, hint := signIn(t, a.issuer, br, rp)
 	rpLogout(t, a, br, hint)
 
 	var jti string
@@ -599,7 +626,7 @@ func TestE2EBackchannelReplicaKilledMidDelivery(t *testing.T) {
 	if got[0].str("jti") != jti || got[0].str("sid") != sid {
 		t.Fatalf("redelivered token %v, want jti %s sid %s", got[0].Claims, jti, sid)
 	}
-	waitOutboxEmpty(t, b)
+	waitOutboxEmpty(t, b.app.store)
 	if got := rc.tokens(); len(got) != 1 {
 		t.Fatalf("%d tokens accepted, want 1", len(got))
 	}
@@ -636,7 +663,7 @@ func TestE2EBackchannelExactlyOnceAcrossReplicas(t *testing.T) {
 		return nil
 	})
 	rc.waitTokens(2 * users)
-	waitOutboxEmpty(t, s)
+	waitOutboxEmpty(t, s.app.store)
 	got := rc.tokens()
 	if len(got) != 2*users {
 		t.Fatalf("%d tokens for %d logouts", len(got), 2*users)
@@ -671,7 +698,7 @@ func TestE2EBackchannelForbiddenAddressNeverConnected(t *testing.T) {
 	rp := addRP(t, s, "rp-ssrf", rc.url, true)
 
 	b := jarClient(s.issuer)
-	_, hint := signIn(t, s, b, rp)
+	_, hint := signIn(t, s.issuer, b, rp)
 	rpLogout(t, s, b, hint)
 
 	deadline := time.Now().Add(deliveryWithin)

@@ -140,8 +140,9 @@ func (c *cli) janitorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "janitor",
 		Short: "Delete expired tokens, codes and sessions once; trim the audit trail",
-		Long: `Delete expired tokens, codes and sessions, and audit events older than
---audit-retention. serve runs the same job every --janitor-interval; this
+		Long: `Delete expired tokens, codes and sessions, initial access tokens that
+ended longer ago than --registration-token-retention, and audit events
+older than --audit-retention. serve runs the same job every --janitor-interval; this
 command is for a cron job when that is disabled.`,
 		Example: "  bulwark janitor --batch 5000",
 		Args:    noArgs,
@@ -157,7 +158,7 @@ command is for a cron job when that is disabled.`,
 				return err
 			}
 			defer db.Close()
-			n, a, ran, err := janitorOnce(cmd.Context(), db, time.Now(), c.cfg.AuditRetention, batch, discardLogger())
+			n, a, ran, err := janitorOnce(cmd.Context(), db, time.Now(), c.cfg.retention(), batch, discardLogger())
 			if err != nil {
 				return fmt.Errorf("janitor: %w", err)
 			}

@@ -26,7 +26,9 @@ func (c *cli) registrationTokensCmd() *cobra.Command {
 		Long: `Issue an initial access token (RFC 7591 §3). A registrant presents it as
 "Authorization: Bearer bwi_…" at POST /oauth2/register (serve --registration).
 Each registration uses it once; it stops working after --max-clients
-registrations, at expiry, or when revoked.`,
+registrations (deleting a registered client gives no use back), at expiry,
+or when revoked. An ended token stays listed for
+--registration-token-retention, then the janitor deletes it.`,
 		Example: `  bulwark registration-tokens create --description "partner Acme" --max-clients 1 --expires-in 24h
   bulwark registration-tokens create --description "CI fleet" --max-clients 50 --scope "openid" --grant-type authorization_code`,
 		Args: noArgs,
@@ -50,7 +52,7 @@ registrations, at expiry, or when revoked.`,
 	create.Flags().StringVar(&in.Description, "description", "", "what the token is for")
 	create.Flags().StringVar(&scope, "scope", "", "scopes registered clients may get (space- or comma-separated; default: the registration policy's)")
 	create.Flags().StringSliceVar(&in.GrantTypes, "grant-type", nil, "grant types registered clients may get (repeatable; default: the registration policy's)")
-	create.Flags().IntVar(&in.MaxClients, "max-clients", 1, "how many clients may register with the token (1: single use)")
+	create.Flags().IntVar(&in.MaxClients, "max-clients", 1, "how many registrations the token allows (1: single use); deleting a client gives none back")
 	create.Flags().DurationVar(&expiresIn, "expires-in", admin.DefaultInitialTokenLife, "lifetime of the token")
 
 	list := &cobra.Command{

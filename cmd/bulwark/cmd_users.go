@@ -219,28 +219,21 @@ printed once. The user's login sessions end.`,
 				}
 				password = p
 			}
-			db, svc, err := c.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			u, err := findUser(cmd.Context(), db, svc, args[0])
-			if err != nil {
-				return err
-			}
-			if password == "" {
-				_, generated, err := svc.ResetPassword(cmd.Context(), operator(), u.ID)
-				if err != nil {
+			return c.onUser(func(ctx context.Context, svc *admin.Service, u *storage.User) error {
+				if password == "" {
+					_, generated, err := svc.ResetPassword(ctx, operator(), u.ID)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(c.stdout, "set a new password for %s; their sessions ended\n\n  password: %s\n\nThis is the only time the password is shown.\n", u.Username, generated)
 					return err
 				}
-				_, err = fmt.Fprintf(c.stdout, "set a new password for %s; their sessions ended\n\n  password: %s\n\nThis is the only time the password is shown.\n", u.Username, generated)
+				if _, err := svc.SetPassword(ctx, operator(), u.ID, password); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(c.stdout, "set the password of %s; their sessions ended\n", u.Username)
 				return err
-			}
-			if _, err := svc.SetPassword(cmd.Context(), operator(), u.ID, password); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(c.stdout, "set the password of %s; their sessions ended\n", u.Username)
-			return err
+			})(cmd, args)
 		},
 	}
 	setPassword.Flags().StringVar(&setFile, "password-file", "", "file holding the password, or - for standard input (default: generate one)")
@@ -250,23 +243,52 @@ printed once. The user's login sessions end.`,
 		Short:   "Disable a user: sign them out and revoke their tokens and API keys",
 		Example: "  bulwark users disable alice",
 		Args:    exactArgs("user"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, svc, err := c.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			u, err := findUser(cmd.Context(), db, svc, args[0])
-			if err != nil {
-				return err
-			}
-			_, n, err := svc.DisableUser(cmd.Context(), operator(), u.ID)
+		RunE: c.onUser(func(ctx context.Context, svc *admin.Service, u *storage.User) error {
+			_, n, err := svc.DisableUser(ctx, operator(), u.ID)
 			if err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(c.stdout, "disabled %s: %d login session(s) ended, %d token(s) and %d API key(s) revoked\n", u.Username, n.LoginSessions, n.Tokens, n.APIKeys)
 			return err
-		},
+		}),
 	}
-	return group("users", "Manage users (console administrators and people who sign in)", create, list, setPassword, disable)
+
+	signOut := &cobra.Command{
+		Use:   "sign-out USER",
+		Short: "Sign a user out everywhere: end their sessions, send back-channel logouts",
+		Long: `Sign USER (a username or a user id) out everywhere, as
+DELETE /admin/v1/users/{id}/sessions and the console's "Sign out
+everywhere" do: every login session ends (public sign-in and console), and
+every application that joined one is queued an OpenID Connect back-channel
+logout, which the running servers deliver. Tokens already issued stay valid
+until they expire; "users disable" revokes them too.`,
+		Example: "  bulwark users sign-out alice",
+		Args:    exactArgs("user"),
+		RunE: c.onUser(func(ctx context.Context, svc *admin.Service, u *storage.User) error {
+			n, err := svc.RevokeSessions(ctx, operator(), u.ID)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(c.stdout, "signed %s out everywhere: %d login session(s) ended, %d back-channel logout(s) queued\n", u.Username, n.LoginSessions, n.Logouts)
+			return err
+		}),
+	}
+	return group("users", "Manage users (console administrators and people who sign in)", create, list, setPassword, disable, signOut)
+}
+
+// onUser runs fn for the user named by the command's one argument (a
+// username or a user id) with the admin Service.
+func (c *cli) onUser(fn func(ctx context.Context, svc *admin.Service, u *storage.User) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		db, svc, err := c.adminService(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		u, err := findUser(cmd.Context(), db, svc, args[0])
+		if err != nil {
+			return err
+		}
+		return fn(cmd.Context(), svc, u)
+	}
 }

@@ -105,6 +105,9 @@ type config struct {
 
 	// now replaces the clock (tests only; no flag sets it).
 	now func() time.Time
+	// testEgress replaces the egress rules (tests only; no flag sets it):
+	// test servers (JWKS, logout receivers) listen on loopback over http.
+	testEgress *egress.Options
 
 	trustedProxiesRaw   string
 	rateLimitsRaw       string
@@ -428,6 +431,9 @@ func loadSecrets(secretFlag, secretFile string) ([][]byte, []error) {
 // the developer's machine work; production reaches public https only,
 // plus the networks the operator allows.
 func (c *config) egressOptions() egress.Options {
+	if c.testEgress != nil {
+		return *c.testEgress
+	}
 	o := egress.Options{Allowed: slices.Clone(c.EgressAllowed)}
 	if c.Dev {
 		o.AllowHTTP = true

@@ -167,46 +167,20 @@ func TestE2EDeviceFlowBrowser(t *testing.T) {
 		done <- result{tok, err}
 	}()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()))
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	c := newChrome(t, bin, 90*time.Second)
 	typed := strings.ToLower(strings.ReplaceAll(da.UserCode, "-", ""))
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, actions...); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	submit := func(step string, sel chromedp.CSS) {
-		t.Helper()
-		if _, err := chromedp.RunResponse(bctx, chromedp.Click(sel)); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	text := func(sel chromedp.CSS) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	do("open verification_uri", chromedp.Navigate(da.VerificationURI), chromedp.WaitVisible(chromedp.ID("user_code")),
+	c.do("open verification_uri", chromedp.Navigate(da.VerificationURI), chromedp.WaitVisible(chromedp.ID("user_code")),
 		chromedp.SendKeys(chromedp.ID("user_code"), typed))
-	submit("enter the code", `form button[type="submit"]`)
-	do("sign in", chromedp.WaitVisible(chromedp.ID("username")),
+	c.submit("enter the code", `form button[type="submit"]`)
+	c.do("sign in", chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), "alice"), chromedp.SendKeys(chromedp.ID("password"), e2ePassword))
-	submit("sign in", `form button[type="submit"]`)
-	consent, shown := text("main"), text("#user-code")
+	c.submit("sign in", `form button[type="submit"]`)
+	consent, shown := c.text("main"), c.text("#user-code")
 	if shown != da.UserCode || !strings.Contains(consent, "Living room TV") || !strings.Contains(consent, "Only continue if you started this sign-in yourself") {
 		t.Fatalf("decision page: code %q, text %.500s", shown, consent)
 	}
-	submit("approve", `button[value="approve"]`)
-	if h := text("h1"); h != "Device connected" {
+	c.submit("approve", `button[value="approve"]`)
+	if h := c.text("h1"); h != "Device connected" {
 		t.Fatalf("after approving: h1 %q", h)
 	}
 

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -225,70 +224,19 @@ func introspectActive(issuer, tok string) bool {
 // process exits 0.
 func TestShutdownUnderLoad(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "bulwark")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	seed := filepath.Join(dir, "seed.yaml")
+	bin := buildBinary(t)
+	seed := filepath.Join(t.TempDir(), "seed.yaml")
 	if err := os.WriteFile(seed, []byte(e2eSeed), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	const delay = 2 * time.Second
 	unlimited := "token=1000000:1000000,introspect=1000000:1000000"
-	cmd := exec.Command(bin, "serve", "--database-url", dsn, "--migrate", "--seed", seed,
+	p := startServe(t, bin, []string{"BULWARK_SECRET=e2e-master-secret-0123456789-abcdefghijklmnop"},
+		"--database-url", dsn, "--migrate", "--seed", seed,
 		"--issuer", "http://127.0.0.1:4444", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--rate-limits", unlimited, "--client-rate-limits", unlimited,
 		"--shutdown-delay", delay.String(), "--log-format", "json", "--log-level", "info")
-	cmd.Env = append(filterEnv(cmd.Environ()), "BULWARK_SECRET=e2e-master-secret-0123456789-abcdefghijklmnop")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	addrs := make(chan [2]string, 1)
-	go func() {
-		// Read every line (the pipe must not fill up) and pick the
-		// listeners' addresses.
-		var pub, adm string
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) != nil || m["msg"] != "listening" {
-				continue
-			}
-			a, _ := m["addr"].(string)
-			switch m["listener"] {
-			case "public":
-				pub = a
-			case "admin":
-				adm = a
-			}
-			if pub != "" && adm != "" {
-				addrs <- [2]string{pub, adm}
-				pub = "" // report once
-			}
-		}
-	}()
-	go func() { exited <- cmd.Wait() }()
-	var pub, adm string
-	select {
-	case a := <-addrs:
-		pub, adm = a[0], a[1]
-	case err := <-exited:
-		exited <- err
-		t.Fatalf("server exited before listening: %v", err)
-	case <-time.After(2 * time.Minute):
-		t.Fatal("server did not start listening")
-	}
+	pub, adm := p.public, p.admin
 
 	load := startTokenLoad("http://"+pub+"/oauth2/token", "svc", e2eSvcSecret, 8)
 	defer load.stop()
@@ -309,7 +257,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	}
 
 	sigAt := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "/readyz to answer 503", func() bool {
@@ -343,14 +291,8 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Fatalf("in-flight request: %d, token %v", res.StatusCode, tok.AccessToken != "")
 	}
 
-	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Fatalf("exit: %v (want 0)", err)
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatal("server did not exit after draining")
+	if err := p.exitWithin(t, 2*time.Minute); err != nil {
+		t.Fatalf("exit: %v (want 0)", err)
 	}
 	exitAt := time.Now()
 	results := load.stop()

@@ -70,7 +70,7 @@ func TestJanitorAtScaleUnderLoad(t *testing.T) {
 	baseTo := time.Now()
 
 	jFrom := time.Now()
-	deleted, _, ran, err := janitorOnce(ctx, s.app.store, jFrom, 0, janitorBatch, s.app.log)
+	deleted, _, ran, err := janitorOnce(ctx, s.app.store, jFrom, retention{}, janitorBatch, s.app.log)
 	jTo := time.Now()
 	if err != nil || !ran {
 		t.Fatalf("janitor: ran=%v err=%v", ran, err)

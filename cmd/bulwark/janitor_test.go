@@ -34,11 +34,11 @@ func TestJanitorOnceRemovesExpiredAndRespectsTheLock(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatal("lock", err)
 	}
-	if _, _, ran, err := janitorOnce(ctx, st, now, 365*24*time.Hour, 10, log); ran || err != nil {
+	if _, _, ran, err := janitorOnce(ctx, st, now, retention{Audit: 365 * 24 * time.Hour}, 10, log); ran || err != nil {
 		t.Fatalf("ran=%v err=%v while another replica holds the lock", ran, err)
 	}
 	release()
-	expired, audit, ran, err := janitorOnce(ctx, st, now, 365*24*time.Hour, 10, log)
+	expired, audit, ran, err := janitorOnce(ctx, st, now, retention{Audit: 365 * 24 * time.Hour}, 10, log)
 	if err != nil || !ran || expired != 1 || audit != 1 {
 		t.Fatalf("expired=%d audit=%d ran=%v err=%v", expired, audit, ran, err)
 	}

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,52 +96,9 @@ func TestReadyzUnusableKey(t *testing.T) {
 // --shutdown-delay), then the server drains and exits 0, logging both
 // steps. Runs the real binary with a real signal.
 func TestReadyzDuringShutdown(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "bulwark")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "serve", "--dev", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+	p := startServe(t, buildBinary(t), nil, "--dev", "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--shutdown-delay", "20s", "--log-format", "json")
-	cmd.Env = filterEnv(cmd.Environ())
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-
-	lines := make(chan map[string]any, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- m
-			}
-		}
-		close(lines)
-	}()
-	waitLog := func(msg string) map[string]any {
-		t.Helper()
-		deadline := time.After(60 * time.Second)
-		for {
-			select {
-			case m, ok := <-lines:
-				if !ok {
-					t.Fatalf("server exited before logging %q", msg)
-				}
-				if m["msg"] == msg && (msg != "listening" || m["listener"] == "admin") {
-					return m
-				}
-			case <-deadline:
-				t.Fatalf("no %q log line", msg)
-			}
-		}
-	}
-	admin := "http://" + waitLog("listening")["addr"].(string)
+	admin := "http://" + p.admin
 	poll := func(want int) string {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -161,26 +114,19 @@ func TestReadyzDuringShutdown(t *testing.T) {
 		}
 	}
 	poll(http.StatusOK)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if body := poll(http.StatusServiceUnavailable); !strings.Contains(body, "shutting_down") {
 		t.Fatalf("readyz body during shutdown: %s", body)
 	}
-	waitLog("shutting down: /readyz answers 503; draining after the delay")
+	p.waitLog(t, "shutting down: /readyz answers 503; draining after the delay")
 	// Still serving while draining: liveness answers.
 	if code, _ := getStatus(t, admin+"/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz during the delay: %d", code)
 	}
-	waitLog("listeners drained")
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("server did not exit after draining")
+	p.waitLog(t, "listeners drained")
+	if err := p.exitWithin(t, 60*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
 	}
 }

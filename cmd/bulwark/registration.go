@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
@@ -26,9 +27,17 @@ type registrationConfig struct {
 	Registration     bool
 	RegistrationOpen bool
 	RegistrationPol  registration.Policy
+	// RegistrationTokenRetention is how long the janitor keeps an initial
+	// access token after it expired or was revoked (0: for good).
+	RegistrationTokenRetention time.Duration
 
 	registrationScopesRaw, registrationGrantsRaw, registrationMethodsRaw string
 }
+
+// defaultRegistrationTokenRetention keeps an ended initial access token a
+// week: long enough to see in the console and CLI what it registered
+// before it ended (the audit trail keeps that for --audit-retention).
+const defaultRegistrationTokenRetention = 7 * 24 * time.Hour
 
 func registrationFlags(fs *pflag.FlagSet, c *registrationConfig) {
 	def := registration.DefaultPolicy()
@@ -37,6 +46,7 @@ func registrationFlags(fs *pflag.FlagSet, c *registrationConfig) {
 	fs.StringVar(&c.registrationScopesRaw, "registration-scopes", envOr("BULWARK_REGISTRATION_SCOPES", strings.Join(def.Scopes, " ")), "scopes a registered client may ask for (space-separated)")
 	fs.StringVar(&c.registrationGrantsRaw, "registration-grant-types", envOr("BULWARK_REGISTRATION_GRANT_TYPES", strings.Join(def.GrantTypes, " ")), "grant types a registered client may ask for (space-separated)")
 	fs.StringVar(&c.registrationMethodsRaw, "registration-auth-methods", envOr("BULWARK_REGISTRATION_AUTH_METHODS", strings.Join(def.AuthMethods, " ")), "token endpoint auth methods a registered client may ask for (space-separated)")
+	fs.DurationVar(&c.RegistrationTokenRetention, "registration-token-retention", envDuration("BULWARK_REGISTRATION_TOKEN_RETENTION", defaultRegistrationTokenRetention), "how long an initial access token stays listed after it expired or was revoked; then the janitor deletes it (0 keeps them)")
 }
 
 // finishRegistration validates the registration settings; allowedScopes
@@ -55,6 +65,9 @@ func (c *registrationConfig) finishRegistration(allowedScopes []string) []error 
 		Scopes:      pick(c.registrationScopesRaw, def.Scopes),
 		GrantTypes:  pick(c.registrationGrantsRaw, def.GrantTypes),
 		AuthMethods: pick(c.registrationMethodsRaw, def.AuthMethods),
+	}
+	if c.RegistrationTokenRetention < 0 {
+		problems = append(problems, errors.New("--registration-token-retention must not be negative"))
 	}
 	if c.RegistrationOpen && !c.Registration {
 		problems = append(problems, errors.New("--registration-open needs --registration"))

@@ -70,8 +70,8 @@ func registeredCount(t *testing.T, s *e2eServer, adminKey, id string) int {
 	return int(out["registered"].(float64))
 }
 
-func startRegistrationServer(t *testing.T, dsn string, clock *offsetClock, open bool) *e2eServer {
-	return startE2E(t, dsn, func(c *config) {
+func startRegistrationServer(t *testing.T, dsn string, clock *offsetClock, open bool, opts ...func(*config)) *e2eServer {
+	return startE2E(t, dsn, append([]func(*config){func(c *config) {
 		c.Registration, c.RegistrationOpen = true, open
 		c.RegistrationPol.Open = open
 		// Public clients (none) are not allowed here, to test the method
@@ -84,7 +84,7 @@ func startRegistrationServer(t *testing.T, dsn string, clock *offsetClock, open 
 		// TestE2ERegistrationRateLimits runs the default limits.
 		c.RateLimits[protect.ClassRegister] = protect.Limit{Rate: 1000, Burst: 1000}
 		c.ClientRateLimits[protect.ClassRegister] = protect.Limit{Rate: 1000, Burst: 1000}
-	})
+	}}, opts...)...)
 }
 
 // TestE2EDynamicClientRegistration: a registrant with an initial access

@@ -529,7 +529,7 @@ func TestE2EThreeReplicasShareWork(t *testing.T) {
 		res := storagetest.Together(len(reps), func(i int) round {
 			// A batch far below n: the winner holds the lock across many
 			// batches, the others find it held or find nothing left.
-			expired, _, ran, err := janitorOnce(ctx, reps[i].app.store, now, 0, 500, reps[i].app.log)
+			expired, _, ran, err := janitorOnce(ctx, reps[i].app.store, now, retention{}, 500, reps[i].app.log)
 			return round{expired, ran, err}
 		})
 		var total int64

@@ -143,7 +143,8 @@ type app struct {
 	server   *server.Server
 	log      logrus.FieldLogger
 
-	janitorEvery, auditRetention time.Duration
+	janitorEvery time.Duration
+	janitorKeep  retention
 
 	// forwardAuth is nil unless a rules file is configured.
 	forwardAuth *forwardAuth
@@ -164,7 +165,7 @@ func (a *app) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.clients.Run(ctx) })
 	wg.Go(func() { a.origins.Run(ctx) })
-	wg.Go(func() { runJanitor(ctx, a.store, a.janitorEvery, a.auditRetention, time.Now, a.log) })
+	wg.Go(func() { runJanitor(ctx, a.store, a.janitorEvery, a.janitorKeep, time.Now, a.log) })
 	wg.Go(func() { a.ring.Run(ctx) })
 	wg.Go(func() { a.apiKeys.Run(ctx) })
 	wg.Go(func() { a.logouts.Run(ctx) })
@@ -518,7 +519,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		}
 	}
 	return &assembled{app: &app{store: store, ring: ring, apiKeys: keySvc, detector: detector, origins: origins, forwardAuth: fwd, logouts: logouts, server: srv, log: log,
-		janitorEvery: cfg.JanitorInterval, auditRetention: cfg.AuditRetention}, hasher: cached}, nil
+		janitorEvery: cfg.JanitorInterval, janitorKeep: cfg.retention()}, hasher: cached}, nil
 }
 
 // trustedOrigins is the issuer's origin, accepted as same-site by the

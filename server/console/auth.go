@@ -48,6 +48,7 @@ type loginData struct {
 var loginMessages = map[string]string{
 	"expired":     "Your session expired. Sign in again.",
 	"signed_out":  "You have been signed out.",
+	"everywhere":  "You signed yourself out everywhere, here too. Sign in again to continue.",
 	"restart":     "Sign in again to continue.",
 	"totp_locked": "Too many wrong codes. Wait 15 minutes, then sign in again.",
 }

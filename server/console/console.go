@@ -272,6 +272,8 @@ func (c *Console) Register(r *mux.Router) {
 		{post, "/users/{id}/password", us, c.userReset},
 		{get, "/users/{id}/totp/reset", us, c.userTOTPResetConfirm},
 		{post, "/users/{id}/totp/reset", us, c.userTOTPReset},
+		{get, "/users/{id}/sign-out", us, c.userSignOutConfirm},
+		{post, "/users/{id}/sign-out", us, c.userSignOut},
 
 		{get, "/audit", au, c.auditList},
 		{get, "/blocks", au, c.blockList},

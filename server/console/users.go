@@ -181,6 +181,37 @@ func (c *Console) userTOTPReset(w http.ResponseWriter, r *http.Request, rc *reqC
 	}))
 }
 
+func (c *Console) userSignOutConfirm(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	msg := "Every login session of the user ends, in this console and at the sign-in pages, and every application they signed in to is told by back-channel logout. Tokens already issued stay valid until they expire; disable the user to revoke them too."
+	if mux.Vars(r)["id"] == rc.user.ID {
+		msg += " This is your own account: you are signed out here too."
+	}
+	c.confirmUser(w, r, rc, "Sign out everywhere?", "Sign out everywhere", "sign-out", msg)
+}
+
+// userSignOut signs the user out everywhere (admin.Service.RevokeSessions,
+// as DELETE /admin/v1/users/{id}/sessions): it takes power away, so it
+// needs admin:users but not the user's scopes. Signing oneself out ends
+// this console session too, so that answer is the sign-in page.
+func (c *Console) userSignOut(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	id := mux.Vars(r)["id"]
+	n, err := c.cfg.Service.RevokeSessions(r.Context(), rc.actor, id)
+	if err != nil {
+		c.fail(w, r, rc, err)
+		return
+	}
+	if id == rc.user.ID {
+		c.toLogin(w, r, "everywhere")
+		return
+	}
+	c.render(w, http.StatusOK, "done", rc.view("Signed out everywhere", "users", doneData{
+		Message: "The user is signed out everywhere. Applications that support back-channel logout are told in the background.",
+		Facts: []kv{{"User ID", id}, {"Sessions ended", strconv.FormatInt(n.LoginSessions, 10)},
+			{"Back-channel logouts queued", strconv.FormatInt(n.Logouts, 10)}},
+		Next: Prefix + "/users", NextLabel: "Back to users",
+	}))
+}
+
 func (c *Console) userEdit(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	u, err := c.cfg.Service.GetUser(r.Context(), mux.Vars(r)["id"])
 	if err != nil {

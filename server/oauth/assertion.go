@@ -25,7 +25,9 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 // added around it. Every failure of an assertion is 401 invalid_client: an
 // expired one (fosite passes the JWT library's error on, which its writer
 // calls "error unrecognizable" with status 500), a replayed jti (fosite
-// answers 400 jti_known) and one valid for longer than the configured cap.
+// answers 400 jti_known), one signed by a key the client's set lacks
+// (fosite answers 400 invalid_request; RFC 7523 §3.2 says invalid_client)
+// and one valid for longer than the configured cap.
 func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 	f, ok := p.oauth.(*fosite.Fosite)
 	if !ok {
@@ -45,7 +47,7 @@ func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form
 	switch {
 	case errors.Is(err, fosite.ErrJTIKnown) || rfc.ErrorField == fosite.ErrJTIKnown.ErrorField:
 		return nil, fosite.ErrInvalidClient.WithHint("The client assertion was already used.").WithWrap(err)
-	case rfc.CodeField == http.StatusInternalServerError:
+	case rfc.CodeField == http.StatusInternalServerError, rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField:
 		return nil, fosite.ErrInvalidClient.WithHint("The client assertion is not valid.").WithWrap(err)
 	}
 	return nil, err

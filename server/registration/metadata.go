@@ -51,6 +51,17 @@ func (p Policy) narrowed(t *storage.InitialAccessToken) Policy {
 	return out
 }
 
+// heldBy is the policy for an RFC 7592 update of client c once its initial
+// access token is gone (the janitor removes tokens some time after they
+// end): what the token allowed is no longer known, so the client may keep
+// at most the scopes and grant types it holds.
+func (p Policy) heldBy(c *storage.Client) Policy {
+	out := p
+	out.Scopes = intersect(p.Scopes, c.Scopes)
+	out.GrantTypes = intersect(p.GrantTypes, c.GrantTypes)
+	return out
+}
+
 func intersect(a, b []string) []string {
 	var out []string
 	for _, x := range a {

@@ -292,11 +292,15 @@ func (h *Handler) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	pol := h.cfg.Policy
 	if cur.RegisteredVia != storage.RegisteredOpen {
 		t, err := h.cfg.Store.InitialAccessTokenByID(ctx, cur.RegisteredVia)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		switch {
+		case err == nil:
+			pol = pol.narrowed(t)
+		case errors.Is(err, storage.ErrNotFound):
+			pol = pol.heldBy(cur)
+		default:
 			h.fail(w, r, err, "")
 			return
 		}
-		pol = pol.narrowed(t)
 	}
 	if err := applyPolicy(&req.spec, req.fields, pol); err != nil {
 		h.fail(w, r, err, "refused by policy")

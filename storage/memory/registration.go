@@ -124,6 +124,21 @@ func (s *Store) UseInitialAccessToken(ctx context.Context, hashes [][]byte, now 
 	return nil, fmt.Errorf("memory: use initial access token: %w", storage.ErrNotFound)
 }
 
+// DeleteEndedInitialAccessTokens implements storage.RegistrationStore
+// under the store's write lock (the batch bounds Postgres statements only).
+func (s *Store) DeleteEndedInitialAccessTokens(ctx context.Context, before time.Time, _ int) (int64, error) {
+	tx, unlock := s.write(ctx)
+	defer unlock()
+	var n int64
+	for id, r := range s.initialTokens {
+		if r.tok.EndedAt().Before(before) {
+			del(tx, s.initialTokens, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 // CreateRegistrationToken implements storage.RegistrationStore.
 func (s *Store) CreateRegistrationToken(ctx context.Context, clientID string, hash []byte, at time.Time) error {
 	tx, unlock := s.write(ctx)

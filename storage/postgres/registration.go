@@ -97,6 +97,13 @@ func (s *Store) UseInitialAccessToken(ctx context.Context, hashes [][]byte, now 
 	return t, nil
 }
 
+// DeleteEndedInitialAccessTokens implements storage.RegistrationStore in
+// bounded batches, like the other janitor deletes. LEAST skips a NULL
+// revoked_at, so it is storage.InitialAccessToken.EndedAt.
+func (s *Store) DeleteEndedInitialAccessTokens(ctx context.Context, before time.Time, batch int) (int64, error) {
+	return s.deleteBatched(ctx, "initial_access_tokens", "LEAST(expires_at, revoked_at)", before, batch)
+}
+
 // CreateRegistrationToken implements storage.RegistrationStore.
 func (s *Store) CreateRegistrationToken(ctx context.Context, clientID string, hash []byte, at time.Time) error {
 	_, err := s.q(ctx).Exec(ctx, `INSERT INTO client_registrations (client_id, token_hash, issued_at) VALUES ($1, $2, $3)`,

@@ -20,6 +20,7 @@ var registrationTests = []test{
 	{"registration/registration token check and rotate", testRegistrationTokenRotate},
 	{"registration/registration token rotation raced has one winner", testRegistrationTokenRace},
 	{"registration/deleting the client deletes its registration token", testRegistrationTokenGoesWithClient},
+	{"registration/ended initial tokens are deleted in batches after retention", testInitialTokenJanitor},
 }
 
 func newInitialToken(id string, maxClients int, expires time.Time) *storage.InitialAccessToken {
@@ -205,4 +206,67 @@ func testRegistrationTokenGoesWithClient(t *testing.T, s storage.Store) {
 	createClient(t, s, "dyn")
 	wantErr(t, s.CheckRegistrationToken(ctx(t), "dyn", [][]byte{hashOf("r1")}), storage.ErrNotFound)
 	must(t, s.CreateRegistrationToken(ctx(t), "dyn", hashOf("r2"), now()))
+}
+
+// testInitialTokenJanitor: tokens that expired or were revoked before the
+// cutoff go, in batches smaller than their number; live tokens, used-up
+// live ones and those that ended after the cutoff stay, and so do the
+// clients registered with a removed token.
+func testInitialTokenJanitor(t *testing.T, s storage.Store) {
+	t0 := now()
+	cutoff := t0.Add(-time.Hour)
+	cases := []struct {
+		id      string
+		expires time.Duration
+		revoked *time.Duration
+		usedUp  bool
+		removed bool
+	}{
+		{id: "live", expires: time.Hour},
+		{id: "used-up", expires: time.Hour, usedUp: true},
+		{id: "expired-long-ago", expires: -3 * time.Hour, removed: true},
+		{id: "expired-just-before", expires: -time.Hour - time.Second, removed: true},
+		{id: "expired-recently", expires: -time.Minute},
+		{id: "revoked-long-ago", expires: time.Hour, revoked: new(-2 * time.Hour), removed: true},
+		{id: "revoked-recently", expires: time.Hour, revoked: new(-time.Minute)},
+		{id: "revoked-after-expiry", expires: -2 * time.Hour, revoked: new(-time.Minute), removed: true},
+	}
+	for _, tc := range cases {
+		tok := newInitialToken(tc.id, 2, t0.Add(tc.expires))
+		if tc.revoked != nil {
+			at := t0.Add(*tc.revoked)
+			tok.RevokedAt = &at
+		}
+		if tc.usedUp {
+			tok.Registered = tok.MaxClients
+		}
+		must(t, s.CreateInitialAccessToken(ctx(t), tok, hashOf(tc.id)))
+	}
+	c := newClient("registered-with-gone")
+	c.RegisteredVia = "expired-long-ago"
+	must(t, s.CreateClient(ctx(t), c))
+
+	n, err := s.DeleteEndedInitialAccessTokens(ctx(t), cutoff, 2)
+	must(t, err)
+	if n != 4 {
+		t.Fatalf("removed %d tokens, want 4", n)
+	}
+	n, err = s.DeleteEndedInitialAccessTokens(ctx(t), cutoff, 2)
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("a second round removed %d tokens", n)
+	}
+	for _, tc := range cases {
+		_, err := s.InitialAccessTokenByID(ctx(t), tc.id)
+		if tc.removed {
+			wantErr(t, err, storage.ErrNotFound)
+		} else if err != nil {
+			t.Fatalf("%s: %v, want it kept", tc.id, err)
+		}
+	}
+	got, err := s.ClientByID(ctx(t), c.ID)
+	must(t, err)
+	if got.RegisteredVia != "expired-long-ago" {
+		t.Fatalf("registered_via = %q", got.RegisteredVia)
+	}
 }
