@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/ory/fosite"
 
 	"github.com/bulwark-auth/bulwark/storage"
@@ -109,27 +108,32 @@ func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requ
 	if kind == kindAccess {
 		event = storage.TakeTokenAudit(ctx)
 	}
-	if event == nil {
-		tag, err := s.q(ctx).Exec(ctx, insert, args...)
+	sql, returnsID := insert, false
+	if event != nil {
+		audit, err := s.auditArgs(event)
 		if err != nil {
-			return classify("postgres: create "+kind+" session", err)
+			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("postgres: create %s session: %w", kind, errClientDisabled())
-		}
-		return nil
+		sql, returnsID = withAudit[insert], true
+		args = append(args, audit...)
 	}
-	audit, err := s.auditArgs(event)
+	var id, rows int64
+	if s.hasTx(ctx) {
+		id, rows, err = execOne(ctx, s.q(ctx), sql, args, returnsID)
+	} else {
+		// Outside a transaction the write joins a batch (tokenwriter.go).
+		id, rows, err = s.writer.write(ctx, sql, args, returnsID)
+	}
 	if err != nil {
-		return err
+		return classify("postgres: create "+kind+" session", err)
 	}
-	err = s.q(ctx).QueryRow(ctx, `WITH t AS (`+insert+` RETURNING 1)
-		INSERT INTO audit_events `+auditColumns+` SELECT `+auditParamsFrom10+` FROM t RETURNING id`,
-		append(args, audit...)...).Scan(&event.ID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if rows == 0 {
 		return fmt.Errorf("postgres: create %s session: %w", kind, errClientDisabled())
 	}
-	return classify("postgres: create "+kind+" session", err)
+	if event != nil {
+		event.ID = id
+	}
+	return nil
 }
 
 // The token INSERTs of createToken: inside a transaction (the grant's
@@ -144,9 +148,17 @@ const (
 		FROM clients c WHERE c.id = $4::text AND NOT c.disabled FOR SHARE OF c`
 )
 
-// auditParamsFrom10 numbers the audit row's parameters after createToken's
-// nine.
-var auditParamsFrom10 = auditParams(10)
+// withAudit is each token INSERT as a data-modifying CTE whose outer
+// INSERT writes the request's audit row (parameters 10 on) once per token
+// row, returning its id.
+var withAudit = func() map[string]string {
+	m := map[string]string{}
+	for _, insert := range []string{insertTokenInTx, insertTokenGuarded} {
+		m[insert] = `WITH t AS (` + insert + ` RETURNING 1)
+		INSERT INTO audit_events ` + auditColumns + ` SELECT ` + auditParams(10) + ` FROM t RETURNING id`
+	}
+	return m
+}()
 
 // getToken loads one fosite request and its client in one round trip. A
 // token whose client no longer exists is reported as unknown: tokens are

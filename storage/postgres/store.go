@@ -52,6 +52,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
 	log  logrus.FieldLogger
+	// writer batches token INSERTs made outside a transaction.
+	writer *tokenWriter
 }
 
 // Open connects to the database and checks that it answers. It does not
@@ -83,7 +85,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	// Postgres keeps microseconds: timestamps the store assigns and writes
 	// back to the caller's struct must equal what a later read returns.
-	s := &Store{pool: pool, now: func() time.Time { return clock().Truncate(time.Microsecond) }, log: cfg.Logger}
+	s := &Store{pool: pool, now: func() time.Time { return clock().Truncate(time.Microsecond) }, log: cfg.Logger, writer: newTokenWriter(pool)}
 	if s.log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
@@ -102,7 +104,10 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements storage.Store.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.writer.close()
+	s.pool.Close()
+}
 
 // querier is what pgx.Tx and *pgxpool.Pool have in common.
 type querier interface {
