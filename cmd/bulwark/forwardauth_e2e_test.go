@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -197,47 +196,18 @@ func counter(t *testing.T, s *e2eServer, name, label, value string) float64 {
 }
 
 func TestE2EForwardAuthBehindNginx(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
-	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rulesPath, []byte(forwardAuthRules), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startE2E(t, dsn, func(c *config) {
-		c.ForwardAuthRules = rulesPath
-		c.ForwardAuthAuditSample = 1
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = s.app.forwardAuth.run(ctx) }()
-	go s.app.apiKeys.Run(ctx)
-
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(upstreamSeen{
-			Path: r.URL.RawPath + "|" + r.URL.Path, Subject: r.Header.Get("X-Auth-Subject"), ClientID: r.Header.Get("X-Auth-Client-Id"),
-			Scope: r.Header.Get("X-Auth-Scope"), TokenType: r.Header.Get("X-Auth-Token-Type"),
-		})
-	}))
-	t.Cleanup(upstream.Close)
-	gw := startNginx(t, s.issuer, upstream.URL)
+	b := startGatewayBackend(t, func(c *config) { c.ForwardAuthAuditSample = 1 })
+	s, dsn := b.s, b.dsn
+	gw := startNginx(t, s.issuer, "http://"+b.upstream)
 
 	// The deny list vouches for tokens issued after its subscription, in a
-	// later second than the one it subscribed in.
-	if !eventually(s.app.forwardAuth.revocations.Ready) {
-		t.Fatal("deny list never subscribed")
-	}
+	// later second than the one it subscribed in (startGatewayBackend
+	// waited for the subscription).
 	ready := time.Now().Unix()
 	for time.Now().Unix() <= ready {
 		time.Sleep(50 * time.Millisecond)
 	}
-
-	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: e2eSvcSecret, TokenURL: s.issuer + "/oauth2/token", Scopes: []string{"api:read"}}
-	newToken := func() string {
-		tok, err := cc.Token(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok.AccessToken
-	}
+	newToken := func() string { return b.token(t) }
 	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 
 	t.Run("case=valid JWT passes with identity headers", func(t *testing.T) {
