@@ -110,6 +110,8 @@ func checkGateway(t *testing.T, b *gatewayBackend, gw string) {
 		{"case=missing scope is 403 naming the scope", "/admin/users", bearer, http.StatusForbidden, upstreamSeen{}, insufficientScopeAdmin},
 		{"case=path traversal is normalized before matching", "/public/%2e%2e/admin/users", bearer, http.StatusForbidden,
 			upstreamSeen{}, ""},
+		{"case=dot dot with a path parameter is refused", "/public/..;/admin/users", bearer, http.StatusForbidden,
+			upstreamSeen{}, ""},
 		{"case=unmatched route is denied", "/elsewhere", bearer, http.StatusForbidden, upstreamSeen{}, ""},
 	}
 	for _, tc := range cases {

@@ -44,6 +44,9 @@ func NormalizePath(raw string) (string, error) {
 			return "", ErrPathRefused
 		}
 	}
+	if dotWithParameters(decoded) {
+		return "", ErrPathRefused
+	}
 	clean := path.Clean(decoded)
 	if strings.HasSuffix(decoded, "/") && clean != "/" {
 		// A trailing slash is kept: "/admin/" and "/admin" may be different
@@ -51,6 +54,20 @@ func NormalizePath(raw string) (string, error) {
 		clean += "/"
 	}
 	return clean, nil
+}
+
+// dotWithParameters reports a segment that is ".", ".." or empty once its
+// path parameters are stripped ("..;", "..;x=1", ";x"). Servlet containers
+// (Tomcat, Jetty, Spring) strip ";…" from each segment before resolving
+// dot segments, so "/public/..;/admin" reaches them as "/admin" while it
+// would match a "/public/**" rule here.
+func dotWithParameters(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if name, _, ok := strings.Cut(seg, ";"); ok && (name == "" || name == "." || name == "..") {
+			return true
+		}
+	}
+	return false
 }
 
 // decodePercent decodes %XX escapes. Escapes of '/', '\', '.', '%', '?'

@@ -20,6 +20,7 @@ func TestNormalizePath(t *testing.T) {
 		{"case=root", "/", "/"},
 		{"case=percent decoded", "/caf%C3%A9/%41", "/café/A"},
 		{"case=traversal after decoding", "/public/%41/../../admin", "/admin"},
+		{"case=path parameter on a named segment", "/orders;v=2/1", "/orders;v=2/1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := NormalizePath(tc.in)
@@ -48,6 +49,11 @@ func TestNormalizePathRefusesTricks(t *testing.T) {
 		{"case=truncated escape", "/admin%4"},
 		{"case=invalid UTF-8", "/admin%ff"},
 		{"case=too long", "/" + strings.Repeat("a", MaxURILength)},
+		{"case=dot dot with a path parameter", "/public/..;/admin"},
+		{"case=dot dot with a parameter value", "/public/..;x=1/admin"},
+		{"case=dot with a path parameter", "/public/.;/admin"},
+		{"case=encoded semicolon after dot dot", "/public/..%3B/admin"},
+		{"case=empty segment with a parameter", "/public/;x/../admin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := NormalizePath(tc.in)
