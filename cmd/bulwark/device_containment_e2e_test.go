@@ -66,16 +66,18 @@ type deviceAnswer struct {
 // pollAnswer is one raw poll, safe on any goroutine (no t.Fatal).
 func pollAnswer(s *e2eServer, code string) deviceAnswer {
 	form := url.Values{"grant_type": {deviceGrant}, "client_id": {"tv"}, "device_code": {code}}
-	return postAnswer(s.issuer+"/oauth2/token", form.Encode(), "")
+	return sendAnswer(http.MethodPost, s.issuer+"/oauth2/token", form.Encode(), "")
 }
 
 // adminAnswer is one admin POST with a bearer key, safe on any goroutine.
 func adminAnswer(s *e2eServer, path, key string) deviceAnswer {
-	return postAnswer(s.adminURL+path, "", key)
+	return sendAnswer(http.MethodPost, s.adminURL+path, "", key)
 }
 
-func postAnswer(target, form, bearer string) deviceAnswer {
-	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(form))
+// sendAnswer sends one request with an optional form body and bearer key
+// and returns its status and JSON body, safe on any goroutine.
+func sendAnswer(method, target, form, bearer string) deviceAnswer {
+	req, err := http.NewRequest(method, target, strings.NewReader(form))
 	if err != nil {
 		return deviceAnswer{err: err}
 	}

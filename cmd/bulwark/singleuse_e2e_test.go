@@ -384,6 +384,27 @@ func TestE2EReuseWhileRefreshUncommitted(t *testing.T) {
 	}
 }
 
+// parkRefresh starts a refresh of a fresh grant of the "conf" client and
+// returns once it is parked, uncommitted, behind holdAccessRows: the
+// grant's first tokens, the refresh's outcome (once released) and release.
+func parkRefresh(t *testing.T, s *e2eServer, pool *pgxpool.Pool) (*oauth2.Token, chan outcome, func()) {
+	t.Helper()
+	ctx := context.Background()
+	conf := suConfig(s, "conf", suConfSecret, "openid", "offline_access")
+	code, _ := suCode(t, s, conf, false)
+	t0, err := conf.Exchange(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdAccessRows(t, pool)
+	refreshed := make(chan outcome, 1)
+	go func() {
+		refreshed <- toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: t0.RefreshToken}).Token())
+	}()
+	waitForLockWaiters(t, pool, 1)
+	return t0, refreshed, release
+}
+
 // TestE2EContainmentWhileRefreshUncommitted forces issue 9 defect 5:
 // disabling the user while a refresh of their grant is uncommitted. The
 // admin gets 200 (no deadlock escapes as 500) and the minted tokens end
@@ -396,38 +417,9 @@ func TestE2EContainmentWhileRefreshUncommitted(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT id FROM users WHERE username = 'alice'`).Scan(&userID); err != nil {
 		t.Fatal(err)
 	}
-	conf := suConfig(s, "conf", suConfSecret, "openid", "offline_access")
-	code, _ := suCode(t, s, conf, false)
-	t0, err := conf.Exchange(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	release := holdAccessRows(t, pool)
-	legit := make(chan outcome, 1)
-	go func() {
-		legit <- toOutcome(conf.TokenSource(ctx, &oauth2.Token{RefreshToken: t0.RefreshToken}).Token())
-	}()
-	waitForLockWaiters(t, pool, 1)
-	type adminAnswer struct {
-		status int
-		body   map[string]any
-	}
-	disabled := make(chan adminAnswer, 1)
-	go func() {
-		// Not adminDo: t.Fatal must not run on this goroutine.
-		req, _ := http.NewRequest(http.MethodPost, s.adminURL+"/admin/v1/users/"+userID+"/disable", nil)
-		req.Header.Set("Authorization", "Bearer "+adminKey)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			disabled <- adminAnswer{body: map[string]any{"transport": err.Error()}}
-			return
-		}
-		defer res.Body.Close()
-		var body map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&body)
-		disabled <- adminAnswer{res.StatusCode, body}
-	}()
+	t0, legit, release := parkRefresh(t, s, pool)
+	disabled := make(chan deviceAnswer, 1)
+	go func() { disabled <- adminAnswer(s, "/admin/v1/users/"+userID+"/disable", adminKey) }()
 	waitForLockWaiters(t, pool, 2)
 	release()
 
