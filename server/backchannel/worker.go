@@ -62,7 +62,7 @@ type Config struct {
 	// the keys of ID tokens, so the relying party verifies both alike.
 	// A client whose algorithm is missing here gets Signer's.
 	Signers map[string]jwt.Signer
-	Issuer string
+	Issuer  string
 	// HTTP sends the tokens: the server/egress client, so the SSRF rules
 	// of every client-registered URL apply.
 	HTTP    Doer
