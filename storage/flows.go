@@ -30,6 +30,11 @@ import (
 //     have answered when ReadGrant ran (an invalidated code or an inactive
 //     refresh token with its sentinel error). The single-use decisions
 //     (InvalidateAuthorizeCodeSession, RotateRefreshToken) never use it.
+//     With the raw code, a backend may consume the code's OpenID Connect
+//     request in InvalidateAuthorizeCodeSession's own statement (so it
+//     goes, or stays, with the code); GetOpenIDConnectSession of that code
+//     in the returned context then yields it once, after the consuming
+//     transaction committed, exactly as if it had consumed it itself.
 type FlowStore interface {
 	// ResumeLogin returns the unexpired login session of kind keyed key
 	// (as GetLoginSession takes it), its user, and the user's unexpired
@@ -46,8 +51,9 @@ type FlowStore interface {
 	// read for this store's GetAuthorizeCodeSession,
 	// GetPKCERequestSession and GetRefreshTokenSession of that signature
 	// (outside transactions); owner.Subject is empty when no such row
-	// exists.
-	ReadGrant(ctx context.Context, kind GrantKind, signature string) (_ context.Context, owner GrantOwner, err error)
+	// exists. code is the raw authorization code of a GrantCode ("" when
+	// unknown or for a refresh token): see the interface comment.
+	ReadGrant(ctx context.Context, kind GrantKind, signature, code string) (_ context.Context, owner GrantOwner, err error)
 }
 
 // LastSeenGranularity is how stale ResumeLogin may leave a login

@@ -224,19 +224,22 @@ func (p *Provider) clientFailed(ctx context.Context, w http.ResponseWriter, guar
 // are not well-formed (fosite refuses them), read nothing.
 func (p *Provider) readGrant(ctx context.Context, form url.Values) (context.Context, storage.GrantOwner, error) {
 	var (
-		kind storage.GrantKind
-		sig  string
+		kind      storage.GrantKind
+		sig, code string
 	)
 	switch form.Get("grant_type") {
 	case "authorization_code":
-		kind, sig = storage.GrantCode, p.access.AuthorizeCodeSignature(ctx, form.Get("code"))
+		code = form.Get("code")
+		kind, sig = storage.GrantCode, p.access.AuthorizeCodeSignature(ctx, code)
 	case "refresh_token":
 		kind, sig = storage.GrantRefresh, p.access.RefreshTokenSignature(ctx, form.Get("refresh_token"))
 	}
 	if sig == "" {
 		return ctx, storage.GrantOwner{}, nil
 	}
-	ctx, owner, err := p.cfg.Store.ReadGrant(ctx, kind, sig)
+	// With the code, the store may consume the code's OpenID Connect
+	// request together with the code, in the exchange's transaction.
+	ctx, owner, err := p.cfg.Store.ReadGrant(ctx, kind, sig, code)
 	if err != nil {
 		return ctx, owner, fmt.Errorf("oauth: read grant: %w", err)
 	}

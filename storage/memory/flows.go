@@ -82,8 +82,9 @@ func (s *Store) CreateAuthorizeSessions(ctx context.Context, a *storage.Authoriz
 }
 
 // ReadGrant implements storage.FlowStore. Reads cost nothing here, so the
-// context carries nothing: Get*Session read the maps as usual.
-func (s *Store) ReadGrant(ctx context.Context, kind storage.GrantKind, signature string) (context.Context, storage.GrantOwner, error) {
+// context carries nothing: Get*Session read the maps as usual, and the
+// OpenID Connect request is consumed by GetOpenIDConnectSession.
+func (s *Store) ReadGrant(ctx context.Context, kind storage.GrantKind, signature, _ string) (context.Context, storage.GrantOwner, error) {
 	k := kindRefresh
 	if kind == storage.GrantCode {
 		k = kindCode

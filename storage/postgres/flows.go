@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -153,12 +154,21 @@ func (s *Store) CreateAuthorizeSessions(ctx context.Context, a *storage.Authoriz
 // ReadGrant implements storage.FlowStore: one statement reads the code or
 // refresh token, a code's PKCE row, the client and the user's state. What
 // it read rides in the returned context for getToken.
-func (s *Store) ReadGrant(ctx context.Context, kind storage.GrantKind, signature string) (context.Context, storage.GrantOwner, error) {
+//
+// Given the raw code, the code's OpenID Connect request is consumed by
+// InvalidateAuthorizeCodeSession in the statement that consumes the code,
+// inside the exchange's transaction: one round trip and one commit less
+// than its own DELETE … RETURNING after the commit, and it goes with the
+// code or stays with it.
+func (s *Store) ReadGrant(ctx context.Context, kind storage.GrantKind, signature, code string) (context.Context, storage.GrantOwner, error) {
 	k := kindRefresh
 	if kind == storage.GrantCode {
 		k = kindCode
 	}
 	g := &grantAhead{store: s, kind: k, key: storage.HashKey(signature)}
+	if k == kindCode && code != "" {
+		g.oidcKey = storage.HashKey(code)
+	}
 	var (
 		hasClient bool
 		cs        clientScan
@@ -203,6 +213,43 @@ type grantAhead struct {
 	pkce []byte
 	// client is nil when the row's client is gone.
 	client *storage.Client
+
+	// oidcKey is HashKey of the raw code of a GrantCode, when known: the
+	// code's OpenID Connect request is consumed with the code, and
+	// handed out once by oidcSession.
+	oidcKey string
+	// mu guards the consumed OpenID Connect request.
+	mu sync.Mutex
+	// oidcTaken is set once the consuming transaction committed; oidc is
+	// the request's data then (nil: there was none).
+	oidcTaken bool
+	oidc      []byte
+}
+
+// takeOIDC records the OpenID Connect request data the code's
+// consumption deleted (nil: none), for oidcSession.
+func (g *grantAhead) takeOIDC(data []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.oidcTaken, g.oidc = true, data
+}
+
+// oidcSession hands out, once, the OpenID Connect request of code that
+// the code's consumption took; held is false when it took none (and the
+// table decides).
+func (g *grantAhead) oidcSession(code string, session fosite.Session) (req fosite.Requester, held bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.oidcTaken || g.oidcKey == "" || storage.HashKey(code) != g.oidcKey {
+		return nil, false, nil
+	}
+	data := g.oidc
+	g.oidc = nil
+	if data == nil || g.client == nil {
+		return nil, true, fmt.Errorf("postgres: get %s session: %w", kindOIDC, storage.ErrNotFound)
+	}
+	req, err = storage.DecodeRequest(&storage.TokenRecord{Active: true, Data: data}, g.client.Clone(), session)
+	return req, true, err
 }
 
 // aheadFrom returns what ReadGrant of s put in ctx, or nil.

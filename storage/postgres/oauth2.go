@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/ory/fosite"
 
 	"github.com/bulwark-auth/bulwark/storage"
@@ -233,17 +234,33 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, sessio
 // code until the code is used (a failed verifier leaves both in place).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
 	key := storage.HashKey(code)
-	return s.inTx(ctx, func(q querier) error {
-		if err := lockGrant(ctx, q, kindCode, key); err != nil {
-			return fmt.Errorf("postgres: invalidate code: %w", err)
-		}
+	// When ReadGrant was given the raw code, the code's OpenID Connect
+	// request goes in the same statement (GetOpenIDConnectSession then
+	// hands it out, once this transaction committed).
+	g := aheadFrom(ctx, s)
+	if g != nil && (g.kind != kindCode || g.key != key || g.oidcKey == "") {
+		g = nil
+	}
+	oidcKey := ""
+	if g != nil {
+		oidcKey = g.oidcKey
+	}
+	var oidc []byte
+	err := s.inTx(ctx, func(q querier) error {
 		var used int
-		if err := q.QueryRow(ctx, `WITH c AS (
+		b := &pgx.Batch{}
+		queueLockGrant(b, kindCode, key)
+		b.Queue(`WITH c AS (
 				UPDATE token_sessions SET active = false WHERE kind = 'code' AND key = $1 AND active RETURNING key
 			), p AS (
 				DELETE FROM token_sessions WHERE kind = 'pkce' AND key IN (SELECT key FROM c)
+			), o AS (
+				DELETE FROM token_sessions WHERE kind = 'oidc' AND key = $2 AND EXISTS (SELECT 1 FROM c) RETURNING data
 			)
-			SELECT count(*) FROM c`, key).Scan(&used); err != nil {
+			SELECT (SELECT count(*) FROM c), (SELECT data FROM o)`, key, oidcKey).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&used, &oidc)
+		})
+		if err := sendBatch(ctx, q, b); err != nil {
 			return classify("postgres: invalidate code", err)
 		}
 		if used == 0 {
@@ -251,6 +268,16 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 		}
 		return nil
 	})
+	if err != nil || g == nil {
+		return err
+	}
+	taken := func() { g.takeOIDC(oidc) }
+	if t := txFrom(ctx); t != nil {
+		t.onCommit(taken)
+	} else {
+		taken()
+	}
+	return nil
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage: one INSERT.
@@ -317,16 +344,18 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	key := storage.HashKey(signature)
 	return s.retryTx(ctx, func(q querier) error {
-		if err := lockGrant(ctx, q, kindRefresh, key); err != nil {
-			return fmt.Errorf("postgres: rotate refresh token: %w", err)
-		}
 		var rotated int
-		if err := q.QueryRow(ctx, `WITH r AS (
+		b := &pgx.Batch{}
+		queueLockGrant(b, kindRefresh, key)
+		b.Queue(`WITH r AS (
 				UPDATE token_sessions SET active = false WHERE kind = 'refresh' AND key = $1 AND active RETURNING 1
 			), a AS (
 				DELETE FROM token_sessions WHERE kind = 'access' AND request_id = $2 AND EXISTS (SELECT 1 FROM r)
 			)
-			SELECT count(*) FROM r`, key, requestID).Scan(&rotated); err != nil {
+			SELECT count(*) FROM r`, key, requestID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&rotated)
+		})
+		if err := sendBatch(ctx, q, b); err != nil {
 			return classify("postgres: rotate refresh token", err)
 		}
 		if rotated == 0 {
@@ -401,6 +430,11 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosi
 	if r != nil {
 		session = r.GetSession()
 	}
+	if g := aheadFrom(ctx, s); g != nil {
+		if req, held, err := g.oidcSession(code, session); held {
+			return req, err
+		}
+	}
 	return s.consumeToken(ctx, kindOIDC, code, session)
 }
 
@@ -465,10 +499,7 @@ func lockFamily(ctx context.Context, q querier, requestID string) error {
 // after it see whatever the previous holders committed. ErrNotFound when
 // the row of (kind, key) does not exist.
 func lockGrant(ctx context.Context, q querier, kind, key string) error {
-	tag, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext(request_id)),
-		pg_advisory_xact_lock_shared($2::int4, hashtext(subject)), pg_advisory_xact_lock_shared($3::int4, hashtext(client_id))
-		FROM token_sessions WHERE kind = $4 AND key = $5`,
-		lockClassFamily, lockClassSubject, lockClassClient, kind, key)
+	tag, err := q.Exec(ctx, lockGrantSQL, lockClassFamily, lockClassSubject, lockClassClient, kind, key)
 	if err != nil {
 		return classify("lock grant", err)
 	}
@@ -477,6 +508,25 @@ func lockGrant(ctx context.Context, q querier, kind, key string) error {
 	}
 	return nil
 }
+
+// queueLockGrant queues lockGrant's statement on b, before the statement
+// that decides under the locks. Pipelined, the server still runs that
+// statement only after this one took its locks, with a snapshot of its
+// own: the same as sending it after the answer, one round trip sooner.
+// A missing row fails the batch with ErrNotFound (the statement after it
+// finds nothing either).
+func queueLockGrant(b *pgx.Batch, kind, key string) {
+	b.Queue(lockGrantSQL, lockClassFamily, lockClassSubject, lockClassClient, kind, key).Exec(func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("lock grant: %w", storage.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+const lockGrantSQL = `SELECT pg_advisory_xact_lock($1::int4, hashtext(request_id)),
+	pg_advisory_xact_lock_shared($2::int4, hashtext(subject)), pg_advisory_xact_lock_shared($3::int4, hashtext(client_id))
+	FROM token_sessions WHERE kind = $4 AND key = $5`
 
 // LockMint implements storage.MintLocker: the subject's and the client's
 // locks shared, as lockGrant takes them after a family (doc.go, lock

@@ -133,55 +133,35 @@ func (s *Store) hasTx(ctx context.Context) bool {
 }
 
 // BeginTX implements fosite's storage.Transactional. A transaction already
-// in ctx is nested as a savepoint.
+// in ctx is nested as a savepoint. BEGIN itself rides with the
+// transaction's first statement (txn).
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
-	var (
-		tx  pgx.Tx
-		err error
-	)
-	if outer := txFrom(ctx); outer != nil {
-		// The savepoint is a statement of the outer transaction: what
-		// the outer one queued goes first.
-		if err = outer.flush(ctx); err == nil {
-			tx, err = outer.tx.Begin(ctx)
-		}
-	} else {
-		tx, err = s.pool.Begin(ctx)
-	}
+	t, err := s.beginTx(ctx, txFrom(ctx))
 	if err != nil {
 		return ctx, classify("postgres: begin", err)
 	}
-	return context.WithValue(ctx, txKey{}, &txn{tx: tx, store: s}), nil
+	return context.WithValue(ctx, txKey{}, t), nil
 }
 
 // Commit implements fosite's storage.Transactional. The token rows the
-// transaction queued are written first, in one statement; if that fails
-// the transaction is not committed (the caller rolls it back).
+// transaction queued are written first, in the same round trip; if that
+// fails the transaction is rolled back and the error returned.
 func (s *Store) Commit(ctx context.Context) error {
 	t := txFrom(ctx)
 	if t == nil {
 		return errors.New("postgres: commit without transaction")
 	}
-	if err := t.flush(ctx); err != nil {
-		return err
-	}
-	return classify("postgres: commit", t.tx.Commit(ctx))
+	return classify("postgres: commit", t.commit(ctx))
 }
 
-// Rollback implements fosite's storage.Transactional.
+// Rollback implements fosite's storage.Transactional. Rolling back a
+// finished transaction (fosite does after a failed commit) does nothing.
 func (s *Store) Rollback(ctx context.Context) error {
 	t := txFrom(ctx)
 	if t == nil {
 		return errors.New("postgres: rollback without transaction")
 	}
-	t.pending = nil
-	// fosite may roll back after a failed commit; the rollback itself must
-	// then not run on a dead context.
-	err := t.tx.Rollback(context.WithoutCancel(ctx))
-	if errors.Is(err, pgx.ErrTxClosed) {
-		return nil
-	}
-	return classify("postgres: rollback", err)
+	return classify("postgres: rollback", t.rollback(ctx))
 }
 
 // inTx runs fn in the caller's transaction if ctx carries one, otherwise in

@@ -28,6 +28,8 @@ var flowTests = []test{
 	{"flows/read-grant-owner", testReadGrantOwner},
 	{"flows/read-grant-then-code-race", testReadGrantCodeRace},
 	{"flows/read-grant-then-rotation-race", testReadGrantRotationRace},
+	{"flows/read-grant-with-the-code-consumes-oidc-with-it", testReadGrantOIDC},
+	{"flows/read-grant-with-the-code-race", testReadGrantOIDCRace},
 }
 
 func testResumeLogin(t *testing.T, s storage.Store) {
@@ -267,7 +269,7 @@ func testReadGrantCode(t *testing.T, s storage.Store) {
 	must(t, s.CreatePKCERequestSession(ctx(t), "sig", r))
 	must(t, s.CreateAuthorizeCodeSession(ctx(t), "bare", r))
 
-	gctx, owner, err := s.ReadGrant(ctx(t), storage.GrantCode, "sig")
+	gctx, owner, err := s.ReadGrant(ctx(t), storage.GrantCode, "sig", "")
 	must(t, err)
 	wantEqual(t, "owner", storage.GrantOwner{Subject: "alice", Active: true}, owner)
 	for range 2 { // fosite reads the code twice
@@ -282,18 +284,18 @@ func testReadGrantCode(t *testing.T, s storage.Store) {
 	got, err = s.GetAuthorizeCodeSession(gctx, "bare", nil)
 	must(t, err)
 	checkRequest(t, r, got)
-	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantCode, "bare")
+	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantCode, "bare", "")
 	must(t, err)
 	_, err = s.GetPKCERequestSession(gctx, "bare", nil)
 	wantErr(t, err, fosite.ErrNotFound)
 
 	// The consumption still decides, whatever was read before it.
-	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantCode, "sig")
+	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantCode, "sig", "")
 	must(t, err)
 	must(t, s.InvalidateAuthorizeCodeSession(ctx(t), "sig"))
 	wantErr(t, s.InvalidateAuthorizeCodeSession(gctx, "sig"), fosite.ErrInvalidatedAuthorizeCode)
 	// Read after the consumption: the requester with the sentinel.
-	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantCode, "sig")
+	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantCode, "sig", "")
 	must(t, err)
 	got, err = s.GetAuthorizeCodeSession(gctx, "sig", nil)
 	wantErr(t, err, fosite.ErrInvalidatedAuthorizeCode)
@@ -302,7 +304,7 @@ func testReadGrantCode(t *testing.T, s storage.Store) {
 	wantErr(t, err, fosite.ErrNotFound)
 
 	// Unknown codes, and codes whose client is gone, are not found.
-	gctx, owner, err = s.ReadGrant(ctx(t), storage.GrantCode, "nope")
+	gctx, owner, err = s.ReadGrant(ctx(t), storage.GrantCode, "nope", "")
 	must(t, err)
 	wantEqual(t, "owner of nothing", storage.GrantOwner{}, owner)
 	_, err = s.GetAuthorizeCodeSession(gctx, "nope", nil)
@@ -313,7 +315,7 @@ func testReadGrantCode(t *testing.T, s storage.Store) {
 	must(t, err)
 	must(t, s.CreateAuthorizeCodeSession(ctx(t), "orphan", newRequest("req-2", other, "alice")))
 	must(t, s.DeleteClient(ctx(t), "other"))
-	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantCode, "orphan")
+	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantCode, "orphan", "")
 	must(t, err)
 	_, err = s.GetAuthorizeCodeSession(gctx, "orphan", nil)
 	wantErr(t, err, fosite.ErrNotFound)
@@ -324,7 +326,7 @@ func testReadGrantRefresh(t *testing.T, s storage.Store) {
 	must(t, s.CreateUser(ctx(t), newUser("alice", "alice")))
 	r := newRequest("req-1", c, "alice")
 	must(t, s.CreateRefreshTokenSession(ctx(t), "rt", "at", r))
-	gctx, owner, err := s.ReadGrant(ctx(t), storage.GrantRefresh, "rt")
+	gctx, owner, err := s.ReadGrant(ctx(t), storage.GrantRefresh, "rt", "")
 	must(t, err)
 	wantEqual(t, "owner", storage.GrantOwner{Subject: "alice", Active: true}, owner)
 	got, err := s.GetRefreshTokenSession(gctx, "rt", nil)
@@ -333,7 +335,7 @@ func testReadGrantRefresh(t *testing.T, s storage.Store) {
 	// A refresh token is not a code.
 	_, err = s.GetAuthorizeCodeSession(gctx, "rt", nil)
 	wantErr(t, err, fosite.ErrNotFound)
-	gctx2, _, err := s.ReadGrant(ctx(t), storage.GrantCode, "rt")
+	gctx2, _, err := s.ReadGrant(ctx(t), storage.GrantCode, "rt", "")
 	must(t, err)
 	_, err = s.GetRefreshTokenSession(gctx2, "rt", nil)
 	must(t, err)
@@ -341,7 +343,7 @@ func testReadGrantRefresh(t *testing.T, s storage.Store) {
 	// The rotation still decides; a read after it sees the reuse.
 	must(t, s.RotateRefreshToken(ctx(t), "req-1", "rt"))
 	wantErr(t, s.RotateRefreshToken(gctx, "req-1", "rt"), fosite.ErrSerializationFailure)
-	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantRefresh, "rt")
+	gctx, _, err = s.ReadGrant(ctx(t), storage.GrantRefresh, "rt", "")
 	must(t, err)
 	got, err = s.GetRefreshTokenSession(gctx, "rt", nil)
 	wantErr(t, err, fosite.ErrInactiveToken)
@@ -360,7 +362,7 @@ func testReadGrantOwner(t *testing.T, s storage.Store) {
 		"rt-alice": {Subject: "alice"},
 		"rt-ghost": {Subject: "ghost"},
 	} {
-		_, owner, err := s.ReadGrant(ctx(t), storage.GrantRefresh, sig)
+		_, owner, err := s.ReadGrant(ctx(t), storage.GrantRefresh, sig, "")
 		must(t, err)
 		wantEqual(t, "owner of "+sig, want, owner)
 	}
@@ -374,13 +376,13 @@ func testReadGrantCodeRace(t *testing.T, s storage.Store) {
 	must(t, s.CreateAuthorizeCodeSession(ctx(t), "code", r))
 	must(t, s.CreatePKCERequestSession(ctx(t), "code", r))
 	res := Together(racers, func(i int) error {
-		gctx, _, err := s.ReadGrant(ctx(t), storage.GrantCode, "code")
+		gctx, _, err := s.ReadGrant(ctx(t), storage.GrantCode, "code", "")
 		if err != nil {
 			return err
 		}
 		return exchangeAfterRead(gctx, s, c, "code", fmt.Sprintf("at-%d", i))
 	})
-	winner := oneWinner(t, res, fosite.ErrInvalidatedAuthorizeCode)
+	winner := oneExchangeWinner(t, res)
 	for i := range racers {
 		_, err := s.GetAccessTokenSession(ctx(t), fmt.Sprintf("at-%d", i), nil)
 		if i == winner {
@@ -389,6 +391,28 @@ func testReadGrantCodeRace(t *testing.T, s storage.Store) {
 			wantErr(t, err, fosite.ErrNotFound)
 		}
 	}
+}
+
+// oneExchangeWinner checks that exactly one exchange won and returns it.
+// A loser finds the code used, or (reading it without a read-ahead, after
+// the winner committed) its PKCE row gone; fosite refuses either.
+func oneExchangeWinner(t *testing.T, res []error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range res {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("exchanges %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) && !errors.Is(err, fosite.ErrNotFound):
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no exchange won")
+	}
+	return winner
 }
 
 // exchangeAfterRead is the code exchange fosite runs: the code (twice)
@@ -422,7 +446,7 @@ func testReadGrantRotationRace(t *testing.T, s storage.Store) {
 	c := createClient(t, s, "app")
 	must(t, s.CreateRefreshTokenSession(ctx(t), "rt", "at", newRequest("req-1", c, "alice")))
 	res := Together(racers, func(i int) error {
-		gctx, _, err := s.ReadGrant(ctx(t), storage.GrantRefresh, "rt")
+		gctx, _, err := s.ReadGrant(ctx(t), storage.GrantRefresh, "rt", "")
 		if err != nil {
 			return err
 		}
@@ -459,4 +483,89 @@ func testReadGrantRotationRace(t *testing.T, s storage.Store) {
 		}
 	}
 	wantEqual(t, "rotations that won", 1, won)
+}
+
+// testReadGrantOIDC: given the raw code, ReadGrant lets the code's
+// consumption take its OpenID Connect request along; the exchange then
+// gets the request exactly once, only after its transaction committed,
+// and a rolled-back exchange leaves both.
+func testReadGrantOIDC(t *testing.T, s storage.Store) {
+	c := createClient(t, s, "app")
+	r := newRequest("req-1", c, "alice")
+	write := func(code string) {
+		must(t, s.CreateAuthorizeSessions(ctx(t), &storage.AuthorizeSessions{CodeSignature: code + "-sig", Code: r, PKCE: r, OIDCCode: code, OIDC: r}))
+	}
+	exchange := func(code string, commit bool) context.Context {
+		t.Helper()
+		gctx, _, err := s.ReadGrant(ctx(t), storage.GrantCode, code+"-sig", code)
+		must(t, err)
+		tctx, err := s.BeginTX(gctx)
+		must(t, err)
+		must(t, s.InvalidateAuthorizeCodeSession(tctx, code+"-sig"))
+		must(t, s.CreateAccessTokenSession(tctx, "at-"+code, r))
+		if !commit {
+			must(t, s.Rollback(tctx))
+			return gctx
+		}
+		must(t, s.Commit(tctx))
+		return gctx
+	}
+
+	write("code-1")
+	gctx := exchange("code-1", true)
+	got, err := s.GetOpenIDConnectSession(gctx, "code-1", nil)
+	must(t, err)
+	checkRequest(t, r, got)
+	for _, c := range []context.Context{gctx, ctx(t)} {
+		_, err := s.GetOpenIDConnectSession(c, "code-1", nil)
+		wantErr(t, err, fosite.ErrNotFound)
+	}
+
+	// Rolled back: code, PKCE and OpenID Connect request all stay.
+	write("code-2")
+	gctx = exchange("code-2", false)
+	_, err = s.GetPKCERequestSession(ctx(t), "code-2-sig", nil)
+	must(t, err)
+	got, err = s.GetOpenIDConnectSession(gctx, "code-2", nil)
+	must(t, err)
+	checkRequest(t, r, got)
+	must(t, s.InvalidateAuthorizeCodeSession(ctx(t), "code-2-sig"))
+
+	// A code without an OpenID Connect request: none is handed out.
+	must(t, s.CreateAuthorizeSessions(ctx(t), &storage.AuthorizeSessions{CodeSignature: "code-3-sig", Code: r, OIDCCode: "code-3"}))
+	gctx = exchange("code-3", true)
+	_, err = s.GetOpenIDConnectSession(gctx, "code-3", nil)
+	wantErr(t, err, fosite.ErrNotFound)
+}
+
+// testReadGrantOIDCRace: exchanges of one code racing after reading it
+// with the raw code: one wins, and only it gets the OpenID Connect
+// request.
+func testReadGrantOIDCRace(t *testing.T, s storage.Store) {
+	c := createClient(t, s, "app")
+	r := newRequest("req-1", c, "alice")
+	must(t, s.CreateAuthorizeSessions(ctx(t), &storage.AuthorizeSessions{CodeSignature: "code-sig", Code: r, PKCE: r, OIDCCode: "code", OIDC: r}))
+	type result struct {
+		err  error
+		oidc error
+	}
+	res := Together(racers, func(i int) result {
+		gctx, _, err := s.ReadGrant(ctx(t), storage.GrantCode, "code-sig", "code")
+		if err != nil {
+			return result{err: err}
+		}
+		if err := exchangeAfterRead(gctx, s, c, "code-sig", fmt.Sprintf("at-%d", i)); err != nil {
+			return result{err: err}
+		}
+		_, err = s.GetOpenIDConnectSession(gctx, "code", nil)
+		return result{oidc: err}
+	})
+	errs := make([]error, len(res))
+	for i, r := range res {
+		errs[i] = r.err
+	}
+	winner := oneExchangeWinner(t, errs)
+	must(t, res[winner].oidc)
+	_, err := s.GetOpenIDConnectSession(ctx(t), "code", nil)
+	wantErr(t, err, fosite.ErrNotFound)
 }
