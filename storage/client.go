@@ -87,6 +87,10 @@ type Client struct {
 	// BackchannelLogoutSessionRequired asks for the sid claim in logout
 	// tokens.
 	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required"`
+	// IDTokenSignedResponseAlg is the algorithm of the client's ID tokens
+	// (OpenID Connect Dynamic Client Registration 1.0 §2): one of
+	// SupportedIDTokenSigningAlgs, or empty for the server's default.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 	// Lifespans override the server defaults when non-zero.
 	AccessTokenLifespan  time.Duration `json:"access_token_lifespan"`
 	RefreshTokenLifespan time.Duration `json:"refresh_token_lifespan"`
@@ -277,6 +281,8 @@ type ClientSpec struct {
 	DPoPBoundAccessTokens            bool     `json:"dpop_bound_access_tokens" yaml:"dpop_bound_access_tokens"`
 	BackchannelLogoutURI             string   `json:"backchannel_logout_uri,omitempty" yaml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required" yaml:"backchannel_logout_session_required"`
+	// IDTokenSignedResponseAlg: see Client.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty" yaml:"id_token_signed_response_alg"`
 	// Lifespans override the server defaults when non-zero.
 	AccessTokenLifespan  Duration `json:"access_token_lifespan" yaml:"access_token_lifespan"`
 	RefreshTokenLifespan Duration `json:"refresh_token_lifespan" yaml:"refresh_token_lifespan"`
@@ -310,6 +316,7 @@ func (s ClientSpec) ApplyTo(c *Client) {
 	c.DPoPBoundAccessTokens = s.DPoPBoundAccessTokens
 	c.BackchannelLogoutURI = s.BackchannelLogoutURI
 	c.BackchannelLogoutSessionRequired = s.BackchannelLogoutSessionRequired
+	c.IDTokenSignedResponseAlg = s.IDTokenSignedResponseAlg
 	c.AccessTokenLifespan = time.Duration(s.AccessTokenLifespan)
 	c.RefreshTokenLifespan = time.Duration(s.RefreshTokenLifespan)
 	c.IDTokenLifespan = time.Duration(s.IDTokenLifespan)
@@ -330,7 +337,7 @@ func (c *Client) Spec() ClientSpec {
 		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional,
 		AllowedCORSOrigins: slices.Clone(c.AllowedCORSOrigins), DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
-		AccessTokenLifespan:  Duration(c.AccessTokenLifespan),
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, AccessTokenLifespan: Duration(c.AccessTokenLifespan),
 		RefreshTokenLifespan: Duration(c.RefreshTokenLifespan),
 		IDTokenLifespan:      Duration(c.IDTokenLifespan),
 	}

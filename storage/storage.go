@@ -299,6 +299,7 @@ type Store interface {
 	Janitor
 	RegistrationStore
 	BackchannelStore
+	FlowStore
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close()

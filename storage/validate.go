@@ -22,6 +22,11 @@ var (
 	// SupportedAuthSigningAlgs are the private_key_jwt assertion algorithms
 	// fosite verifies (RSA and ECDSA with a client's public key).
 	SupportedAuthSigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+	// SupportedIDTokenSigningAlgs are the algorithms the key ring can sign
+	// ID tokens with (keys: RS256 with RSA-3072, ES256, EdDSA with
+	// Ed25519). A server signs only with those it keeps keys for
+	// (--signing-algs); the admin Service checks that narrower set.
+	SupportedIDTokenSigningAlgs = []string{"RS256", "ES256", "EdDSA"}
 )
 
 // ValidationError lists every problem found in a record, each naming its
@@ -258,6 +263,9 @@ func (c *Client) Validate(allowedScopes []string) error {
 	}
 	if c.TokenEndpointAuthSigningAlg != "" && !slices.Contains(SupportedAuthSigningAlgs, c.TokenEndpointAuthSigningAlg) {
 		v.add("token_endpoint_auth_signing_alg", "must be one of %s", strings.Join(SupportedAuthSigningAlgs, ", "))
+	}
+	if c.IDTokenSignedResponseAlg != "" && !slices.Contains(SupportedIDTokenSigningAlgs, c.IDTokenSignedResponseAlg) {
+		v.add("id_token_signed_response_alg", "must be one of %s (or empty for the server's default)", strings.Join(SupportedIDTokenSigningAlgs, ", "))
 	}
 	for _, s := range c.Scopes {
 		if !validScopeToken(s) {

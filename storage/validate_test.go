@@ -69,6 +69,13 @@ func TestClientValidateProblems(t *testing.T) {
 	if err := base().Validate(nil); err != nil {
 		t.Fatalf("valid client refused: %v", err)
 	}
+	for _, alg := range SupportedIDTokenSigningAlgs {
+		c := base()
+		c.IDTokenSignedResponseAlg = alg
+		if err := c.Validate(nil); err != nil {
+			t.Fatalf("id_token_signed_response_alg %s refused: %v", alg, err)
+		}
+	}
 	cases := []struct {
 		name   string
 		mutate func(*Client)
@@ -92,6 +99,10 @@ func TestClientValidateProblems(t *testing.T) {
 		{"case=backchannel http non-loopback", func(c *Client) { c.BackchannelLogoutURI = "http://rp.example/logout" }, "backchannel_logout_uri"},
 		{"case=backchannel fragment", func(c *Client) { c.BackchannelLogoutURI = "https://rp.example/logout#x" }, "backchannel_logout_uri"},
 		{"case=backchannel session required without uri", func(c *Client) { c.BackchannelLogoutSessionRequired = true }, "backchannel_logout_session_required"},
+		{"case=id token alg none", func(c *Client) { c.IDTokenSignedResponseAlg = "none" }, "id_token_signed_response_alg"},
+		{"case=id token alg HS256", func(c *Client) { c.IDTokenSignedResponseAlg = "HS256" }, "id_token_signed_response_alg"},
+		{"case=id token alg lower case", func(c *Client) { c.IDTokenSignedResponseAlg = "es256" }, "id_token_signed_response_alg"},
+		{"case=id token alg the ring cannot sign", func(c *Client) { c.IDTokenSignedResponseAlg = "PS256" }, "id_token_signed_response_alg"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -72,7 +72,7 @@ func buildBackchannel(cfg config, store storage.Store, ring *keys.Ring, reg prom
 	}
 	opts.Timeout = timeout
 	return backchannel.NewWorker(backchannel.Config{
-		Store: store, Signer: ring.Signer(cfg.IDTokenAlg), Issuer: cfg.Issuer, HTTP: egress.New(opts),
+		Store: store, Signer: ring.Signer(cfg.IDTokenAlg), Signers: idTokenSigners(ring, cfg.SigningAlgs), Issuer: cfg.Issuer, HTTP: egress.New(opts),
 		Metrics: backchannel.NewMetrics(reg, store.PendingLogouts),
 		Audit:   audit, Now: now, Logger: log,
 		Poll: cfg.BackchannelPoll, Timeout: timeout, Lease: cfg.BackchannelLease,

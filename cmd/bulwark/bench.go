@@ -67,6 +67,7 @@ per 1,000 requests, remove what it seeded, and write the JSON result.`,
 	f.IntVar(&o.Concurrency, "concurrency", 64, "concurrent keep-alive clients")
 	f.DurationVar(&o.Duration, "duration", 20*time.Second, "measured time per scenario")
 	f.Int64Var(&o.MaxRequests, "requests", 0, "cap on operations per scenario (0: none)")
+	f.StringVar(&o.WebIDTokenAlg, "client-id-token-alg", "ES256", `the id_token_signed_response_alg of the seeded web client (authcode_flow, refresh): ES256, EdDSA or RS256; "" registers none (the server's --id-token-alg)`)
 	f.StringVar(&jsonOut, "json", "-", "where to write the JSON result: a file, or - for standard output")
 	return cmd
 }

@@ -437,6 +437,18 @@ func TestClientsThroughService(t *testing.T) {
 	if code, _, errs := cliRun(t, "", "clients", "get", "nope"); code != exitFailed || !strings.Contains(errs, `no client "nope"`) {
 		t.Fatalf("unknown client: %d %q", code, errs)
 	}
+	// --id-token-alg on clients create/update is the client's
+	// id_token_signed_response_alg (it shadows the server option of the
+	// same name), checked against the algorithms the ring keeps keys for.
+	if code, out, errs = cliRun(t, "", "clients", "update", "web", "--id-token-alg", "ES256"); code != 0 {
+		t.Fatalf("update --id-token-alg: %d %q %q", code, out, errs)
+	}
+	if code, out, _ = cliRun(t, "", "clients", "get", "web"); code != 0 || !regexp.MustCompile(`id_token_signed_response_alg:\s+ES256`).MatchString(out) {
+		t.Fatalf("get after --id-token-alg: %q", out)
+	}
+	if code, out, errs = cliRun(t, "", "clients", "create", "--id", "ed", "--redirect-uri", "https://app.example.com/cb", "--id-token-alg", "EdDSA"); code != exitFailed || !strings.Contains(errs, "id_token_signed_response_alg") {
+		t.Fatalf("EdDSA without an EdDSA key: %d %q %q", code, out, errs)
+	}
 }
 
 // TestEgressOptions: production reaches public addresses plus the networks

@@ -39,6 +39,7 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.in.DPoPBoundAccessTokens, "dpop-bound", false, "require DPoP-bound access tokens (RFC 9449)")
 	fs.StringVar(&f.in.BackchannelLogoutURI, "backchannel-logout-uri", "", "where logout tokens are sent (OIDC Back-Channel Logout)")
 	fs.BoolVar(&f.in.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "logout tokens carry the sid claim")
+	fs.StringVar(&f.in.IDTokenSignedResponseAlg, "id-token-alg", "", `this client's ID token algorithm (id_token_signed_response_alg): RS256, ES256 or EdDSA, one the server keeps keys for; "" = the server's default`)
 	fs.DurationVar(&f.accessLifespan, "access-token-lifespan", 0, "access token lifetime for this client (0 = server default)")
 	fs.DurationVar(&f.refreshLifespan, "refresh-token-lifespan", 0, "refresh token lifetime for this client (0 = server default)")
 	fs.DurationVar(&f.idLifespan, "id-token-lifespan", 0, "ID token lifetime for this client (0 = server default)")
@@ -82,6 +83,8 @@ func (f *clientFlags) overlay(fs *pflag.FlagSet, in *admin.ClientInput) {
 			in.BackchannelLogoutURI = f.in.BackchannelLogoutURI
 		case "backchannel-logout-session-required":
 			in.BackchannelLogoutSessionRequired = f.in.BackchannelLogoutSessionRequired
+		case "id-token-alg":
+			in.IDTokenSignedResponseAlg = f.in.IDTokenSignedResponseAlg
 		case "access-token-lifespan":
 			in.AccessTokenLifespan = storage.Duration(f.accessLifespan)
 		case "refresh-token-lifespan":
@@ -266,6 +269,7 @@ func (c *cli) printClient(cl *storage.Client) error {
 		{"allowed_cors_origins", list(cl.AllowedCORSOrigins)}, {"dpop_bound_access_tokens", fmt.Sprint(cl.DPoPBoundAccessTokens)},
 		{"backchannel_logout_uri", cmpOr(cl.BackchannelLogoutURI, "-")},
 		{"backchannel_logout_session_required", fmt.Sprint(cl.BackchannelLogoutSessionRequired)},
+		{"id_token_signed_response_alg", cmpOr(cl.IDTokenSignedResponseAlg, "(server default)")},
 		{"access_token_lifespan", dur(cl.AccessTokenLifespan)}, {"refresh_token_lifespan", dur(cl.RefreshTokenLifespan)},
 		{"id_token_lifespan", dur(cl.IDTokenLifespan)}, {"created_at", ts(cl.CreatedAt)}, {"updated_at", ts(cl.UpdatedAt)},
 	} {

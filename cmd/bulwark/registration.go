@@ -111,7 +111,7 @@ func buildRegistration(cfg config, svc *admin.Service, store storage.Store, toke
 	}
 	h, err := registration.New(registration.Config{
 		Issuer: cfg.Issuer, Clients: svc, Store: store, Tokens: tokens, Egress: eg, SecretHasher: hasher,
-		Policy: cfg.RegistrationPol, Now: cfg.now, Logger: log, Audit: audit,
+		Policy: cfg.RegistrationPol, DefaultIDTokenAlg: cfg.IDTokenAlg, Now: cfg.now, Logger: log, Audit: audit,
 	})
 	if err != nil {
 		return nil, err

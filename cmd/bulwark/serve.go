@@ -405,6 +405,7 @@ func assemble(ctx context.Context, cfg config, store storage.Store, pg *postgres
 		Store:                store,
 		AccessTokenSigner:    ring.Signer(cfg.AccessTokenAlg),
 		IDTokenSigner:        ring.Signer(cfg.IDTokenAlg),
+		IDTokenSigners:       idTokenSigners(ring, cfg.SigningAlgs),
 		AccessTokenAlg:       cfg.AccessTokenAlg,
 		IDTokenAlg:           cfg.IDTokenAlg,
 		JWKS:                 ring.JWKS,

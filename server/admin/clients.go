@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/bulwark-auth/bulwark/keys/apikeys"
@@ -37,10 +39,26 @@ func redactClient(c *storage.Client) *storage.Client {
 func (s *Service) validateClient(c *storage.Client) error {
 	err := c.Validate(s.scopes)
 	var v *storage.ValidationError
-	if errors.As(err, &v) {
+	if err != nil && !errors.As(err, &v) {
+		return err
+	}
+	if v == nil {
+		v = &storage.ValidationError{}
+	}
+	// Of the algorithms the key ring can sign with, this server keeps
+	// keys for those configured (--signing-algs): a client registered for
+	// another would get no ID token.
+	if alg := c.IDTokenSignedResponseAlg; alg != "" && slices.Contains(storage.SupportedIDTokenSigningAlgs, alg) {
+		if algs := s.keys.Algorithms(); !slices.Contains(algs, alg) {
+			v.Problems = append(v.Problems, storage.FieldProblem{Field: "id_token_signed_response_alg",
+				Problem: fmt.Sprintf("this server signs with %s only", strings.Join(algs, ", "))})
+		}
+	}
+	if len(v.Problems) > 0 {
+		slices.SortStableFunc(v.Problems, func(a, b storage.FieldProblem) int { return strings.Compare(a.Field, b.Field) })
 		return invalid("invalid_client_metadata", "the client metadata is invalid", v.Problems...)
 	}
-	return err
+	return nil
 }
 
 // newSecret draws a client secret and returns it with its Argon2id hash.

@@ -226,6 +226,9 @@ func TestClientValidationAndMassAssignment(t *testing.T) {
 		{"case=negative-lifespan", with("access_token_lifespan", -5), "access_token_lifespan"},
 		{"case=bad-client-id", with("client_id", "a b"), "client_id"},
 		{"case=pkjwt-without-jwks", with("token_endpoint_auth_method", "private_key_jwt"), "jwks"},
+		{"case=id-token-alg-unknown", with("id_token_signed_response_alg", "HS256"), "id_token_signed_response_alg"},
+		// The test ring keeps ES256 and EdDSA keys only.
+		{"case=id-token-alg-without-key", with("id_token_signed_response_alg", "RS256"), "id_token_signed_response_alg"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -238,8 +241,13 @@ func TestClientValidationAndMassAssignment(t *testing.T) {
 	if evs := e.auditEvents("client.created"); len(evs) != 0 {
 		t.Fatal("a refused client was created")
 	}
+	// An algorithm the ring signs with is kept and returned.
+	m := expect(t, e.do("clients", http.MethodPost, "/clients", with("id_token_signed_response_alg", "EdDSA")), http.StatusCreated, "")
+	if m["id_token_signed_response_alg"] != "EdDSA" {
+		t.Fatalf("id_token_signed_response_alg not returned: %v", m)
+	}
 	// On update, client_id is server-controlled too (and so is everything above).
-	m := expect(t, e.do("clients", http.MethodPost, "/clients", webClient("Y")), http.StatusCreated, "")
+	m = expect(t, e.do("clients", http.MethodPost, "/clients", webClient("Y")), http.StatusCreated, "")
 	id := m["client_id"].(string)
 	for _, k := range []string{"client_id", "client_secret", "created_at", "owner"} {
 		m := expect(t, e.do("clients", http.MethodPut, "/clients/"+id, with(k, "changed-"+id), "If-Match", `"1"`), http.StatusBadRequest, "invalid_client_metadata")

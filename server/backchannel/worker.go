@@ -57,7 +57,12 @@ type Config struct {
 	Store Store
 	// Signer signs logout tokens: the key ring's ID token signer.
 	Signer jwt.Signer
-	Issuer string
+	// Signers, by algorithm, sign the logout tokens of clients registered
+	// with an id_token_signed_response_alg: §2.4 signs logout tokens with
+	// the keys of ID tokens, so the relying party verifies both alike.
+	// A client whose algorithm is missing here gets Signer's.
+	Signers map[string]jwt.Signer
+	Issuer  string
 	// HTTP sends the tokens: the server/egress client, so the SSRF rules
 	// of every client-registered URL apply.
 	HTTP    Doer
@@ -259,7 +264,11 @@ func (w *Worker) deliver(ctx context.Context, lease string, l *storage.Backchann
 	if !w.admit(ctx, lease, l, now) {
 		return
 	}
-	status, reason, err := w.post(ctx, c.BackchannelLogoutURI, l)
+	signer := w.cfg.Signer
+	if s, ok := w.cfg.Signers[c.IDTokenSignedResponseAlg]; ok {
+		signer = s
+	}
+	status, reason, err := w.post(ctx, signer, c.BackchannelLogoutURI, l)
 	if ctx.Err() != nil {
 		// Shutting down: leave the row to its lease, like a crash would.
 		return
@@ -318,8 +327,8 @@ func (w *Worker) limiter(clientID string) *rate.Limiter {
 // post signs the token and sends it (§2.5: a form-encoded POST of
 // logout_token). It returns the status, and on failure a bounded reason
 // label and the error.
-func (w *Worker) post(ctx context.Context, uri string, l *storage.BackchannelLogout) (int, string, error) {
-	tok, err := sign(ctx, w.cfg.Signer, w.cfg.Issuer, l, w.cfg.Now(), w.cfg.TokenLifetime)
+func (w *Worker) post(ctx context.Context, signer jwt.Signer, uri string, l *storage.BackchannelLogout) (int, string, error) {
+	tok, err := sign(ctx, signer, w.cfg.Issuer, l, w.cfg.Now(), w.cfg.TokenLifetime)
 	if err != nil {
 		return 0, reasonSign, err
 	}

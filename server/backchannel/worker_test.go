@@ -228,3 +228,50 @@ func TestNewWorkerReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// namedSigner is fakeSigner that prefixes its name, so a test sees which
+// signer made a token.
+type namedSigner struct {
+	fakeSigner
+	name string
+}
+
+func (s namedSigner) Generate(ctx context.Context, c jwt.MapClaims, h jwt.Mapper) (string, string, error) {
+	tok, sig, err := s.fakeSigner.Generate(ctx, c, h)
+	return s.name + ":" + tok, sig, err
+}
+
+// TestWorkerSignsWithTheClientsIDTokenAlgorithm: a relying party
+// registered for ES256 ID tokens gets ES256 logout tokens (§2.4: the keys
+// of ID tokens); one registered for none gets the default signer's.
+func TestWorkerSignsWithTheClientsIDTokenAlgorithm(t *testing.T) {
+	for _, tc := range []struct{ alg, want string }{{"ES256", "es256"}, {"", "default"}, {"EdDSA", "default"}} {
+		t.Run("case=alg="+tc.alg, func(t *testing.T) {
+			st, clock := setup(t)
+			ctx := context.Background()
+			c, err := st.ClientByID(ctx, "rp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.IDTokenSignedResponseAlg = tc.alg
+			if err := st.UpdateClient(ctx, c, c.Version); err != nil {
+				t.Fatal(err)
+			}
+			ans := &answers{status: []int{200}}
+			w, err := NewWorker(Config{Store: st, Signer: namedSigner{name: "default"}, Issuer: "https://op.example", HTTP: ans,
+				Signers: map[string]jwt.Signer{"ES256": namedSigner{name: "es256"}, "RS256": namedSigner{name: "rs256"}},
+				Now:     func() time.Time { return *clock }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.drain(ctx)
+			if len(ans.bodies) != 1 {
+				t.Fatalf("sent %d logout tokens", len(ans.bodies))
+			}
+			form, err := url.ParseQuery(ans.bodies[0])
+			if err != nil || !strings.HasPrefix(form.Get("logout_token"), tc.want+":") {
+				t.Fatalf("logout token %q, want one from the %s signer", form.Get("logout_token"), tc.want)
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ var (
 	formGrantTypes  = storage.SupportedGrantTypes
 	formAuthMethods = storage.SupportedAuthMethods
 	formSigningAlgs = storage.SupportedAuthSigningAlgs
+	formIDTokenAlgs = storage.SupportedIDTokenSigningAlgs
 )
 
 type clientListData struct {
@@ -39,6 +40,7 @@ type clientFormData struct {
 	GrantTypes  []string
 	AuthMethods []string
 	SigningAlgs []string
+	IDTokenAlgs []string
 	Redirects   string
 	ScopeText   string
 	Audience    string
@@ -127,7 +129,7 @@ func (c *Console) clientNew(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 func clientForm(isNew bool, id string, version int64, in admin.ClientInput) clientFormData {
 	d := clientFormData{
 		New: isNew, ID: id, Version: version, In: in,
-		GrantTypes: formGrantTypes, AuthMethods: formAuthMethods, SigningAlgs: formSigningAlgs,
+		GrantTypes: formGrantTypes, AuthMethods: formAuthMethods, SigningAlgs: formSigningAlgs, IDTokenAlgs: formIDTokenAlgs,
 		Redirects: strings.Join(in.RedirectURIs, "\n"), ScopeText: strings.Join(in.Scopes, " "),
 		Audience: strings.Join(in.Audience, "\n"), Contacts: strings.Join(in.Contacts, "\n"),
 		CORSOrigins:    strings.Join(in.AllowedCORSOrigins, "\n"),
@@ -186,6 +188,7 @@ func readClientForm(f url.Values, in *admin.ClientInput) []storage.FieldProblem 
 	in.TokenEndpointAuthMethod = f.Get("token_endpoint_auth_method")
 	in.TokenEndpointAuthSigningAlg = f.Get("token_endpoint_auth_signing_alg")
 	in.RequestObjectSigningAlg = strings.TrimSpace(f.Get("request_object_signing_alg"))
+	in.IDTokenSignedResponseAlg = f.Get("id_token_signed_response_alg")
 	in.ApplicationType = f.Get("application_type")
 	in.LogoURI = strings.TrimSpace(f.Get("logo_uri"))
 	in.ClientURI = strings.TrimSpace(f.Get("client_uri"))

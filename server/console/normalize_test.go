@@ -50,20 +50,20 @@ func TestSameClientEverySurface(t *testing.T) {
 			api: `"client_name":"Partner","grant_types":["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"],` +
 				`"scope":"api:read api:write","audience":["https://api.example","https://other.example"],` +
 				`"token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_signing_alg":"ES256","jwks":` + string(jwk) + `,` +
-				`"request_object_signing_alg":"ES256","application_type":"web","logo_uri":"https://partner.example/logo.png",` +
+				`"request_object_signing_alg":"ES256","id_token_signed_response_alg":"ES256","application_type":"web","logo_uri":"https://partner.example/logo.png",` +
 				`"client_uri":"https://partner.example","contacts":["ops@partner.example"],"skip_consent":true,` +
 				`"access_token_lifespan":"15m","refresh_token_lifespan":"720h","id_token_lifespan":"1h"`,
 			yaml: "    client_name: Partner\n    grant_types: [client_credentials, \"urn:ietf:params:oauth:grant-type:token-exchange\"]\n" +
 				"    scope: api:read api:write\n    audience: [\"https://api.example\", \"https://other.example\"]\n" +
 				"    token_endpoint_auth_method: private_key_jwt\n    token_endpoint_auth_signing_alg: ES256\n    jwks: " + string(jwk) + "\n" +
-				"    request_object_signing_alg: ES256\n    application_type: web\n    logo_uri: https://partner.example/logo.png\n" +
+				"    request_object_signing_alg: ES256\n    id_token_signed_response_alg: ES256\n    application_type: web\n    logo_uri: https://partner.example/logo.png\n" +
 				"    client_uri: https://partner.example\n    contacts: [ops@partner.example]\n    skip_consent: true\n" +
 				"    access_token_lifespan: 15m\n    refresh_token_lifespan: 720h\n    id_token_lifespan: 1h\n",
 			form: map[string]string{
 				"name": "Partner", "grant_client_credentials": "on", "grant_urn:ietf:params:oauth:grant-type:token-exchange": "on",
 				"scope": "api:read api:write", "audience": "https://api.example\nhttps://other.example",
 				"token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256", "jwks": string(jwk),
-				"request_object_signing_alg": "ES256", "application_type": "web", "logo_uri": "https://partner.example/logo.png",
+				"request_object_signing_alg": "ES256", "id_token_signed_response_alg": "ES256", "application_type": "web", "logo_uri": "https://partner.example/logo.png",
 				"client_uri": "https://partner.example", "contacts": "ops@partner.example", "skip_consent": "on",
 				"access_token_lifespan": "15m", "refresh_token_lifespan": "720h", "id_token_lifespan": "1h",
 			},
@@ -134,6 +134,9 @@ func TestSameClientEverySurface(t *testing.T) {
 			}
 			if specs[0] != specs[1] || specs[0] != specs[2] {
 				t.Fatalf("stored clients differ:\napi     %s\nseed    %s\nconsole %s", specs[0], specs[1], specs[2])
+			}
+			if c.name == "case=every-field" && !strings.Contains(specs[0], `"id_token_signed_response_alg":"ES256"`) {
+				t.Fatalf("every field: %s", specs[0])
 			}
 			if c.name == "case=defaults" && !strings.Contains(specs[0], `"grant_types":["authorization_code","refresh_token"]`) {
 				t.Fatalf("defaults: %s", specs[0])

@@ -112,15 +112,28 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, mode author
 	if err == nil {
 		err = checkPKCE(client, ar)
 	}
+	if err == nil && ar.GetRequestedScopes().Has("openid") {
+		err = p.idTokens.check(client)
+	}
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
 		return
 	}
 
-	login, user, err := p.currentLogin(ctx, r)
+	// The login session, its user and their consent to this client: one
+	// round trip.
+	state, err := p.resumeLogin(ctx, r, client.ID)
 	if err != nil {
 		p.writePageError(w, r, err)
 		return
+	}
+	var (
+		login   *storage.LoginSession
+		user    *storage.User
+		consent *storage.Consent
+	)
+	if state != nil {
+		login, user, consent = state.Session, state.User, state.Consent
 	}
 	prompt := fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("prompt"), " "))
 	if user != nil && loginTooOld(ar, login, p.cfg.Now()) {
@@ -157,11 +170,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, mode author
 
 	scopes := ar.GetRequestedScopes()
 	if mode != modeApprove {
-		consented, err := p.hasConsent(ctx, client, user.ID, scopes)
-		if err != nil {
-			p.writeAuthorizeError(w, r, ar, err)
-			return
-		}
+		consented := p.hasConsent(client, consent, scopes)
 		if fosite.Arguments(prompt).Has("consent") {
 			consented = false
 		}
@@ -202,27 +211,34 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		ar.GrantAudience(a)
 	}
 	sess := p.userSession(client, user, login, ar.GetGrantedScopes(), ar.GetRequestedAt())
-	claims := sess.IDTokenClaims()
-	granted := ar.GetGrantedScopes()
-	if granted.Has("openid") && login.SID != "" {
+	// fosite's handlers hand the code, its PKCE request and its OpenID
+	// Connect request to flowStore, which collects them; they are written
+	// below, with the login session join, in one round trip.
+	writes := &storage.AuthorizeSessions{}
+	if ar.GetGrantedScopes().Has("openid") && login.SID != "" {
 		// OpenID Connect Back-Channel Logout 1.0 §2.1: the ID token names
 		// the login session, and the client is recorded as holding a
 		// session of it. A logout racing this request either sees the
-		// record (and tells the client) or makes the join fail.
-		sid, err := p.cfg.Store.JoinLoginSession(ctx, login.Key, client.ID)
-		if errors.Is(err, storage.ErrNotFound) {
-			p.writePageError(w, r, fosite.ErrLoginRequired.WithHint("Your session has ended; sign in again."))
-			return
-		} else if err != nil {
-			p.writeAuthorizeError(w, r, ar, fmt.Errorf("oauth: join login session: %w", err))
-			return
-		}
-		claims.Extra["sid"] = sid
+		// record (and tells the client) or makes the write fail.
+		sess.IDTokenClaims().Extra["sid"] = login.SID
+		writes.JoinLogin = login.Key
 	}
 
-	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
+	resp, err := p.oauth.NewAuthorizeResponse(collectAuthorize(ctx, writes), ar, sess)
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
+		return
+	}
+	if writes.Code == nil {
+		// No handler issued a code: nothing is valid to redirect with.
+		p.writeAuthorizeError(w, r, ar, fosite.ErrServerError.WithDebug("the authorization response carries no code"))
+		return
+	}
+	if err := p.cfg.Store.CreateAuthorizeSessions(ctx, writes); errors.Is(err, storage.ErrNotFound) {
+		p.writePageError(w, r, fosite.ErrLoginRequired.WithHint("Your session has ended; sign in again."))
+		return
+	} else if err != nil {
+		p.writeAuthorizeError(w, r, ar, fmt.Errorf("oauth: store the authorization code: %w", err))
 		return
 	}
 	// RFC 9207 §2: the issuer identifies us to the client, defeating mix-up
@@ -392,27 +408,21 @@ func isLoopbackIP(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// hasConsent reports whether the user already granted every requested scope
-// to the client, or the client is first-party.
-func (p *Provider) hasConsent(ctx context.Context, c *storage.Client, subject string, scopes fosite.Arguments) (bool, error) {
+// hasConsent reports whether the user's consent con (nil when none)
+// covers every requested scope, or the client is first-party.
+func (p *Provider) hasConsent(c *storage.Client, con *storage.Consent, scopes fosite.Arguments) bool {
 	if c.SkipConsent {
-		return true, nil
+		return true
 	}
-	con, err := p.cfg.Store.GetConsent(ctx, subject, c.ID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("oauth: load consent: %w", err)
-	}
-	if !con.ExpiresAt.IsZero() && !p.cfg.Now().Before(con.ExpiresAt) {
-		return false, nil
+	if con == nil || (!con.ExpiresAt.IsZero() && !p.cfg.Now().Before(con.ExpiresAt)) {
+		return false
 	}
 	for _, s := range scopes {
 		if !fosite.Arguments(con.Scopes).Has(s) {
-			return false, nil
+			return false
 		}
 	}
-	return true, nil
+	return true
 }
 
 // saveConsent remembers the granted scopes, merged with earlier grants by

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -105,11 +106,25 @@ func (p *Provider) metadata(oidc bool) metadata {
 	if oidc {
 		m.UserinfoEndpoint = iss + pathUserinfo
 		m.SubjectTypesSupported = []string{"public"}
-		m.IDTokenSigningAlgValuesSupported = []string{p.cfg.IDTokenAlg}
+		m.IDTokenSigningAlgValuesSupported = p.idTokenAlgs()
 		m.ClaimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "c_hash", "email", "preferred_username", "sid"}
 		m.PromptValuesSupported = []string{"none", "consent"}
 	}
 	return m
+}
+
+// idTokenAlgs lists every algorithm a client's ID tokens can be signed
+// with: the default first, then those a client may register for.
+func (p *Provider) idTokenAlgs() []string {
+	out := []string{p.cfg.IDTokenAlg}
+	var others []string
+	for alg := range p.idTokens.byAlg {
+		if alg != p.cfg.IDTokenAlg {
+			others = append(others, alg)
+		}
+	}
+	slices.Sort(others)
+	return append(out, others...)
 }
 
 func (p *Provider) renderDiscovery() error {

@@ -32,25 +32,27 @@ import (
 )
 
 // Store is what the provider needs from storage: everything fosite needs,
-// plus users (login, userinfo), remembered consents and login sessions.
+// plus users (login, userinfo), remembered consents, login sessions and
+// the flows' combined reads and writes.
 type Store interface {
 	storage.OAuth2Store
 	UserByID(ctx context.Context, id string) (*storage.User, error)
 	UserByUsername(ctx context.Context, username string) (*storage.User, error)
 	SaveConsent(ctx context.Context, c *storage.Consent) error
 	GrantConsent(ctx context.Context, c *storage.Consent) error
-	GetConsent(ctx context.Context, subject, clientID string) (*storage.Consent, error)
 	CreateLoginSession(ctx context.Context, s *storage.LoginSession) error
 	GetLoginSession(ctx context.Context, key string) (*storage.LoginSession, error)
-	TouchLoginSession(ctx context.Context, key string, at time.Time) error
 	DeleteLoginSession(ctx context.Context, key string) error
+	// ResumeLogin, CreateAuthorizeSessions and ReadGrant save the flows'
+	// round trips (flowstore.go).
+	storage.FlowStore
 	// Device authorization grant (RFC 8628, device.go).
 	storage.DeviceStore
 	// LockMint orders the device grant's mint against containment.
 	storage.MintLocker
-	// JoinLoginSession and QueueLogouts keep the relying parties of each
-	// login session for back-channel logout (storage.BackchannelStore).
-	JoinLoginSession(ctx context.Context, loginKey, clientID string) (sid string, err error)
+	// QueueLogouts ends the relying parties' sessions of a login session
+	// for back-channel logout (storage.BackchannelStore); they join with
+	// the authorization code (CreateAuthorizeSessions).
 	QueueLogouts(ctx context.Context, m storage.LogoutMatch) (int64, error)
 }
 
@@ -64,6 +66,13 @@ type Config struct {
 	// ID tokens. Both are normally the key ring's signer for the algorithm.
 	AccessTokenSigner jwt.Signer
 	IDTokenSigner     jwt.Signer
+	// IDTokenSigners, by algorithm, sign the ID tokens of clients
+	// registered with an id_token_signed_response_alg (OpenID Connect
+	// Dynamic Client Registration 1.0 §2); IDTokenSigner signs those of
+	// every other client. Discovery advertises IDTokenAlg and these. A
+	// client registered for an algorithm missing here is refused
+	// (unauthorized_client) where it would get an ID token.
+	IDTokenSigners map[string]jwt.Signer
 	// AccessTokenAlg and IDTokenAlg are advertised in discovery.
 	AccessTokenAlg, IDTokenAlg string
 	// JWKS returns the current public key set and its ETag.
@@ -149,6 +158,11 @@ type Provider struct {
 
 	// grants are the grant types the token endpoint serves.
 	grants fosite.Arguments
+	// idTokens signs ID tokens with each client's algorithm.
+	idTokens *idTokenStrategy
+	// access issues access tokens, codes and refresh tokens (their
+	// signatures key the stored grants).
+	access *accessTokenStrategy
 
 	oidcDiscovery  []byte
 	oauthDiscovery []byte
@@ -336,26 +350,39 @@ func (p *Provider) composeHandlers() {
 		DefaultJWTStrategy: &oauth2.DefaultJWTStrategy{Signer: p.cfg.AccessTokenSigner, HMACSHAStrategy: hmacStrategy, Config: fc},
 		issuer:             p.cfg.Issuer,
 	}
-	idTokens := &idTokenStrategy{inner: &openid.DefaultStrategy{Signer: p.cfg.IDTokenSigner, Config: fc}}
+	p.access = access
+	idTokens := &idTokenStrategy{defaultAlg: p.cfg.IDTokenAlg, byAlg: map[string]openid.OpenIDConnectTokenStrategy{
+		p.cfg.IDTokenAlg: &openid.DefaultStrategy{Signer: p.cfg.IDTokenSigner, Config: fc},
+	}}
+	for alg, signer := range p.cfg.IDTokenSigners {
+		if alg != p.cfg.IDTokenAlg {
+			idTokens.byAlg[alg] = &openid.DefaultStrategy{Signer: signer, Config: fc}
+		}
+	}
+	p.idTokens = idTokens
 	validator := openid.NewOpenIDConnectRequestValidator(p.cfg.IDTokenSigner, fc)
+	// The code, PKCE and OpenID Connect handlers write at the
+	// authorization endpoint through flowStore (collected, one round
+	// trip).
+	fst := flowStore{st}
 
 	authCode := &oauth2.AuthorizeExplicitGrantHandler{
 		AccessTokenStrategy:    access,
 		RefreshTokenStrategy:   access,
 		AuthorizeCodeStrategy:  access,
-		CoreStorage:            st,
+		CoreStorage:            fst,
 		TokenRevocationStorage: st,
 		Config:                 fc,
 	}
 	oidcExplicit := &openid.OpenIDConnectExplicitHandler{
-		OpenIDConnectRequestStorage:   st,
+		OpenIDConnectRequestStorage:   fst,
 		IDTokenHandleHelper:           &openid.IDTokenHandleHelper{IDTokenStrategy: idTokens},
 		OpenIDConnectRequestValidator: validator,
 		Config:                        fc,
 	}
 	pkceHandler := &pkcePolicy{inner: &pkce.Handler{
 		AuthorizeCodeStrategy: access,
-		Storage:               st,
+		Storage:               fst,
 		Config:                pkceConfig{fc},
 	}}
 	clientCredentials := &oauth2.ClientCredentialsGrantHandler{

@@ -59,34 +59,34 @@ func randomToken() (string, error) {
 // currentLogin returns the live login session of the request and its user,
 // or nils when there is none. Only store failures are errors.
 func (p *Provider) currentLogin(ctx context.Context, r *http.Request) (*storage.LoginSession, *storage.User, error) {
+	st, err := p.resumeLogin(ctx, r, "")
+	if err != nil || st == nil {
+		return nil, nil, err
+	}
+	return st.Session, st.User, nil
+}
+
+// resumeLogin returns the live login session of the request with its user
+// and the user's consent to clientID (storage.FlowStore.ResumeLogin: one
+// round trip, which also records the visit), or nil when there is none:
+// no cookie, an unknown or expired session, a missing or disabled user.
+// Only store failures are errors.
+func (p *Provider) resumeLogin(ctx context.Context, r *http.Request, clientID string) (*storage.LoginState, error) {
 	c, err := r.Cookie(p.sessionCookieName())
 	if err != nil || c.Value == "" {
-		return nil, nil, nil
-	}
-	key := storage.HashKey(c.Value)
-	ls, err := p.cfg.Store.GetLoginSession(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, nil
-	} else if err != nil {
-		return nil, nil, fmt.Errorf("oauth: load login session: %w", err)
+		return nil, nil
 	}
 	now := p.cfg.Now()
-	if ls.Kind != loginKind || !now.Before(ls.ExpiresAt) {
-		return nil, nil, nil
-	}
-	u, err := p.cfg.Store.UserByID(ctx, ls.Subject)
+	st, err := p.cfg.Store.ResumeLogin(ctx, loginKind, storage.HashKey(c.Value), clientID, now)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, nil
+		return nil, nil
 	} else if err != nil {
-		return nil, nil, fmt.Errorf("oauth: load user: %w", err)
+		return nil, fmt.Errorf("oauth: resume login session: %w", err)
 	}
-	if u.Disabled {
-		return nil, nil, nil
+	if !now.Before(st.Session.ExpiresAt) || st.User.Disabled {
+		return nil, nil
 	}
-	if err := p.cfg.Store.TouchLoginSession(ctx, key, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, fmt.Errorf("oauth: touch login session: %w", err)
-	}
-	return ls, u, nil
+	return st, nil
 }
 
 // startLogin creates a fresh server-side session for u and sets its cookie.

@@ -1,12 +1,15 @@
 package oauth
 
 import (
-	"net/netip"
-
 	"context"
+	"crypto/sha512"
+	"encoding/base64"
 	"errors"
-	"github.com/bulwark-auth/bulwark/server/protect"
+	"hash"
+	"net/netip"
 	"time"
+
+	"github.com/bulwark-auth/bulwark/server/protect"
 
 	"github.com/google/uuid"
 	"github.com/ory/fosite"
@@ -73,22 +76,91 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.
 	if len(claims.Audience) == 0 {
 		claims.Audience = []string{clientID}
 	}
-	return s.Signer.Generate(ctx, claims.ToMapClaims(), sess.GetJWTHeader())
+	token, sig, err := s.Signer.Generate(ctx, claims.ToMapClaims(), sess.GetJWTHeader())
+	if m := mintFrom(ctx); m != nil && err == nil {
+		m.accessToken = token
+	}
+	return token, sig, err
 }
 
-// idTokenStrategy clears the expiry a refreshed session carries over from
-// the previous ID token, so each ID token lives for the configured lifespan
+// idTokenStrategy signs each client's ID tokens with the algorithm it
+// registered (id_token_signed_response_alg, OpenID Connect Dynamic Client
+// Registration 1.0 §2), the server's default otherwise.
+//
+// It also clears the expiry a refreshed session carries over from the
+// previous ID token, so each ID token lives for the configured lifespan
 // from its own issue time instead of failing once the first one expired.
 type idTokenStrategy struct {
-	inner openid.OpenIDConnectTokenStrategy
+	defaultAlg string
+	// byAlg holds a strategy per algorithm the server signs ID tokens
+	// with, the default's included.
+	byAlg map[string]openid.OpenIDConnectTokenStrategy
+}
+
+// alg is the algorithm of c's ID tokens.
+func (s *idTokenStrategy) alg(c fosite.Client) string {
+	if bc, ok := c.(*storage.Client); ok && bc.IDTokenSignedResponseAlg != "" {
+		return bc.IDTokenSignedResponseAlg
+	}
+	return s.defaultAlg
+}
+
+// check refuses a client registered for an algorithm this server does not
+// sign with (its keys were dropped from --signing-algs after it
+// registered): such a client can get no ID token, and must be told so
+// rather than fail with a server error where the token would be signed.
+func (s *idTokenStrategy) check(c fosite.Client) error {
+	if _, ok := s.byAlg[s.alg(c)]; !ok {
+		return fosite.ErrUnauthorizedClient.WithHint("The client is registered for ID tokens signed with an algorithm this server does not sign with.")
+	}
+	return nil
 }
 
 // GenerateIDToken implements openid.OpenIDConnectTokenStrategy.
 func (s *idTokenStrategy) GenerateIDToken(ctx context.Context, lifespan time.Duration, r fosite.Requester) (string, error) {
-	if sess, ok := r.GetSession().(openid.Session); ok && sess.IDTokenClaims() != nil {
-		sess.IDTokenClaims().ExpiresAt = time.Time{}
+	alg := s.alg(r.GetClient())
+	inner, ok := s.byAlg[alg]
+	if !ok {
+		return "", s.check(r.GetClient())
 	}
-	return s.inner.GenerateIDToken(ctx, lifespan, r)
+	if sess, ok := r.GetSession().(openid.Session); ok && sess.IDTokenClaims() != nil {
+		claims := sess.IDTokenClaims()
+		claims.ExpiresAt = time.Time{}
+		// fosite computed at_hash with SHA-256; for EdDSA (Ed25519) the
+		// hash is SHA-512 (OpenID Connect Core 1.0 errata 2, §3.1.3.6).
+		if m := mintFrom(ctx); alg == algEdDSA && claims.AccessTokenHash != "" && m != nil && m.accessToken != "" {
+			claims.AccessTokenHash = halfHash(sha512.New(), m.accessToken)
+		}
+	}
+	return inner.GenerateIDToken(ctx, lifespan, r)
+}
+
+// algEdDSA is the JWA name of EdDSA signatures (RFC 8037 §3.1).
+const algEdDSA = "EdDSA"
+
+// halfHash is base64url(left half of h(token)): at_hash and c_hash.
+func halfHash(h hash.Hash, token string) string {
+	h.Write([]byte(token))
+	sum := h.Sum(nil)
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
+
+// mint is what one token request issues, shared by the strategies that
+// produce its tokens: the ID token's at_hash needs the access token.
+type mint struct {
+	accessToken string
+}
+
+type mintKey struct{}
+
+// withMint returns a context whose token strategies record into a new mint.
+func withMint(ctx context.Context) context.Context {
+	return context.WithValue(ctx, mintKey{}, &mint{})
+}
+
+func mintFrom(ctx context.Context) *mint {
+	m, _ := ctx.Value(mintKey{}).(*mint)
+	return m
 }
 
 type pkceOptionalKey struct{}

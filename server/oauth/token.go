@@ -21,7 +21,7 @@ import (
 
 // handleToken is the token endpoint (RFC 6749 §3.2).
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	ctx := withMint(r.Context())
 	if err := parseBody(w, r); err == nil {
 		// fosite answers invalid_request for grants it has no handler
 		// for; RFC 6749 §5.2 asks for unsupported_grant_type.
@@ -63,6 +63,14 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.writeProofError(w, r, nil, err)
 		return
 	}
+	// The code (with its PKCE request) or refresh token this request
+	// redeems, its client and its user: one round trip, which fosite's
+	// reads below and checkResourceOwner are answered from.
+	ctx, owner, err := p.readGrant(ctx, r.PostForm)
+	if err != nil {
+		p.writeAccessError(w, r, nil, err)
+		return
+	}
 	sess := storage.NewSession("")
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -100,7 +108,15 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		// Disabling a user revokes their codes and tokens, but a request
 		// already past that point, or a disable without containment, must
 		// not mint new tokens for someone who can no longer sign in.
-		if err := p.checkResourceOwner(ctx, ar.GetSession().GetSubject()); err != nil {
+		if err := p.checkResourceOwner(ctx, ar.GetSession().GetSubject(), owner); err != nil {
+			p.writeAccessError(w, r, ar, err)
+			return
+		}
+	}
+	if gt := ar.GetGrantTypes(); !gt.ExactOne("client_credentials") && !gt.ExactOne(GrantTypeTokenExchange) &&
+		(ar.GetRequestedScopes().Has("openid") || ar.GetGrantedScopes().Has("openid")) {
+		// An ID token will be signed with the client's algorithm.
+		if err := p.idTokens.check(ar.GetClient()); err != nil {
 			p.writeAccessError(w, r, ar, err)
 			return
 		}
@@ -202,8 +218,44 @@ func (p *Provider) clientFailed(ctx context.Context, w http.ResponseWriter, guar
 	return true
 }
 
-// checkResourceOwner refuses a grant whose user is gone or disabled.
-func (p *Provider) checkResourceOwner(ctx context.Context, subject string) error {
+// readGrant reads ahead, for a request redeeming an authorization code or
+// a refresh token, what fosite and checkResourceOwner will read
+// (storage.FlowStore.ReadGrant). Other requests, and codes or tokens that
+// are not well-formed (fosite refuses them), read nothing.
+func (p *Provider) readGrant(ctx context.Context, form url.Values) (context.Context, storage.GrantOwner, error) {
+	var (
+		kind      storage.GrantKind
+		sig, code string
+	)
+	switch form.Get("grant_type") {
+	case "authorization_code":
+		code = form.Get("code")
+		kind, sig = storage.GrantCode, p.access.AuthorizeCodeSignature(ctx, code)
+	case "refresh_token":
+		kind, sig = storage.GrantRefresh, p.access.RefreshTokenSignature(ctx, form.Get("refresh_token"))
+	}
+	if sig == "" {
+		return ctx, storage.GrantOwner{}, nil
+	}
+	// With the code, the store may consume the code's OpenID Connect
+	// request together with the code, in the exchange's transaction.
+	ctx, owner, err := p.cfg.Store.ReadGrant(ctx, kind, sig, code)
+	if err != nil {
+		return ctx, owner, fmt.Errorf("oauth: read grant: %w", err)
+	}
+	return ctx, owner, nil
+}
+
+// checkResourceOwner refuses a grant whose user is gone or disabled. The
+// owner readGrant found answers for its own subject; any other subject is
+// looked up.
+func (p *Provider) checkResourceOwner(ctx context.Context, subject string, owner storage.GrantOwner) error {
+	if owner.Subject != "" && owner.Subject == subject {
+		if !owner.Active {
+			return fosite.ErrInvalidGrant.WithHint("The resource owner is no longer active.")
+		}
+		return nil
+	}
 	u, err := p.cfg.Store.UserByID(ctx, subject)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled):

@@ -63,8 +63,14 @@ type Config struct {
 	// SecretHasher compares a client_secret sent back on update.
 	SecretHasher fosite.Hasher
 	Policy       Policy
-	Now          func() time.Time
-	Logger       logrus.FieldLogger
+	// DefaultIDTokenAlg is the algorithm of the ID tokens of a client that
+	// registers none (the server's --id-token-alg): a registration
+	// response names it, so the client learns what it gets (OpenID
+	// Connect Dynamic Client Registration 1.0 §3.2). Empty leaves the
+	// member out.
+	DefaultIDTokenAlg string
+	Now               func() time.Time
+	Logger            logrus.FieldLogger
 	// Audit receives refusals; successful registrations, updates and
 	// deletions are audited by the Service.
 	Audit func(ctx context.Context, e storage.AuditEvent)
@@ -425,6 +431,9 @@ func (h *Handler) writeClient(w http.ResponseWriter, status int, c *storage.Clie
 	}
 	if spec.RequestObjectSigningAlg == "" {
 		delete(out, "request_object_signing_alg")
+	}
+	if spec.IDTokenSignedResponseAlg == "" && h.cfg.DefaultIDTokenAlg != "" {
+		out["id_token_signed_response_alg"] = h.cfg.DefaultIDTokenAlg
 	}
 	out["client_id_issued_at"] = c.CreatedAt.Unix()
 	out["registration_client_uri"] = h.clientURI(c.ID)

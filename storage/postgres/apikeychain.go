@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/bulwark-auth/bulwark/storage"
 )
 
@@ -24,7 +22,7 @@ func lockAPIKeyOwner(ctx context.Context, q querier, ownerType, ownerID string) 
 // withTx runs fn with a transaction in its context: the caller's if ctx
 // carries one, otherwise a new one committed when fn succeeds.
 func (s *Store) withTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	if _, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+	if txFrom(ctx) != nil {
 		return fn(ctx)
 	}
 	tctx, err := s.BeginTX(ctx)

@@ -45,6 +45,7 @@ var clientColumns = []clientColumn{
 	{"backchannel_logout_session_required", "false"},
 	{"jwks_uri", "''"},
 	{"registered_via", "''"},
+	{"id_token_signed_response_alg", "''"},
 	{"owner", "''"},
 	{"disabled", "false"},
 	{"created_at", "'epoch'::timestamptz"},
@@ -127,7 +128,7 @@ func clientArgs(c *storage.Client) ([]any, error) {
 		c.SkipConsent, c.PKCEOptional,
 		int64(c.AccessTokenLifespan), int64(c.RefreshTokenLifespan), int64(c.IDTokenLifespan),
 		nonNil(c.AllowedCORSOrigins), c.DPoPBoundAccessTokens, c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired,
-		c.JWKSURI, c.RegisteredVia,
+		c.JWKSURI, c.RegisteredVia, c.IDTokenSignedResponseAlg,
 		c.Owner, c.Disabled, c.CreatedAt, c.UpdatedAt, c.Version,
 	}, nil
 }
@@ -150,7 +151,7 @@ func (cs *clientScan) dest() []any {
 		&c.SkipConsent, &c.PKCEOptional,
 		&cs.atl, &cs.rtl, &cs.idtl,
 		&c.AllowedCORSOrigins, &c.DPoPBoundAccessTokens, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired,
-		&c.JWKSURI, &c.RegisteredVia,
+		&c.JWKSURI, &c.RegisteredVia, &c.IDTokenSignedResponseAlg,
 		&c.Owner, &c.Disabled, &cs.createdAt, &cs.updated, &c.Version,
 	}
 }

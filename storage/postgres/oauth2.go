@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/ory/fosite"
 
 	"github.com/bulwark-auth/bulwark/storage"
@@ -84,7 +86,9 @@ func errClientDisabled() error { return fosite.ErrInvalidClient.WithHint("The cl
 // and the INSERT then writes nothing. A mint that commits first is seen by
 // the disable's RevokeTokensByClient. Mints inside a transaction (code
 // exchange, refresh rotation) took the shared client lock in lockGrant and
-// must not lock the client row after it (doc.go, lock order).
+// must not lock the client row after it (doc.go, lock order); their rows
+// are queued and written with the transaction's next statement or its
+// commit (txn), in one INSERT.
 //
 // An access token carries the request's audit event when the audit sink
 // attached one (storage.TokenAudit): the INSERT then becomes a
@@ -99,31 +103,26 @@ func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requ
 	if rec.RequestedAt.IsZero() {
 		rec.RequestedAt = s.now()
 	}
-	args := []any{kind, rec.Key, rec.RequestID, rec.ClientID, rec.Subject, rec.Active, rec.RequestedAt, rec.ExpiresAt, rec.Data}
-	insert := insertTokenGuarded
-	if s.hasTx(ctx) {
-		insert = insertTokenInTx
-	}
 	var event *storage.AuditEvent
 	if kind == kindAccess {
 		event = storage.TakeTokenAudit(ctx)
 	}
-	sql, returnsID := insert, false
+	if t := txFrom(ctx); t != nil {
+		t.queue(kind, rec, event)
+		return nil
+	}
+	args := []any{kind, rec.Key, rec.RequestID, rec.ClientID, rec.Subject, rec.Active, rec.RequestedAt, rec.ExpiresAt, rec.Data}
+	sql, returnsID := insertTokenGuarded, false
 	if event != nil {
 		audit, err := s.auditArgs(event)
 		if err != nil {
 			return err
 		}
-		sql, returnsID = withAudit[insert], true
+		sql, returnsID = insertTokenGuardedAudited, true
 		args = append(args, audit...)
 	}
-	var id, rows int64
-	if s.hasTx(ctx) {
-		id, rows, err = execOne(ctx, s.q(ctx), sql, args, returnsID)
-	} else {
-		// Outside a transaction the write joins a batch (tokenwriter.go).
-		id, rows, err = s.writer.write(ctx, sql, args, returnsID)
-	}
+	// Outside a transaction the write joins a batch (tokenwriter.go).
+	id, rows, err := s.writer.write(ctx, sql, args, returnsID)
 	if err != nil {
 		return classify("postgres: create "+kind+" session", err)
 	}
@@ -136,35 +135,31 @@ func (s *Store) createToken(ctx context.Context, kind, key string, r fosite.Requ
 	return nil
 }
 
-// The token INSERTs of createToken: inside a transaction (the grant's
-// locks are held) and outside one (guarded by the client row).
-const (
-	insertTokenInTx = `INSERT INTO token_sessions
-		(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-	insertTokenGuarded = `INSERT INTO token_sessions
-		(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
-		SELECT $1::text, $2::text, $3::text, c.id, $5::text, $6::boolean, $7::timestamptz, $8::timestamptz, $9::jsonb
-		FROM clients c WHERE c.id = $4::text AND NOT c.disabled FOR SHARE OF c`
-)
+// insertTokenGuarded is createToken's INSERT outside a transaction,
+// guarded by the client row.
+const insertTokenGuarded = `INSERT INTO token_sessions
+	(kind, key, request_id, client_id, subject, active, requested_at, expires_at, data)
+	SELECT $1::text, $2::text, $3::text, c.id, $5::text, $6::boolean, $7::timestamptz, $8::timestamptz, $9::jsonb
+	FROM clients c WHERE c.id = $4::text AND NOT c.disabled FOR SHARE OF c`
 
-// withAudit is each token INSERT as a data-modifying CTE whose outer
-// INSERT writes the request's audit row (parameters 10 on) once per token
-// row, returning its id.
-var withAudit = func() map[string]string {
-	m := map[string]string{}
-	for _, insert := range []string{insertTokenInTx, insertTokenGuarded} {
-		m[insert] = `WITH t AS (` + insert + ` RETURNING 1)
-		INSERT INTO audit_events ` + auditColumns + ` SELECT ` + auditParams(10) + ` FROM t RETURNING id`
-	}
-	return m
-}()
+// insertTokenGuardedAudited is insertTokenGuarded as a data-modifying CTE
+// whose outer INSERT writes the request's audit row (parameters 10 on)
+// once per token row, returning its id.
+var insertTokenGuardedAudited = `WITH t AS (` + insertTokenGuarded + ` RETURNING 1)
+	INSERT INTO audit_events ` + auditColumns + ` SELECT ` + auditParams(10) + ` FROM t RETURNING id`
 
 // getToken loads one fosite request and its client in one round trip. A
 // token whose client no longer exists is reported as unknown: tokens are
 // deleted with their client, so such a row is an orphan of a race and must
-// not be honoured.
+// not be honoured. Outside a transaction, a code, its PKCE request or a
+// refresh token that ReadGrant read for this request is answered from the
+// context.
 func (s *Store) getToken(ctx context.Context, kind, key string, session fosite.Session) (fosite.Requester, bool, error) {
+	if g := aheadFrom(ctx, s); g != nil && !s.hasTx(ctx) {
+		if req, active, held, err := g.get(kind, key, session); held {
+			return req, active, err
+		}
+	}
 	return s.loadToken(ctx, `SELECT active, data, client_id FROM token_sessions WHERE kind = $1 AND key = $2`,
 		kind, key, session)
 }
@@ -241,21 +236,50 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, sessio
 // code until the code is used (a failed verifier leaves both in place).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
 	key := storage.HashKey(code)
-	return s.inTx(ctx, func(q querier) error {
-		if err := lockGrant(ctx, q, kindCode, key); err != nil {
-			return fmt.Errorf("postgres: invalidate code: %w", err)
-		}
-		tag, err := q.Exec(ctx, `UPDATE token_sessions SET active = false WHERE kind = $1 AND key = $2 AND active`,
-			kindCode, key)
-		if err != nil {
+	// When ReadGrant was given the raw code, the code's OpenID Connect
+	// request goes in the same statement (GetOpenIDConnectSession then
+	// hands it out, once this transaction committed).
+	g := aheadFrom(ctx, s)
+	if g != nil && (g.kind != kindCode || g.key != key || g.oidcKey == "") {
+		g = nil
+	}
+	oidcKey := ""
+	if g != nil {
+		oidcKey = g.oidcKey
+	}
+	var oidc []byte
+	err := s.inTx(ctx, func(q querier) error {
+		var used int
+		b := &pgx.Batch{}
+		queueLockGrant(b, kindCode, key)
+		b.Queue(`WITH c AS (
+				UPDATE token_sessions SET active = false WHERE kind = 'code' AND key = $1 AND active RETURNING key
+			), p AS (
+				DELETE FROM token_sessions WHERE kind = 'pkce' AND key IN (SELECT key FROM c)
+			), o AS (
+				DELETE FROM token_sessions WHERE kind = 'oidc' AND key = $2 AND EXISTS (SELECT 1 FROM c) RETURNING data
+			)
+			SELECT (SELECT count(*) FROM c), (SELECT data FROM o)`, key, oidcKey).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&used, &oidc)
+		})
+		if err := sendBatch(ctx, q, b); err != nil {
 			return classify("postgres: invalidate code", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if used == 0 {
 			return fmt.Errorf("postgres: invalidate code: already used: %w", fosite.ErrInvalidatedAuthorizeCode)
 		}
-		_, err = q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND key = $2`, kindPKCE, key)
-		return classify("postgres: consume pkce", err)
+		return nil
 	})
+	if err != nil || g == nil {
+		return err
+	}
+	taken := func() { g.takeOIDC(oidc) }
+	if t := txFrom(ctx); t != nil {
+		t.onCommit(taken)
+	} else {
+		taken()
+	}
+	return nil
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage: one INSERT.
@@ -322,19 +346,24 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	key := storage.HashKey(signature)
 	return s.retryTx(ctx, func(q querier) error {
-		if err := lockGrant(ctx, q, kindRefresh, key); err != nil {
-			return fmt.Errorf("postgres: rotate refresh token: %w", err)
-		}
-		tag, err := q.Exec(ctx, `UPDATE token_sessions SET active = false
-			WHERE kind = $1 AND key = $2 AND active`, kindRefresh, key)
-		if err != nil {
+		var rotated int
+		b := &pgx.Batch{}
+		queueLockGrant(b, kindRefresh, key)
+		b.Queue(`WITH r AS (
+				UPDATE token_sessions SET active = false WHERE kind = 'refresh' AND key = $1 AND active RETURNING 1
+			), a AS (
+				DELETE FROM token_sessions WHERE kind = 'access' AND request_id = $2 AND EXISTS (SELECT 1 FROM r)
+			)
+			SELECT count(*) FROM r`, key, requestID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&rotated)
+		})
+		if err := sendBatch(ctx, q, b); err != nil {
 			return classify("postgres: rotate refresh token", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if rotated == 0 {
 			return fmt.Errorf("postgres: rotate refresh token: already rotated: %w", fosite.ErrSerializationFailure)
 		}
-		_, err = q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND request_id = $2`, kindAccess, requestID)
-		return classify("postgres: rotate refresh token", err)
+		return nil
 	})
 }
 
@@ -403,6 +432,11 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosi
 	if r != nil {
 		session = r.GetSession()
 	}
+	if g := aheadFrom(ctx, s); g != nil {
+		if req, held, err := g.oidcSession(code, session); held {
+			return req, err
+		}
+	}
 	return s.consumeToken(ctx, kindOIDC, code, session)
 }
 
@@ -462,18 +496,39 @@ func lockFamily(ctx context.Context, q querier, requestID string) error {
 // its client shared, so containment of that subject or client (which takes
 // them exclusively) either waits for the mint to commit and then revokes
 // what it minted, or runs first and leaves nothing active to mint from.
-// ErrNotFound when the row of (kind, key) does not exist.
+// One statement reads the row's request id, subject and client (which
+// never change) and takes the three locks, in that order; the statements
+// after it see whatever the previous holders committed. ErrNotFound when
+// the row of (kind, key) does not exist.
 func lockGrant(ctx context.Context, q querier, kind, key string) error {
-	var requestID, clientID, subject string
-	if err := q.QueryRow(ctx, `SELECT request_id, client_id, subject FROM token_sessions WHERE kind = $1 AND key = $2`,
-		kind, key).Scan(&requestID, &clientID, &subject); err != nil {
+	tag, err := q.Exec(ctx, lockGrantSQL, lockClassFamily, lockClassSubject, lockClassClient, kind, key)
+	if err != nil {
 		return classify("lock grant", err)
 	}
-	_, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, hashtext($2)),
-		pg_advisory_xact_lock_shared($3::int4, hashtext($4)), pg_advisory_xact_lock_shared($5::int4, hashtext($6))`,
-		lockClassFamily, requestID, lockClassSubject, subject, lockClassClient, clientID)
-	return classify("lock grant", err)
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("lock grant: %w", storage.ErrNotFound)
+	}
+	return nil
 }
+
+// queueLockGrant queues lockGrant's statement on b, before the statement
+// that decides under the locks. Pipelined, the server still runs that
+// statement only after this one took its locks, with a snapshot of its
+// own: the same as sending it after the answer, one round trip sooner.
+// A missing row fails the batch with ErrNotFound (the statement after it
+// finds nothing either).
+func queueLockGrant(b *pgx.Batch, kind, key string) {
+	b.Queue(lockGrantSQL, lockClassFamily, lockClassSubject, lockClassClient, kind, key).Exec(func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("lock grant: %w", storage.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+const lockGrantSQL = `SELECT pg_advisory_xact_lock($1::int4, hashtext(request_id)),
+	pg_advisory_xact_lock_shared($2::int4, hashtext(subject)), pg_advisory_xact_lock_shared($3::int4, hashtext(client_id))
+	FROM token_sessions WHERE kind = $4 AND key = $5`
 
 // LockMint implements storage.MintLocker: the subject's and the client's
 // locks shared, as lockGrant takes them after a family (doc.go, lock

@@ -118,68 +118,63 @@ type querier interface {
 
 type txKey struct{}
 
+// txFrom returns the transaction BeginTX put in ctx, or nil.
+func txFrom(ctx context.Context) *txn {
+	t, _ := ctx.Value(txKey{}).(*txn)
+	return t
+}
+
 // q returns the transaction carried by ctx, or the pool.
 func (s *Store) q(ctx context.Context) querier {
-	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
-		return tx
+	if t := txFrom(ctx); t != nil {
+		return t
 	}
 	return s.pool
 }
 
 // hasTx reports whether ctx carries a transaction of this store.
 func (s *Store) hasTx(ctx context.Context) bool {
-	_, ok := ctx.Value(txKey{}).(pgx.Tx)
-	return ok
+	return txFrom(ctx) != nil
 }
 
 // BeginTX implements fosite's storage.Transactional. A transaction already
-// in ctx is nested as a savepoint.
+// in ctx is nested as a savepoint. BEGIN itself rides with the
+// transaction's first statement (txn).
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
-	var (
-		tx  pgx.Tx
-		err error
-	)
-	if outer, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
-		tx, err = outer.Begin(ctx)
-	} else {
-		tx, err = s.pool.Begin(ctx)
-	}
+	t, err := s.beginTx(ctx, txFrom(ctx))
 	if err != nil {
 		return ctx, classify("postgres: begin", err)
 	}
-	return context.WithValue(ctx, txKey{}, tx), nil
+	return context.WithValue(ctx, txKey{}, t), nil
 }
 
-// Commit implements fosite's storage.Transactional.
+// Commit implements fosite's storage.Transactional. The token rows the
+// transaction queued are written first, in the same round trip; if that
+// fails the transaction is rolled back and the error returned.
 func (s *Store) Commit(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(pgx.Tx)
-	if !ok {
+	t := txFrom(ctx)
+	if t == nil {
 		return errors.New("postgres: commit without transaction")
 	}
-	return classify("postgres: commit", tx.Commit(ctx))
+	return classify("postgres: commit", t.commit(ctx))
 }
 
-// Rollback implements fosite's storage.Transactional.
+// Rollback implements fosite's storage.Transactional. Rolling back a
+// finished transaction (fosite does after a failed commit) does nothing.
 func (s *Store) Rollback(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(pgx.Tx)
-	if !ok {
+	t := txFrom(ctx)
+	if t == nil {
 		return errors.New("postgres: rollback without transaction")
 	}
-	// fosite may roll back after a failed commit; the rollback itself must
-	// then not run on a dead context.
-	err := tx.Rollback(context.WithoutCancel(ctx))
-	if errors.Is(err, pgx.ErrTxClosed) {
-		return nil
-	}
-	return classify("postgres: rollback", err)
+	return classify("postgres: rollback", t.rollback(ctx))
 }
 
 // inTx runs fn in the caller's transaction if ctx carries one, otherwise in
 // a new transaction of its own, so multi-statement operations are atomic
 // either way.
 func (s *Store) inTx(ctx context.Context, fn func(q querier) error) error {
-	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
-		return fn(tx)
+	if t := txFrom(ctx); t != nil {
+		return fn(t)
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -202,8 +197,8 @@ const maxTxAttempts = 4
 // retry: the caller's transaction is what must be repeated, so the error is
 // returned as fosite.ErrSerializationFailure for the caller to act on.
 func (s *Store) retryTx(ctx context.Context, fn func(q querier) error) error {
-	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
-		return fn(tx)
+	if t := txFrom(ctx); t != nil {
+		return fn(t)
 	}
 	var err error
 	for range maxTxAttempts {

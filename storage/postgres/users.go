@@ -15,15 +15,25 @@ const userSelect = `id, username, email, password_hash, disabled, admin_scopes, 
 
 func scanUser(row pgx.Row) (*storage.User, error) {
 	var u storage.User
-	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash, &u.Disabled, &u.AdminScopes,
-		&u.TOTPSecretSealed, &u.CreatedAt, &u.UpdatedAt, &u.Version); err != nil {
+	if err := row.Scan(userDest(&u)...); err != nil {
 		return nil, err
 	}
+	return finishUser(&u), nil
+}
+
+// userDest returns the scan destinations of userSelect.
+func userDest(u *storage.User) []any {
+	return []any{&u.ID, &u.Username, &u.Email, &u.PasswordHash, &u.Disabled, &u.AdminScopes,
+		&u.TOTPSecretSealed, &u.CreatedAt, &u.UpdatedAt, &u.Version}
+}
+
+// finishUser normalises a scanned user as every read returns it.
+func finishUser(u *storage.User) *storage.User {
 	u.AdminScopes = nilIfEmpty(u.AdminScopes)
 	if len(u.TOTPSecretSealed) == 0 {
 		u.TOTPSecretSealed = nil
 	}
-	return &u, nil
+	return u
 }
 
 // CreateUser implements storage.UserStore. A username equal to another one

@@ -44,6 +44,7 @@ func newClient(id string) *storage.Client {
 		BackchannelLogoutSessionRequired: true,
 		JWKSURI:                          "https://app.example/jwks.json",
 		RegisteredVia:                    "iat-1",
+		IDTokenSignedResponseAlg:         "ES256",
 		AccessTokenLifespan:              5 * time.Minute,
 		RefreshTokenLifespan:             24 * time.Hour,
 		IDTokenLifespan:                  10 * time.Minute,

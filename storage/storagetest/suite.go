@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	all = append(all, mintLockTests...)
 	all = append(all, registrationTests...)
 	all = append(all, backchannelTests...)
+	all = append(all, flowTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))

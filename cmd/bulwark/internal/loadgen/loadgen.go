@@ -65,6 +65,10 @@ type Options struct {
 	// /forward-auth); ForwardAuthURI the X-Forwarded-Uri each check names
 	// (default /bench/resource).
 	ForwardAuthURL, ForwardAuthURI string
+	// WebIDTokenAlg is the id_token_signed_response_alg the seeded web
+	// client registers (the ID tokens of authcode_flow and refresh); ""
+	// registers none, so the server's --id-token-alg signs them.
+	WebIDTokenAlg string
 }
 
 func (o *Options) normalize() error {
@@ -158,6 +162,10 @@ type Result struct {
 	Started     time.Time        `json:"started"`
 	ClientCPUs  int              `json:"load_generator_gomaxprocs"`
 	Scenarios   []ScenarioResult `json:"scenarios"`
+
+	// WebIDTokenAlg is what the web client registered ("" for none: the
+	// server's default).
+	WebIDTokenAlg string `json:"web_client_id_token_alg"`
 }
 
 // Run seeds the server, runs each scenario in turn and prints a progress
@@ -183,7 +191,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	}
 
 	res := &Result{PublicURL: o.PublicURL, Concurrency: o.Concurrency, Duration: o.Duration.String(),
-		MaxRequests: o.MaxRequests, Started: time.Now().UTC(), ClientCPUs: runtime.GOMAXPROCS(0)}
+		MaxRequests: o.MaxRequests, Started: time.Now().UTC(), ClientCPUs: runtime.GOMAXPROCS(0), WebIDTokenAlg: o.WebIDTokenAlg}
 	for _, name := range o.Scenarios {
 		if err := ctx.Err(); err != nil {
 			return res, err

@@ -60,11 +60,17 @@ func (e *env) seed(ctx context.Context) error {
 		return err
 	}
 	e.svcID, e.svcSecret = svc.ClientID, svc.ClientSecret
-	if err := e.adminJSON(ctx, http.MethodPost, "/clients", map[string]any{
+	webSpec := map[string]any{
 		"client_name": "bench web " + e.runID, "grant_types": []string{"authorization_code", "refresh_token"},
 		"response_types": []string{"code"}, "redirect_uris": []string{redirectURI},
 		"scope": "openid offline_access", "token_endpoint_auth_method": "client_secret_basic",
-	}, http.StatusCreated, &web); err != nil {
+	}
+	if e.opts.WebIDTokenAlg != "" {
+		// The flows' ID tokens in the algorithm the client registers
+		// (OpenID Connect Dynamic Client Registration 1.0 §2).
+		webSpec["id_token_signed_response_alg"] = e.opts.WebIDTokenAlg
+	}
+	if err := e.adminJSON(ctx, http.MethodPost, "/clients", webSpec, http.StatusCreated, &web); err != nil {
 		return err
 	}
 	e.webID, e.webSecret = web.ClientID, web.ClientSecret
