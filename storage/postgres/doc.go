@@ -16,11 +16,27 @@
 // Every one-time artifact is consumed by one statement whose result decides
 // the winner: a code by UPDATE … SET active = false WHERE … AND active (zero
 // rows: fosite.ErrInvalidatedAuthorizeCode), its PKCE row deleted in the
-// same transaction (fosite's own DeletePKCERequestSession is a no-op, since
-// fosite calls it before comparing the verifier), a refresh token by the same
-// UPDATE in RotateRefreshToken (zero rows: fosite.ErrSerializationFailure),
-// OIDC sessions and pushed authorization requests by DELETE … RETURNING, a
-// client assertion jti by INSERT … ON CONFLICT.
+// same statement (fosite's own DeletePKCERequestSession is a no-op, since
+// fosite calls it before comparing the verifier) and, when ReadGrant was
+// given the raw code, its OIDC session too (flows.go), a refresh token by
+// the same UPDATE in RotateRefreshToken (zero rows:
+// fosite.ErrSerializationFailure; the family's access tokens deleted in the
+// same statement), OIDC sessions otherwise and pushed authorization
+// requests by DELETE … RETURNING, a client assertion jti by INSERT … ON
+// CONFLICT.
+//
+// # Round trips
+//
+// A transaction begun with BeginTX (txn.go) sends BEGIN in one pipeline
+// with its first statement, and queues the token rows it creates to send
+// them, as one INSERT, in the pipeline of its next statement or of its
+// COMMIT. The grant's lock statement and the consuming statement go in one
+// pipeline too: the server runs the second only after the first took its
+// locks, with its own snapshot, as if it had been sent after the answer.
+// A code exchange or a refresh is thus three round trips (ReadGrant; the
+// locks and the consumption; the tokens and COMMIT) and one pool
+// connection for the transaction; the authorization endpoint's two
+// (ResumeLogin; CreateAuthorizeSessions) are single statements.
 //
 // Back-channel logouts (backchannel.go): an RP session becomes an outbox
 // row by one DELETE … RETURNING + INSERT statement run in the transaction
@@ -62,8 +78,11 @@
 // code at the authorization endpoint) takes no advisory lock: its single
 // INSERT … SELECT … FROM clients WHERE NOT disabled FOR SHARE is the
 // serialisation point against a disable, which updates the client row
-// before it revokes. Mints inside a transaction must not lock the client
-// row: the disable holds that row while it waits for the client lock.
+// before it revokes. CreateAuthorizeSessions writes a code's three rows
+// and the relying-party session in one such statement, selecting the
+// login session FOR KEY SHARE, so a logout deleting it waits or wins.
+// Mints inside a transaction must not lock the client row: the disable
+// holds that row while it waits for the client lock.
 //
 // Containment and rotation that own their transaction retry it up to
 // maxTxAttempts times on 40001/40P01 (retryTx). Inside a caller's
