@@ -36,6 +36,10 @@ type tokenWriter struct {
 	quit  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+	// mu guards closed: a write is queued only while the writer is open,
+	// so close's final drain sees every write the workers left.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // tokenWrite is one queued statement and, once done is closed, its result.
@@ -78,6 +82,9 @@ func newTokenWriter(pool *pgxpool.Pool) *tokenWriter {
 // queued fail with errWriterClosed.
 func (w *tokenWriter) close() {
 	w.once.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
 		close(w.quit)
 		w.wg.Wait()
 		for {
@@ -97,13 +104,18 @@ func (w *tokenWriter) close() {
 // rows, not as an error.
 func (w *tokenWriter) write(ctx context.Context, sql string, args []any, returnsID bool) (id, rows int64, err error) {
 	tw := &tokenWrite{sql: sql, args: args, returnsID: returnsID, done: make(chan struct{})}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return 0, 0, errWriterClosed
+	}
 	select {
 	case w.queue <- tw:
 	case <-ctx.Done():
+		w.mu.RUnlock()
 		return 0, 0, ctx.Err()
-	case <-w.quit:
-		return 0, 0, errWriterClosed
 	}
+	w.mu.RUnlock()
 	select {
 	case <-tw.done:
 		return tw.id, tw.rows, tw.err
