@@ -182,19 +182,7 @@ var backchannelTests = []test{
 				_, err := s.JoinLoginSession(ctx(t), "k1", fmt.Sprintf("c%d", i))
 				return err
 			}
-			tctx, err := s.BeginTX(ctx(t))
-			if err != nil {
-				return err
-			}
-			if err := s.DeleteLoginSession(tctx, "k1"); err != nil {
-				_ = s.Rollback(tctx)
-				return err
-			}
-			if _, err := s.QueueLogouts(tctx, storage.LogoutMatch{SID: "sid-1"}); err != nil {
-				_ = s.Rollback(tctx)
-				return err
-			}
-			return s.Commit(tctx)
+			return endLoginSession(t, s, "k1", "sid-1")
 		})
 		must(t, res[clients])
 		var joined []string
@@ -372,4 +360,23 @@ func describe(rows []*storage.BackchannelLogout) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// endLoginSession is a logout: the login session deleted and its relying
+// parties' logouts queued in one transaction (server/backchannel's
+// EndLoginSession, on the store).
+func endLoginSession(t *testing.T, s storage.Store, key, sid string) error {
+	tctx, err := s.BeginTX(ctx(t))
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteLoginSession(tctx, key); err != nil {
+		_ = s.Rollback(tctx)
+		return err
+	}
+	if _, err := s.QueueLogouts(tctx, storage.LogoutMatch{SID: sid}); err != nil {
+		_ = s.Rollback(tctx)
+		return err
+	}
+	return s.Commit(tctx)
 }

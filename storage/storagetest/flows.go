@@ -203,19 +203,7 @@ func testAuthorizeSessionsRaceLogout(t *testing.T, s storage.Store) {
 			}
 			return s.CreateAuthorizeSessions(ctx(t), authorizeSessions(newRequest(fmt.Sprintf("req-%d", i), c, "alice"), fmt.Sprintf("code-%d", i), "k1"))
 		}
-		tctx, err := s.BeginTX(ctx(t))
-		if err != nil {
-			return err
-		}
-		if err := s.DeleteLoginSession(tctx, "k1"); err != nil {
-			_ = s.Rollback(tctx)
-			return err
-		}
-		if _, err := s.QueueLogouts(tctx, storage.LogoutMatch{SID: "sid-1"}); err != nil {
-			_ = s.Rollback(tctx)
-			return err
-		}
-		return s.Commit(tctx)
+		return endLoginSession(t, s, "k1", "sid-1")
 	})
 	must(t, res[clients])
 	var joined []string
@@ -398,21 +386,7 @@ func testReadGrantCodeRace(t *testing.T, s storage.Store) {
 // the winner committed) its PKCE row gone; fosite refuses either.
 func oneExchangeWinner(t *testing.T, res []error) int {
 	t.Helper()
-	winner := -1
-	for i, err := range res {
-		switch {
-		case err == nil && winner >= 0:
-			t.Fatalf("exchanges %d and %d both won", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) && !errors.Is(err, fosite.ErrNotFound):
-			t.Fatalf("exchange %d: %v", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no exchange won")
-	}
-	return winner
+	return oneWinner(t, res, fosite.ErrInvalidatedAuthorizeCode, fosite.ErrNotFound)
 }
 
 // exchangeAfterRead is the code exchange fosite runs: the code (twice)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"testing"
 
 	"github.com/ory/fosite"
@@ -189,8 +190,8 @@ func errorsOf(rs []result) []error {
 }
 
 // oneWinner checks that exactly one result is nil and every other one is
-// loser, and returns the winner's index.
-func oneWinner(t *testing.T, res []error, loser error) int {
+// one of losers, and returns the winner's index.
+func oneWinner(t *testing.T, res []error, losers ...error) int {
 	t.Helper()
 	winner := -1
 	for i, err := range res {
@@ -199,8 +200,8 @@ func oneWinner(t *testing.T, res []error, loser error) int {
 			t.Fatalf("racers %d and %d both won", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, loser):
-			t.Fatalf("racer %d: want %v, got %v", i, loser, err)
+		case !slices.ContainsFunc(losers, func(l error) bool { return errors.Is(err, l) }):
+			t.Fatalf("racer %d: want one of %v, got %v", i, losers, err)
 		}
 	}
 	if winner < 0 {
