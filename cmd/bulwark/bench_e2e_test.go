@@ -85,6 +85,31 @@ func TestBenchRunsEveryScenarioWithoutErrors(t *testing.T) {
 	}
 	t.Logf("progress and summary:\n%s", progress.String())
 
+	// Open loop with a warm-up: the same correctness, plus the service
+	// latency and what the warm-up did.
+	progress.Reset()
+	res, err = loadgen.Run(context.Background(), loadgen.Options{
+		PublicURL: s.issuer, AdminURL: s.adminURL, AdminKey: adminKey,
+		Scenarios: []string{loadgen.ClientCredentials, loadgen.IntrospectJWT}, Concurrency: 8, MaxRequests: 100,
+		Rate: 400, Warmup: 300 * time.Millisecond, Duration: 5 * time.Minute,
+	}, &progress)
+	if err != nil {
+		t.Fatalf("bench --rate: %v\n%s", err, progress.String())
+	}
+	for _, sr := range res.Scenarios {
+		if !sr.Completed || sr.Operations != 100 || len(sr.Errors) != 0 {
+			t.Errorf("%s at a rate: completed %v, %d operations, errors %v", sr.Name, sr.Completed, sr.Operations, sr.Errors)
+		}
+		if sr.OfferedRate != 400 || sr.ServiceLatency == nil || sr.ServiceLatency.Max <= 0 {
+			t.Errorf("%s: offered rate %v, service latency %+v", sr.Name, sr.OfferedRate, sr.ServiceLatency)
+		}
+		if sr.Warmup == nil || sr.Warmup.Operations == 0 || len(sr.Warmup.Errors) != 0 {
+			t.Errorf("%s: warm-up %+v", sr.Name, sr.Warmup)
+		}
+	}
+	if res.Rate != 400 || res.Warmup != "300ms" {
+		t.Errorf("result rate %v warm-up %q", res.Rate, res.Warmup)
+	}
 }
 
 // TestPProfIsOffByDefault: the profiles exist on the admin listener only

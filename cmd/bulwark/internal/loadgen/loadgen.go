@@ -54,9 +54,18 @@ type Options struct {
 	Concurrency int
 	// Duration bounds each scenario's measured phase.
 	Duration time.Duration
+	// Warmup is unmeasured closed-loop time before each measured phase
+	// (0: none; the CLI's default is 1 s).
+	Warmup time.Duration
 	// MaxRequests caps each scenario's operations (0: no cap). A run with
 	// a cap completes when the cap is reached or Duration ends.
 	MaxRequests int64
+	// Rate, when above 0, runs each scenario open-loop: operations are
+	// due at Rate per second whether or not the server keeps up, the
+	// Concurrency clients take them in turn, and latency counts from when
+	// an operation was due (see pacer). 0 runs closed-loop: each client
+	// starts its next operation when the last one ends.
+	Rate float64
 	// Progress is the interval between progress lines (0: one second).
 	Progress time.Duration
 	// Timeout bounds every single HTTP request (0: 30 s).
@@ -107,6 +116,12 @@ func (o *Options) normalize() error {
 	if o.MaxRequests < 0 {
 		problems = append(problems, errors.New("the request cap cannot be negative"))
 	}
+	if o.Warmup < 0 {
+		problems = append(problems, errors.New("the warm-up cannot be negative"))
+	}
+	if o.Rate < 0 || o.Rate > 1e7 {
+		problems = append(problems, errors.New("the rate must be between 0 (closed loop) and 10,000,000 operations per second"))
+	}
 	if o.Progress <= 0 {
 		o.Progress = time.Second
 	}
@@ -139,7 +154,17 @@ type ScenarioResult struct {
 	Seconds float64          `json:"seconds"`
 	// PerSecond is successful operations per second.
 	PerSecond float64 `json:"per_second"`
-	Latency   Latency `json:"latency"`
+	// OfferedRate is Options.Rate of an open-loop run (absent closed-loop).
+	OfferedRate float64 `json:"offered_rate,omitempty"`
+	// Latency counts from an operation's start (closed loop) or from when
+	// it was due (open loop: waiting for a free client counts).
+	Latency Latency `json:"latency"`
+	// ServiceLatency, open loop only, counts from when the operation was
+	// actually sent: Latency minus the time it waited for a client.
+	ServiceLatency *Latency `json:"service_latency,omitempty"`
+	// Warmup is what the unmeasured warm-up did (absent without one); its
+	// errors are reported here and not in Errors.
+	Warmup *Warmup `json:"warmup,omitempty"`
 	// ServerCPUSeconds is the server's process_cpu_seconds_total delta over
 	// the measured phase; PerThousand divides it by HTTP requests / 1000.
 	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
@@ -153,6 +178,12 @@ type ScenarioResult struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// Warmup is a scenario's unmeasured warm-up.
+type Warmup struct {
+	Operations int64            `json:"operations"`
+	Errors     map[string]int64 `json:"errors"`
+}
+
 // Result is a whole run.
 type Result struct {
 	PublicURL   string           `json:"public_url"`
@@ -161,6 +192,8 @@ type Result struct {
 	MaxRequests int64            `json:"max_requests"`
 	Started     time.Time        `json:"started"`
 	ClientCPUs  int              `json:"load_generator_gomaxprocs"`
+	Rate        float64          `json:"rate,omitempty"`
+	Warmup      string           `json:"warmup"`
 	Scenarios   []ScenarioResult `json:"scenarios"`
 
 	// WebIDTokenAlg is what the web client registered ("" for none: the
@@ -191,7 +224,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 	}
 
 	res := &Result{PublicURL: o.PublicURL, Concurrency: o.Concurrency, Duration: o.Duration.String(),
-		MaxRequests: o.MaxRequests, Started: time.Now().UTC(), ClientCPUs: runtime.GOMAXPROCS(0), WebIDTokenAlg: o.WebIDTokenAlg}
+		MaxRequests: o.MaxRequests, Rate: o.Rate, Warmup: o.Warmup.String(), Started: time.Now().UTC(), ClientCPUs: runtime.GOMAXPROCS(0), WebIDTokenAlg: o.WebIDTokenAlg}
 	for _, name := range o.Scenarios {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -204,7 +237,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Result, error) {
 }
 
 // runScenario sets up one worker state per client (outside the clock),
-// then runs the workers together until the cap or the duration.
+// warms up, then runs the workers together until the cap or the duration.
 func (e *env) runScenario(ctx context.Context, name string, w io.Writer) ScenarioResult {
 	sr := ScenarioResult{Name: name, Errors: map[string]int64{}}
 	sc := scenarios[name]
@@ -218,88 +251,39 @@ func (e *env) runScenario(ctx context.Context, name string, w io.Writer) Scenari
 		}
 		ops[i] = o
 	}
+	if e.opts.Warmup > 0 {
+		// Unmeasured: new connections, the first (Argon2id) verification
+		// of each credential, the pool growing. Without it the first
+		// requests of every scenario wait together behind the cold
+		// caches and the figures describe a cold start, not the server.
+		warm := runPhase(ctx, ops, e.opts.Warmup, newPacer(time.Now(), 0, 0), 0, nil)
+		sr.Warmup = &Warmup{Operations: warm.done, Errors: warm.errs}
+	}
 	before, err := e.scrape(ctx)
 	if err != nil {
 		sr.Error = fmt.Sprintf("metrics: %v", err)
 		return sr
 	}
-
-	runCtx, cancel := context.WithTimeout(ctx, e.opts.Duration)
-	defer cancel()
-	var (
-		issued, done, failed, httpReqs atomic.Int64
-		mu                             sync.Mutex
-		latencies                      []time.Duration
-		errs                           = map[string]int64{}
-		wg                             sync.WaitGroup
-	)
-	start := time.Now()
-	stopProgress := make(chan struct{})
-	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		t := time.NewTicker(e.opts.Progress)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopProgress:
-				return
-			case <-t.C:
-				el := time.Since(start).Seconds()
-				fmt.Fprintf(w, "%-18s %5.1fs %9d ops %9.0f ops/s %6d errors\n", name, el, done.Load(), float64(done.Load())/el, failed.Load())
-			}
-		}
-	}()
-	for _, o := range ops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, 1024)
-			localErrs := map[string]int64{}
-			for runCtx.Err() == nil {
-				if e.opts.MaxRequests > 0 && issued.Add(1) > e.opts.MaxRequests {
-					break
-				}
-				t0 := time.Now()
-				n, err := o(runCtx)
-				el := time.Since(t0)
-				if runCtx.Err() != nil && err != nil {
-					// Cut off by the end of the measured phase: neither a
-					// success nor a failure of the server.
-					break
-				}
-				httpReqs.Add(int64(n))
-				done.Add(1)
-				local = append(local, el)
-				if err != nil {
-					failed.Add(1)
-					localErrs[errorKey(err)]++
-				}
-			}
-			mu.Lock()
-			latencies = append(latencies, local...)
-			for k, v := range localErrs {
-				errs[k] += v
-			}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(stopProgress)
-	<-progressDone
-
+	p := newPacer(time.Now(), e.opts.Rate, e.opts.MaxRequests)
+	ph := runPhase(ctx, ops, e.opts.Duration, p, e.opts.Progress, func(el time.Duration, done, failed int64) {
+		fmt.Fprintf(w, "%-18s %5.1fs %9d ops %9.0f ops/s %6d errors\n", name, el.Seconds(), done, float64(done)/el.Seconds(), failed)
+	})
 	after, err := e.scrape(ctx)
 	if err != nil {
 		sr.Error = fmt.Sprintf("metrics: %v", err)
 		return sr
 	}
-	sr.Operations, sr.HTTPRequests, sr.Errors = done.Load(), httpReqs.Load(), errs
-	sr.Seconds = elapsed.Seconds()
+	sr.Operations, sr.HTTPRequests, sr.Errors = ph.done, ph.httpReqs, ph.errs
+	sr.Seconds = ph.elapsed.Seconds()
 	if sr.Seconds > 0 {
-		sr.PerSecond = float64(sr.Operations-failed.Load()) / sr.Seconds
+		sr.PerSecond = float64(sr.Operations-ph.failed) / sr.Seconds
 	}
-	sr.Latency = summarize(latencies)
+	sr.Latency = summarize(ph.latencies)
+	if p.open() {
+		sr.OfferedRate = e.opts.Rate
+		l := summarize(ph.service)
+		sr.ServiceLatency = &l
+	}
 	sr.ServerCPUSeconds = after.cpu - before.cpu
 	if sr.HTTPRequests > 0 {
 		sr.CPUPerThousand = sr.ServerCPUSeconds / float64(sr.HTTPRequests) * 1000
@@ -310,4 +294,99 @@ func (e *env) runScenario(ctx context.Context, name string, w io.Writer) Scenari
 	}
 	sr.Completed = ctx.Err() == nil
 	return sr
+}
+
+// phase is what one run of the workers measured.
+type phase struct {
+	done, failed, httpReqs int64
+	latencies, service     []time.Duration
+	errs                   map[string]int64
+	elapsed                time.Duration
+}
+
+// progressFunc reports a phase's elapsed time and counts so far.
+type progressFunc func(el time.Duration, done, failed int64)
+
+// runPhase runs one goroutine per op, taking operations from p, until p's
+// cap or dur. progress, when not nil, is called every interval.
+func runPhase(ctx context.Context, ops []op, dur time.Duration, p *pacer, every time.Duration, progress progressFunc) phase {
+	runCtx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	var (
+		done, failed, httpReqs atomic.Int64
+		mu                     sync.Mutex
+		wg                     sync.WaitGroup
+		ph                     = phase{errs: map[string]int64{}}
+	)
+	start := time.Now()
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		if progress == nil {
+			return
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case <-t.C:
+				progress(time.Since(start), done.Load(), failed.Load())
+			}
+		}
+	}()
+	for _, o := range ops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1024)
+			var localService []time.Duration
+			localErrs := map[string]int64{}
+			wait := newWaiter()
+			defer wait.stop()
+			for runCtx.Err() == nil {
+				due, ok := p.take()
+				if !ok {
+					break
+				}
+				from, ok := wait.until(runCtx, due)
+				if !ok {
+					break
+				}
+				sent := time.Now()
+				n, err := o(runCtx)
+				end := time.Now()
+				if runCtx.Err() != nil && err != nil {
+					// Cut off by the end of the phase: neither a success
+					// nor a failure of the server.
+					break
+				}
+				httpReqs.Add(int64(n))
+				done.Add(1)
+				local = append(local, end.Sub(from))
+				if p.open() {
+					localService = append(localService, end.Sub(sent))
+				}
+				if err != nil {
+					failed.Add(1)
+					localErrs[errorKey(err)]++
+				}
+			}
+			mu.Lock()
+			ph.latencies = append(ph.latencies, local...)
+			ph.service = append(ph.service, localService...)
+			for k, v := range localErrs {
+				ph.errs[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	ph.elapsed = time.Since(start)
+	close(stopProgress)
+	<-progressDone
+	ph.done, ph.failed, ph.httpReqs = done.Load(), failed.Load(), httpReqs.Load()
+	return ph
 }

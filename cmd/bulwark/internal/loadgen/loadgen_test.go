@@ -46,9 +46,10 @@ func TestErrorKey(t *testing.T) {
 }
 
 func TestOptionsReportEveryProblem(t *testing.T) {
-	o := Options{Scenarios: []string{"nope"}, MaxRequests: -1}
+	o := Options{Scenarios: []string{"nope"}, MaxRequests: -1, Warmup: -time.Second, Rate: -1}
 	err := o.normalize()
-	for _, want := range []string{"public URL", "admin URL", "admin API key", `unknown scenario "nope"`, "negative"} {
+	for _, want := range []string{"public URL", "admin URL", "admin API key", `unknown scenario "nope"`, "cap cannot be negative",
+		"warm-up cannot be negative", "rate must be between"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

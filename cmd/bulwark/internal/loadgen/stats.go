@@ -26,7 +26,11 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // writeTable prints the human summary.
 func writeTable(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "\n%s  c=%d  duration=%s  cap=%d\n", r.PublicURL, r.Concurrency, r.Duration, r.MaxRequests)
+	loop := "closed loop"
+	if r.Rate > 0 {
+		loop = fmt.Sprintf("open loop at %g ops/s (latency from when each operation was due)", r.Rate)
+	}
+	fmt.Fprintf(w, "\n%s  c=%d  duration=%s  cap=%d  %s\n", r.PublicURL, r.Concurrency, r.Duration, r.MaxRequests, loop)
 	fmt.Fprintf(w, "%-18s %9s %10s %8s %8s %8s %8s %12s  %s\n", "scenario", "ops", "ops/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "cpu s/1k req", "errors")
 	for _, s := range r.Scenarios {
 		if s.Error != "" && s.Operations == 0 {
@@ -35,6 +39,9 @@ func writeTable(w io.Writer, r *Result) {
 		}
 		fmt.Fprintf(w, "%-18s %9d %10.0f %8.2f %8.2f %8.2f %8.2f %12.3f  %s\n", s.Name, s.Operations, s.PerSecond,
 			s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.Max, s.CPUPerThousand, formatErrors(s.Errors))
+		if l := s.ServiceLatency; l != nil {
+			fmt.Fprintf(w, "%-18s %9s %10s %8.2f %8.2f %8.2f %8.2f  (from the send, without waiting for a client)\n", "", "", "", l.P50, l.P90, l.P99, l.Max)
+		}
 	}
 }
 
