@@ -256,7 +256,9 @@ func (e *env) runScenario(ctx context.Context, name string, w io.Writer) Scenari
 		// of each credential, the pool growing. Without it the first
 		// requests of every scenario wait together behind the cold
 		// caches and the figures describe a cold start, not the server.
-		warm := runPhase(ctx, ops, e.opts.Warmup, newPacer(time.Now(), 0, 0), 0, nil)
+		stop, cancel := context.WithTimeout(ctx, e.opts.Warmup)
+		warm := runPhase(ctx, stop, ops, newPacer(time.Now(), 0, 0), drain, 0, nil)
+		cancel()
 		sr.Warmup = &Warmup{Operations: warm.done, Errors: warm.errs}
 	}
 	before, err := e.scrape(ctx)
@@ -265,7 +267,9 @@ func (e *env) runScenario(ctx context.Context, name string, w io.Writer) Scenari
 		return sr
 	}
 	p := newPacer(time.Now(), e.opts.Rate, e.opts.MaxRequests)
-	ph := runPhase(ctx, ops, e.opts.Duration, p, e.opts.Progress, func(el time.Duration, done, failed int64) {
+	stop, cancel := context.WithTimeout(ctx, e.opts.Duration)
+	defer cancel()
+	ph := runPhase(ctx, stop, ops, p, cutOff, e.opts.Progress, func(el time.Duration, done, failed int64) {
 		fmt.Fprintf(w, "%-18s %5.1fs %9d ops %9.0f ops/s %6d errors\n", name, el.Seconds(), done, float64(done)/el.Seconds(), failed)
 	})
 	after, err := e.scrape(ctx)
@@ -307,11 +311,30 @@ type phase struct {
 // progressFunc reports a phase's elapsed time and counts so far.
 type progressFunc func(el time.Duration, done, failed int64)
 
+// phaseEnd says what happens to the operations in flight when a phase's
+// time is up.
+type phaseEnd bool
+
+const (
+	// cutOff cancels them; they count as neither success nor failure.
+	// The measured phase ends so: its clients are not used again.
+	cutOff phaseEnd = false
+	// drain lets them finish. The warm-up ends so: a refresh cancelled
+	// after the server rotated the token would leave its client holding
+	// a used refresh token, and every later operation of that client
+	// would fail.
+	drain phaseEnd = true
+)
+
 // runPhase runs one goroutine per op, taking operations from p, until p's
-// cap or dur. progress, when not nil, is called every interval.
-func runPhase(ctx context.Context, ops []op, dur time.Duration, p *pacer, every time.Duration, progress progressFunc) phase {
-	runCtx, cancel := context.WithTimeout(ctx, dur)
-	defer cancel()
+// cap or until stop ends (stop is derived from ctx). progress, when not
+// nil, is called every interval.
+func runPhase(ctx, stop context.Context, ops []op, p *pacer, end phaseEnd, every time.Duration, progress progressFunc) phase {
+	runCtx := stop
+	opCtx := stop
+	if end == drain {
+		opCtx = ctx
+	}
 	var (
 		done, failed, httpReqs atomic.Int64
 		mu                     sync.Mutex
@@ -356,9 +379,9 @@ func runPhase(ctx context.Context, ops []op, dur time.Duration, p *pacer, every 
 					break
 				}
 				sent := time.Now()
-				n, err := o(runCtx)
+				n, err := o(opCtx)
 				end := time.Now()
-				if runCtx.Err() != nil && err != nil {
+				if opCtx.Err() != nil && err != nil {
 					// Cut off by the end of the phase: neither a success
 					// nor a failure of the server.
 					break

@@ -61,7 +61,7 @@ func TestOpenLoopChargesTheWaitForAClient(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		return 1, nil
 	}
-	ph := runPhase(context.Background(), []op{slow}, time.Minute, newPacer(time.Now(), 100, 10), time.Second, nil)
+	ph := runPhase(context.Background(), context.Background(), []op{slow}, newPacer(time.Now(), 100, 10), cutOff, time.Second, nil)
 	if ph.done != 10 || ph.failed != 0 {
 		t.Fatalf("done %d failed %d, want 10 and 0", ph.done, ph.failed)
 	}
@@ -83,7 +83,7 @@ func TestOpenLoopChargesTheWaitForAClient(t *testing.T) {
 func TestOpenLoopKeepsTheSchedule(t *testing.T) {
 	var n atomic.Int64
 	fast := func(context.Context) (int, error) { n.Add(1); return 1, nil }
-	ph := runPhase(context.Background(), []op{fast, fast, fast, fast}, time.Minute, newPacer(time.Now(), 5, 5), time.Second, nil)
+	ph := runPhase(context.Background(), context.Background(), []op{fast, fast, fast, fast}, newPacer(time.Now(), 5, 5), cutOff, time.Second, nil)
 	if ph.done != 5 || n.Load() != 5 {
 		t.Fatalf("done %d, ran %d, want 5", ph.done, n.Load())
 	}
@@ -102,7 +102,7 @@ func TestClosedLoopCountsErrorsAndStopsAtTheCap(t *testing.T) {
 		}
 		return 2, nil
 	}
-	ph := runPhase(context.Background(), []op{flaky, flaky, flaky}, time.Minute, newPacer(time.Now(), 0, 30), time.Second, nil)
+	ph := runPhase(context.Background(), context.Background(), []op{flaky, flaky, flaky}, newPacer(time.Now(), 0, 30), cutOff, time.Second, nil)
 	if ph.done != 30 || ph.failed != 10 || ph.httpReqs != 60 || ph.errs["503"] != 10 {
 		t.Fatalf("done %d failed %d http %d errs %v, want 30, 10, 60, 503×10", ph.done, ph.failed, ph.httpReqs, ph.errs)
 	}
@@ -114,12 +114,52 @@ func TestClosedLoopCountsErrorsAndStopsAtTheCap(t *testing.T) {
 // TestPhaseEndsWithItsDuration: operations cut off by the end of the
 // phase are neither successes nor failures.
 func TestPhaseEndsWithItsDuration(t *testing.T) {
+	var started atomic.Int64
 	block := func(ctx context.Context) (int, error) {
+		started.Add(1)
 		<-ctx.Done()
 		return 1, ctx.Err()
 	}
-	ph := runPhase(context.Background(), []op{block, block}, 100*time.Millisecond, newPacer(time.Now(), 0, 0), time.Second, nil)
+	stop, cancel := context.WithCancel(context.Background())
+	go func() {
+		for started.Load() < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	ph := runPhase(context.Background(), stop, []op{block, block}, newPacer(time.Now(), 0, 0), cutOff, time.Second, nil)
 	if ph.done != 0 || ph.failed != 0 || len(ph.errs) != 0 {
 		t.Fatalf("done %d failed %d errs %v, want nothing counted", ph.done, ph.failed, ph.errs)
+	}
+}
+
+// TestDrainedPhaseLetsOperationsFinish: a warm-up's operations in flight
+// when its time is up run to their end (uncancelled) and count, and no
+// new one starts.
+func TestDrainedPhaseLetsOperationsFinish(t *testing.T) {
+	release := make(chan struct{})
+	var started, cancelled atomic.Int64
+	held := func(ctx context.Context) (int, error) {
+		started.Add(1)
+		<-release
+		if ctx.Err() != nil {
+			cancelled.Add(1)
+		}
+		return 1, ctx.Err()
+	}
+	stop, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Both operations are in flight; the phase's time is up; only
+		// then do they finish.
+		for started.Load() < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		close(release)
+	}()
+	ph := runPhase(context.Background(), stop, []op{held, held}, newPacer(time.Now(), 0, 0), drain, time.Second, nil)
+	if ph.done != 2 || ph.failed != 0 || started.Load() != 2 || cancelled.Load() != 0 {
+		t.Fatalf("done %d failed %d started %d cancelled %d, want 2 finished uncancelled, none failed, none started after",
+			ph.done, ph.failed, started.Load(), cancelled.Load())
 	}
 }
