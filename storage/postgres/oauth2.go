@@ -349,12 +349,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		var rotated int
 		b := &pgx.Batch{}
 		queueLockGrant(b, kindRefresh, key)
-		b.Queue(`WITH r AS (
-				UPDATE token_sessions SET active = false WHERE kind = 'refresh' AND key = $1 AND active RETURNING 1
-			), a AS (
-				DELETE FROM token_sessions WHERE kind = 'access' AND request_id = $2 AND EXISTS (SELECT 1 FROM r)
-			)
-			SELECT count(*) FROM r`, key, requestID).QueryRow(func(row pgx.Row) error {
+		b.Queue(rotateRefreshSQL, key, requestID).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&rotated)
 		})
 		if err := sendBatch(ctx, q, b); err != nil {
@@ -367,6 +362,22 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	})
 }
 
+// The statements that find a grant's rows by request id; each names the
+// kind, and the (request_id, kind) index answers it (migration 0014).
+const (
+	// rotateRefreshSQL makes refresh token $1 inactive and deletes the
+	// family's ($2) access tokens, in one statement; it yields 1 for the
+	// one caller that rotated, 0 for the others.
+	rotateRefreshSQL = `WITH r AS (
+				UPDATE token_sessions SET active = false WHERE kind = 'refresh' AND key = $1 AND active RETURNING 1
+			), a AS (
+				DELETE FROM token_sessions WHERE kind = 'access' AND request_id = $2 AND EXISTS (SELECT 1 FROM r)
+			)
+			SELECT count(*) FROM r`
+	revokeRefreshFamilySQL = `UPDATE token_sessions SET active = false WHERE kind = 'refresh' AND request_id = $1 AND active`
+	revokeAccessFamilySQL  = `DELETE FROM token_sessions WHERE kind = 'access' AND request_id = $1`
+)
+
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh
 // token of the request id (the family) becomes inactive. The family lock
 // makes it wait for a rotation or code exchange in flight, so the token
@@ -376,8 +387,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 		if err := lockFamily(ctx, q, requestID); err != nil {
 			return fmt.Errorf("postgres: revoke refresh tokens: %w", err)
 		}
-		_, err := q.Exec(ctx, `UPDATE token_sessions SET active = false
-			WHERE kind = $1 AND request_id = $2 AND active`, kindRefresh, requestID)
+		_, err := q.Exec(ctx, revokeRefreshFamilySQL, requestID)
 		return classify("postgres: revoke refresh tokens", err)
 	})
 }
@@ -390,7 +400,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 		if err := lockFamily(ctx, q, requestID); err != nil {
 			return fmt.Errorf("postgres: revoke access tokens: %w", err)
 		}
-		_, err := q.Exec(ctx, `DELETE FROM token_sessions WHERE kind = $1 AND request_id = $2`, kindAccess, requestID)
+		_, err := q.Exec(ctx, revokeAccessFamilySQL, requestID)
 		return classify("postgres: revoke access tokens", err)
 	})
 }
