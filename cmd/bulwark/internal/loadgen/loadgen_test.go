@@ -137,3 +137,25 @@ func TestSeedFailureCleansUp(t *testing.T) {
 		t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestWriteTableShowsWhatTheFiguresCountFrom: an open-loop run says so and
+// prints the service latency; warm-up errors, kept out of the measured
+// errors, are still printed.
+func TestWriteTableShowsWhatTheFiguresCountFrom(t *testing.T) {
+	var out strings.Builder
+	writeTable(&out, &Result{PublicURL: "http://x", Concurrency: 4, Duration: "1s", Rate: 3000, Scenarios: []ScenarioResult{{
+		Name: ClientCredentials, Operations: 10, PerSecond: 10, Errors: map[string]int64{},
+		Latency: Latency{P50: 2, P90: 3, P99: 4, Max: 5}, ServiceLatency: &Latency{P50: 1, P90: 2, P99: 3, Max: 4},
+		Warmup: &Warmup{Operations: 7, Errors: map[string]int64{"503": 2}},
+	}}})
+	for _, want := range []string{"open loop at 3000 ops/s", "from the send", "warm-up (unmeasured) errors: 503×2", "none"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	writeTable(&out, &Result{PublicURL: "http://x", Scenarios: []ScenarioResult{{Name: JWKS, Operations: 1, Errors: map[string]int64{}}}})
+	if s := out.String(); !strings.Contains(s, "closed loop") || strings.Contains(s, "from the send") || strings.Contains(s, "warm-up") {
+		t.Errorf("closed-loop table:\n%s", s)
+	}
+}

@@ -39,6 +39,9 @@ func writeTable(w io.Writer, r *Result) {
 		}
 		fmt.Fprintf(w, "%-18s %9d %10.0f %8.2f %8.2f %8.2f %8.2f %12.3f  %s\n", s.Name, s.Operations, s.PerSecond,
 			s.Latency.P50, s.Latency.P90, s.Latency.P99, s.Latency.Max, s.CPUPerThousand, formatErrors(s.Errors))
+		if s.Warmup != nil && len(s.Warmup.Errors) > 0 {
+			fmt.Fprintf(w, "%-18s warm-up (unmeasured) errors: %s\n", "", formatErrors(s.Warmup.Errors))
+		}
 		if l := s.ServiceLatency; l != nil {
 			fmt.Fprintf(w, "%-18s %9s %10s %8.2f %8.2f %8.2f %8.2f  (from the send, without waiting for a client)\n", "", "", "", l.P50, l.P90, l.P99, l.Max)
 		}
