@@ -111,55 +111,43 @@ func TestClosedLoopCountsErrorsAndStopsAtTheCap(t *testing.T) {
 	}
 }
 
-// TestPhaseEndsWithItsDuration: operations cut off by the end of the
-// phase are neither successes nor failures.
-func TestPhaseEndsWithItsDuration(t *testing.T) {
-	var started atomic.Int64
-	block := func(ctx context.Context) (int, error) {
-		started.Add(1)
-		<-ctx.Done()
-		return 1, ctx.Err()
-	}
-	stop, cancel := context.WithCancel(context.Background())
-	go func() {
-		for started.Load() < 2 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-	}()
-	ph := runPhase(context.Background(), stop, []op{block, block}, newPacer(time.Now(), 0, 0), cutOff, time.Second, nil)
-	if ph.done != 0 || ph.failed != 0 || len(ph.errs) != 0 {
-		t.Fatalf("done %d failed %d errs %v, want nothing counted", ph.done, ph.failed, ph.errs)
-	}
-}
-
-// TestDrainedPhaseLetsOperationsFinish: a warm-up's operations in flight
-// when its time is up run to their end (uncancelled) and count, and no
-// new one starts.
-func TestDrainedPhaseLetsOperationsFinish(t *testing.T) {
-	release := make(chan struct{})
-	var started, cancelled atomic.Int64
-	held := func(ctx context.Context) (int, error) {
-		started.Add(1)
-		<-release
-		if ctx.Err() != nil {
-			cancelled.Add(1)
-		}
-		return 1, ctx.Err()
-	}
-	stop, cancel := context.WithCancel(context.Background())
-	go func() {
-		// Both operations are in flight; the phase's time is up; only
-		// then do they finish.
-		for started.Load() < 2 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-		close(release)
-	}()
-	ph := runPhase(context.Background(), stop, []op{held, held}, newPacer(time.Now(), 0, 0), drain, time.Second, nil)
-	if ph.done != 2 || ph.failed != 0 || started.Load() != 2 || cancelled.Load() != 0 {
-		t.Fatalf("done %d failed %d started %d cancelled %d, want 2 finished uncancelled, none failed, none started after",
-			ph.done, ph.failed, started.Load(), cancelled.Load())
+// TestPhaseEnd: two operations are in flight when the phase's time is up
+// and finish only after. Cut off (the measured phase), they are cancelled
+// and count as neither success nor failure; drained (the warm-up), they
+// run to their end uncancelled and count. Either way no new one starts.
+func TestPhaseEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		end                 phaseEnd
+		wantDone, wantCancl int64
+	}{
+		{"end=cut off", cutOff, 0, 2},
+		{"end=drain", drain, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			var started, cancelled atomic.Int64
+			held := func(ctx context.Context) (int, error) {
+				started.Add(1)
+				<-release
+				if ctx.Err() != nil {
+					cancelled.Add(1)
+				}
+				return 1, ctx.Err()
+			}
+			stop, cancel := context.WithCancel(context.Background())
+			go func() {
+				for started.Load() < 2 {
+					time.Sleep(time.Millisecond)
+				}
+				cancel()
+				close(release)
+			}()
+			ph := runPhase(context.Background(), stop, []op{held, held}, newPacer(time.Now(), 0, 0), tc.end, time.Second, nil)
+			if ph.done != tc.wantDone || ph.failed != 0 || len(ph.errs) != 0 || started.Load() != 2 || cancelled.Load() != tc.wantCancl {
+				t.Fatalf("done %d failed %d errs %v started %d cancelled %d; want done %d, no failure, 2 started, %d cancelled",
+					ph.done, ph.failed, ph.errs, started.Load(), cancelled.Load(), tc.wantDone, tc.wantCancl)
+			}
+		})
 	}
 }
