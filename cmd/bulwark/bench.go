@@ -28,8 +28,9 @@ func (c *cli) benchCmd() *cobra.Command {
 		Long: `Seed clients, a user and API keys on a running server through its admin
 API (key from BULWARK_BENCH_ADMIN_KEY, scopes admin:clients:write admin:users
 admin:apikeys introspect), drive each scenario with N concurrent keep-alive
-clients (closed loop, or open loop at --rate), print req/s, p50/p90/p99/max, errors by status and the server's CPU
-per 1,000 requests, remove what it seeded, and write the JSON result.`,
+clients after an unmeasured warm-up (closed loop, or open loop at --rate),
+print req/s, p50/p90/p99/max, errors by status and the server's CPU per
+1,000 requests, remove what it seeded, and write the JSON result.`,
 		Example: `  BULWARK_BENCH_ADMIN_KEY=bwk_… bulwark bench --scenarios client_credentials,jwks --concurrency 64 --duration 20s`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -15,14 +15,14 @@ import (
 // server that is not saturated answers.
 //
 // Open loop (rate > 0): operation i is due at start + i/rate, whether or
-// not the server has kept up. A client takes the next operation and, if it
-// is not yet due, sleeps until it is; latency counts from the later of the
-// due time and the moment the client took it. So an operation that waited
-// for a free client (because the server was slow to answer the previous
-// ones) carries that wait — measuring from the send would hide every stall
-// behind the clients it held up ("coordinated omission") — while a timer
-// that wakes a sleeping client late (the load tool's own slack, ~0.1–1 ms)
-// is not charged to the server.
+// not the server has kept up. A client takes the next operation; if it is
+// already due (the client is late), latency counts from when it was due,
+// otherwise the client sleeps and latency counts from when it woke. So an
+// operation that waited for a free client (because the server was slow to
+// answer the previous ones) carries that wait — measuring from the send
+// would hide every stall behind the clients it held up ("coordinated
+// omission") — while a timer that wakes a sleeping client late (the load
+// tool's own slack, ~0.1–1 ms) is not charged to the server.
 type pacer struct {
 	start    time.Time
 	interval float64 // seconds between operations; 0: closed loop
