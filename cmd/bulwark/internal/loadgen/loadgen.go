@@ -319,10 +319,11 @@ const (
 	// cutOff cancels them; they count as neither success nor failure.
 	// The measured phase ends so: its clients are not used again.
 	cutOff phaseEnd = false
-	// drain lets them finish. The warm-up ends so: a refresh cancelled
-	// after the server rotated the token would leave its client holding
-	// a used refresh token, and every later operation of that client
-	// would fail.
+	// drain lets them finish, and every client makes at least one
+	// operation however late it starts. The warm-up ends so: each client
+	// is warm, and a refresh cancelled after the server rotated the token
+	// would leave its client holding a used refresh token, and every later
+	// operation of that client would fail.
 	drain phaseEnd = true
 )
 
@@ -369,18 +370,20 @@ func runPhase(ctx, stop context.Context, ops []op, p *pacer, end phaseEnd, every
 			localErrs := map[string]int64{}
 			wait := newWaiter()
 			defer wait.stop()
-			for runCtx.Err() == nil {
+			for ran := false; runCtx.Err() == nil || end == drain && !ran; ran = true {
 				due, ok := p.take()
 				if !ok {
 					break
 				}
-				from, ok := wait.until(runCtx, due)
-				if !ok {
-					break
+				from := due
+				if p.open() {
+					if from, ok = wait.until(runCtx, due); !ok {
+						break
+					}
 				}
 				sent := time.Now()
 				n, err := o(opCtx)
-				end := time.Now()
+				answered := time.Now()
 				if opCtx.Err() != nil && err != nil {
 					// Cut off by the end of the phase: neither a success
 					// nor a failure of the server.
@@ -388,9 +391,9 @@ func runPhase(ctx, stop context.Context, ops []op, p *pacer, end phaseEnd, every
 				}
 				httpReqs.Add(int64(n))
 				done.Add(1)
-				local = append(local, end.Sub(from))
+				local = append(local, answered.Sub(from))
 				if p.open() {
-					localService = append(localService, end.Sub(sent))
+					localService = append(localService, answered.Sub(sent))
 				}
 				if err != nil {
 					failed.Add(1)

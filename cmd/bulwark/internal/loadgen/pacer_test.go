@@ -111,6 +111,31 @@ func TestClosedLoopCountsErrorsAndStopsAtTheCap(t *testing.T) {
 	}
 }
 
+// TestDrainRunsEveryClientOnce: a warm-up whose time is up before its
+// clients start still has each client make one operation; a cut-off
+// phase makes none.
+func TestDrainRunsEveryClientOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  phaseEnd
+		want int64
+	}{
+		{"end=drain", drain, 3},
+		{"end=cut off", cutOff, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int64
+			o := func(context.Context) (int, error) { n.Add(1); return 1, nil }
+			stop, cancel := context.WithCancel(context.Background())
+			cancel()
+			ph := runPhase(context.Background(), stop, []op{o, o, o}, newPacer(time.Now(), 0, 0), tc.end, time.Second, nil)
+			if ph.done != tc.want || n.Load() != tc.want {
+				t.Fatalf("done %d, ran %d, want %d", ph.done, n.Load(), tc.want)
+			}
+		})
+	}
+}
+
 // TestPhaseEnd: two operations are in flight when the phase's time is up
 // and finish only after. Cut off (the measured phase), they are cancelled
 // and count as neither success nor failure; drained (the warm-up), they
