@@ -210,28 +210,24 @@ func (w *tokenWriter) runBatch(ctx context.Context, batch []*tokenWrite) error {
 }
 
 // runOne executes a write on its own (a batch of one, or the retry of a
-// batch that failed).
+// batch that failed): the audit id when the statement returns one, and the
+// rows written (pgx.ErrNoRows is zero rows).
 func (w *tokenWriter) runOne(ctx context.Context, tw *tokenWrite) error {
-	var err error
-	tw.id, tw.rows, err = execOne(ctx, w.pool, tw.sql, tw.args, tw.returnsID)
-	return err
-}
-
-// execOne runs one token write on q: the audit id when the statement
-// returns one, and the rows written (pgx.ErrNoRows is zero rows).
-func execOne(ctx context.Context, q querier, sql string, args []any, returnsID bool) (id, rows int64, err error) {
-	if returnsID {
-		switch err := q.QueryRow(ctx, sql, args...).Scan(&id); {
+	if tw.returnsID {
+		switch err := w.pool.QueryRow(ctx, tw.sql, tw.args...).Scan(&tw.id); {
 		case errors.Is(err, pgx.ErrNoRows):
-			return 0, 0, nil
+			tw.id, tw.rows = 0, 0
+			return nil
 		case err != nil:
-			return 0, 0, err
+			return err
 		}
-		return id, 1, nil
+		tw.rows = 1
+		return nil
 	}
-	tag, err := q.Exec(ctx, sql, args...)
+	tag, err := w.pool.Exec(ctx, tw.sql, tw.args...)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
-	return 0, tag.RowsAffected(), nil
+	tw.rows = tag.RowsAffected()
+	return nil
 }
